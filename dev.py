@@ -1,0 +1,79 @@
+#!/usr/bin/env python3
+"""The project's two commands, needing nothing but Python 3.11+.
+
+    python3 dev.py run    # create .venv if needed, install the locked dependencies, start the bot
+    python3 dev.py test   # same environment, then ruff and the whole test suite
+
+FFmpeg and libopus come inside wheels (imageio-ffmpeg, PyAV), so nothing is installed system-wide.
+The virtual environment is rebuilt only when requirements.lock or pyproject.toml changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+LOCK = ROOT / "requirements.lock"
+STAMP = VENV / ".voxcord-installed"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
+
+
+def _fingerprint() -> str:
+    digest = hashlib.sha256()
+    for path in (LOCK, ROOT / "pyproject.toml"):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def ensure_venv() -> None:
+    if sys.version_info < (3, 11):
+        sys.exit(f"Voxcord needs Python 3.11 or newer; this is {sys.version.split()[0]}.")
+    wanted = _fingerprint()
+    if STAMP.exists() and STAMP.read_text() == wanted and PYTHON.exists():
+        return
+    if not PYTHON.exists():
+        print("Creating .venv ...", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    print("Installing locked dependencies into .venv ...", flush=True)
+    pip = [str(PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run([*pip, "-r", str(LOCK)], check=True)
+    # The project itself, without re-resolving: the lock already pinned every dependency.
+    subprocess.run([*pip, "--no-deps", "-e", str(ROOT)], check=True)
+    STAMP.write_text(wanted)
+
+
+def run(args: list[str]) -> int:
+    return subprocess.call([str(PYTHON), "-m", "bot", *args], cwd=ROOT)
+
+
+def test(args: list[str]) -> int:
+    lint = subprocess.call([str(PYTHON), "-m", "ruff", "check", "."], cwd=ROOT)
+    if lint != 0:
+        return lint
+    code = subprocess.call([str(PYTHON), "-m", "pytest", *args], cwd=ROOT)
+    if code == 5:  # pytest: no tests were collected, which must never pass as green
+        print("pytest collected no tests: failing on purpose.", file=sys.stderr)
+        return 1
+    return code
+
+
+def main() -> int:
+    if len(sys.argv) < 2 or sys.argv[1] not in {"run", "test", "setup"}:
+        print(__doc__.strip(), file=sys.stderr)
+        return 2
+    ensure_venv()
+    command, rest = sys.argv[1], sys.argv[2:]
+    if command == "setup":
+        return 0
+    return run(rest) if command == "run" else test(rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
