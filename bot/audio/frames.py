@@ -1,0 +1,58 @@
+"""Audio formats at the boundaries of the receive path, and the frame type that crosses them.
+
+Discord sends 48 kHz stereo Opus in 20 ms packets; speech-to-text wants 16 kHz mono. Everything
+between is signed 16-bit little-endian PCM in plain ``bytes``, interleaved when stereo.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DISCORD_SAMPLE_RATE = 48_000
+DISCORD_CHANNELS = 2
+FRAME_DURATION_S = 0.020
+FRAME_SAMPLES = 960  # per channel, 20 ms at 48 kHz
+STT_SAMPLE_RATE = 16_000
+STT_CHANNELS = 1
+SAMPLE_WIDTH = 2  # bytes per int16 sample
+
+# Byte sizes of one 20 ms frame in each format, used to slice and preallocate.
+DISCORD_FRAME_BYTES = FRAME_SAMPLES * DISCORD_CHANNELS * SAMPLE_WIDTH  # 3840
+STT_FRAME_SAMPLES = STT_SAMPLE_RATE * 20 // 1000  # 320
+STT_FRAME_BYTES = STT_FRAME_SAMPLES * STT_CHANNELS * SAMPLE_WIDTH  # 640
+
+
+def pcm_duration(nbytes: int, sample_rate: int, channels: int) -> float:
+    """Seconds of audio in ``nbytes`` of int16 PCM."""
+    return nbytes / (sample_rate * channels * SAMPLE_WIDTH)
+
+
+@dataclass(frozen=True, slots=True)
+class PcmFrame:
+    """A run of int16 PCM with the format needed to interpret it.
+
+    Built once per boundary crossing (e.g. one per utterance handed to speech-to-text), not per
+    packet: the per-packet hot path passes bare ``bytes``.
+    """
+
+    pcm: bytes
+    sample_rate: int
+    channels: int
+
+    def __post_init__(self) -> None:
+        if self.sample_rate <= 0 or self.channels <= 0:
+            raise ValueError(f"bad PCM format: {self.sample_rate} Hz, {self.channels} channels")
+        if len(self.pcm) % (SAMPLE_WIDTH * self.channels):
+            raise ValueError(
+                f"{len(self.pcm)} bytes is not a whole number of {self.channels}-channel int16 samples"
+            )
+
+    @property
+    def samples(self) -> int:
+        """Samples per channel."""
+        return len(self.pcm) // (SAMPLE_WIDTH * self.channels)
+
+    @property
+    def duration(self) -> float:
+        """Seconds of audio."""
+        return self.samples / self.sample_rate

@@ -1,0 +1,47 @@
+"""The FFmpeg locator and the frame dataclass."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+
+import pytest
+
+from bot.audio.ffmpeg import ffmpeg_executable
+from bot.audio.frames import DISCORD_FRAME_BYTES, STT_FRAME_BYTES, PcmFrame
+
+
+def test_bundled_ffmpeg_runs_and_has_the_libopus_encoder() -> None:
+    exe = ffmpeg_executable()
+    assert os.access(exe, os.X_OK)
+    result = subprocess.run(
+        [exe, "-hide_banner", "-encoders"], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert "libopus" in result.stdout
+
+
+def test_override_wins_when_passed_and_must_exist(tmp_path) -> None:
+    fake = tmp_path / "ffmpeg"
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    assert ffmpeg_executable(str(fake)) == str(fake)
+    with pytest.raises(FileNotFoundError, match="FFMPEG_BINARY"):
+        ffmpeg_executable(str(tmp_path / "missing"))
+
+
+def test_environment_is_not_read_implicitly(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("FFMPEG_BINARY", str(tmp_path / "missing"))
+    assert ffmpeg_executable() != str(tmp_path / "missing")
+
+
+def test_pcm_frame_validates_and_reports_duration() -> None:
+    frame = PcmFrame(bytes(DISCORD_FRAME_BYTES), 48_000, 2)
+    assert (frame.samples, frame.duration) == (960, 0.02)
+    assert PcmFrame(bytes(STT_FRAME_BYTES), 16_000, 1).duration == 0.02
+    with pytest.raises(ValueError):
+        PcmFrame(b"\x00" * 3, 16_000, 1)
+    with pytest.raises(ValueError):
+        PcmFrame(b"", 0, 1)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        frame.sample_rate = 8000  # type: ignore[misc]
