@@ -1,0 +1,91 @@
+"""Engine construction and the two kinds of transaction the repositories use."""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Final
+
+from sqlalchemy import Table, event, pool
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, Connection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from bot.store.url import is_sqlite, sqlite_path
+
+# Execution option that marks a connection as about to write; read by the SQLite BEGIN hook.
+_WRITE_OPTION: Final = "voxcord_write"
+# How long a SQLite writer waits for another writer (a second bot process, a migration, an
+# admin's sqlite3 shell) before failing with "database is locked".
+SQLITE_BUSY_TIMEOUT_MS: Final = 10_000
+
+
+def create_engine(url: URL, *, echo: bool = False) -> AsyncEngine:
+    if not is_sqlite(url):
+        # A bot idles for hours; servers and proxies drop idle connections in the meantime.
+        return create_async_engine(url, echo=echo, pool_pre_ping=True)
+    options: dict[str, Any] = {}
+    if sqlite_path(url) is None:
+        # Each connection to :memory: is its own empty database, and the default StaticPool
+        # lets concurrent tasks interleave transactions on one connection. One pooled
+        # connection, handed to one task at a time, keeps a single consistent database.
+        options = {"poolclass": pool.AsyncAdaptedQueuePool, "pool_size": 1, "max_overflow": 0}
+    engine = create_async_engine(url, echo=echo, **options)
+    event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
+    event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
+    return engine
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # sqlite3's legacy transaction handling opens a transaction only before DML, never before
+    # SELECT or DDL: a migration's CREATE TABLE would commit on its own and a failed
+    # multi-row insert could leave rows behind. SQLAlchemy's documented fix: switch that off
+    # here and let _sqlite_on_begin issue every BEGIN itself.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        # busy_timeout first: switching to WAL needs a lock another opener may hold.
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        # WAL: readers do not block the writer, and a kill -9 mid-write leaves the database
+        # intact (the uncommitted tail of the log is discarded on next open).
+        cursor.execute("PRAGMA journal_mode = WAL")
+        # FULL fsyncs the log on every commit: a committed turn survives power loss, not only
+        # a process crash. Voxcord writes a few rows per spoken turn, so the cost is small.
+        cursor.execute("PRAGMA synchronous = FULL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+    finally:
+        cursor.close()
+
+
+def _sqlite_on_begin(connection: Connection) -> None:
+    # A deferred BEGIN that later writes must upgrade its read lock, and in WAL mode that
+    # fails at once with SQLITE_BUSY (busy_timeout does not apply) if another connection
+    # committed meanwhile. Writers take the write lock up front and queue instead.
+    if connection.get_execution_options().get(_WRITE_OPTION):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        connection.exec_driver_sql("BEGIN")
+
+
+class Transactions:
+    """Opens read and write transactions on one engine; the only way repositories get a connection."""
+
+    __slots__ = ("_reader", "_writer", "dialect_name")
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._reader = engine
+        self._writer = engine.execution_options(**{_WRITE_OPTION: True})
+        self.dialect_name: str = engine.dialect.name
+
+    def read(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A transaction for queries: one consistent snapshot for all statements in it."""
+        return self._reader.begin()
+
+    def write(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A transaction that writes: committed on normal exit, rolled back on any exception."""
+        return self._writer.begin()
+
+    def upsert(self, table: Table) -> sqlite.Insert | postgresql.Insert:
+        """INSERT ... ON CONFLICT for this dialect; both spell on_conflict_do_update the same."""
+        if self.dialect_name == "sqlite":
+            return sqlite.insert(table)
+        return postgresql.insert(table)

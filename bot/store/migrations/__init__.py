@@ -1,0 +1,36 @@
+"""Numbered schema migrations, applied in order at open (see ``bot.store.migrator``).
+
+Each migration owns a frozen copy of the DDL it runs rather than importing ``bot.store.schema``:
+the live schema describes the latest version, and reusing it here would silently change what
+an old migration creates. Migrations are Python rather than .sql files because SQLite and
+PostgreSQL disagree on auto-increment ids, binary and timestamp types; SQLAlchemy Core compiles
+one definition into each dialect's DDL. Plain portable SQL (CREATE INDEX ...) is fine inline.
+
+To add one: write ``vNNN_what.py`` with ``upgrade(connection)`` and append it to MIGRATIONS.
+Never edit or reorder a migration that has shipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Connection
+
+from bot.store.migrations import v001_initial, v002_member_privacy
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    description: str
+    # Runs inside the migration's transaction; must not commit.
+    upgrade: Callable[[Connection], None]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial schema", v001_initial.upgrade),
+    Migration(
+        2, "member privacy choices; indexes for speaker deletion and purge", v002_member_privacy.upgrade
+    ),
+)

@@ -1,0 +1,114 @@
+"""What the store hands out: frozen value objects, no database handles inside.
+
+Timestamps are always timezone-aware. The store converts them to UTC on the way in, so a
+naive datetime is a bug in the caller (it would be read back as UTC and silently shift by
+the host's offset); the constructors refuse it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Final, Literal, get_args
+
+AddressingMode = Literal["auto", "always", "wake_word"]
+ConsentMode = Literal["opt_out", "opt_in"]
+Role = Literal["user", "assistant", "context"]
+UsageKind = Literal["stt_seconds", "chat_input_tokens", "chat_output_tokens", "tts_characters"]
+
+ADDRESSING_MODES: Final[frozenset[str]] = frozenset(get_args(AddressingMode))
+CONSENT_MODES: Final[frozenset[str]] = frozenset(get_args(ConsentMode))
+ROLES: Final[frozenset[str]] = frozenset(get_args(Role))
+USAGE_KINDS: Final[frozenset[str]] = frozenset(get_args(UsageKind))
+
+DEFAULT_RETENTION_DAYS: Final = 30
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def require_aware(value: datetime | None, field: str) -> None:
+    if value is not None and (value.tzinfo is None or value.utcoffset() is None):
+        raise ValueError(f"{field} must be a timezone-aware datetime, got a naive one")
+
+
+def _require_member(value: str, allowed: frozenset[str], field: str) -> None:
+    if value not in allowed:
+        raise ValueError(f"{field} must be one of {sorted(allowed)}, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class GuildSettings:
+    guild_id: int
+    persona: str | None = None
+    addressing_mode: AddressingMode = "auto"
+    wake_word: str | None = None
+    text_channel_id: int | None = None
+    show_partial_transcripts: bool = False
+    retention_days: int = DEFAULT_RETENTION_DAYS
+    consent_mode: ConsentMode = "opt_out"
+    monthly_budget_usd: float | None = None
+    turn_rate_per_minute: int | None = None
+    # None means "never saved": the defaults above are in force.
+    updated_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        _require_member(self.addressing_mode, ADDRESSING_MODES, "addressing_mode")
+        _require_member(self.consent_mode, CONSENT_MODES, "consent_mode")
+        require_aware(self.updated_at, "updated_at")
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    id: int | None
+    guild_id: int
+    speaker_id: int | None
+    speaker_name: str
+    role: Role
+    text: str
+    created_at: datetime
+    interrupted: bool = False
+
+    def __post_init__(self) -> None:
+        _require_member(self.role, ROLES, "role")
+        require_aware(self.created_at, "created_at")
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceClip:
+    guild_id: int
+    audio: bytes
+    sample_rate: int
+    duration_s: float
+    sha256: str
+    source_format: str
+    set_by_id: int
+    set_by_name: str
+    set_at: datetime
+
+    def __post_init__(self) -> None:
+        require_aware(self.set_at, "set_at")
+
+    def __repr__(self) -> str:
+        # The default repr would dump up to megabytes of WAV into logs and tracebacks.
+        return (
+            f"VoiceClip(guild_id={self.guild_id}, audio=<{len(self.audio)} bytes>, "
+            f"sample_rate={self.sample_rate}, duration_s={self.duration_s}, sha256={self.sha256!r}, "
+            f"source_format={self.source_format!r}, set_by_id={self.set_by_id}, "
+            f"set_by_name={self.set_by_name!r}, set_at={self.set_at!r})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRecord:
+    guild_id: int
+    user_id: int | None
+    kind: UsageKind
+    quantity: float
+    cost_usd: float
+    at: datetime
+
+    def __post_init__(self) -> None:
+        _require_member(self.kind, USAGE_KINDS, "kind")
+        require_aware(self.at, "at")

@@ -1,0 +1,44 @@
+"""The guild's reference voice clip for TTS cloning: at most one per guild."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Final
+
+from sqlalchemy import delete, select
+
+from bot.store.models import VoiceClip
+from bot.store.repositories._base import Repository
+from bot.store.schema import voice_clips
+
+_COLUMNS: Final = tuple(voice_clips.c)
+
+
+class VoiceClipRepository(Repository):
+    __slots__ = ()
+
+    async def get(self, guild_id: int) -> VoiceClip | None:
+        statement = select(*_COLUMNS).where(voice_clips.c.guild_id == guild_id)
+        async with self._tx.read() as connection:
+            row = (await connection.execute(statement)).mappings().one_or_none()
+        if row is None:
+            return None
+        # Drivers may hand back memoryview (asyncpg: bytes; some: memoryview); callers want bytes.
+        return VoiceClip(**{**row, "audio": bytes(row["audio"])})
+
+    async def set(self, clip: VoiceClip) -> None:
+        """Replace the guild's clip in one statement: readers see the old clip or the new, never none."""
+        values = dataclasses.asdict(clip)
+        statement = self._tx.upsert(voice_clips).values(**values)
+        statement = statement.on_conflict_do_update(
+            index_elements=[voice_clips.c.guild_id],
+            set_={name: statement.excluded[name] for name in values if name != "guild_id"},
+        )
+        async with self._tx.write() as connection:
+            await connection.execute(statement)
+
+    async def delete(self, guild_id: int) -> bool:
+        """Remove the guild's clip; False if it had none."""
+        async with self._tx.write() as connection:
+            result = await connection.execute(delete(voice_clips).where(voice_clips.c.guild_id == guild_id))
+        return result.rowcount > 0

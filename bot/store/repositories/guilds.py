@@ -1,0 +1,102 @@
+"""Per-guild settings: one row per guild, absent until an admin changes something."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Final
+
+from sqlalchemy import select
+from sqlalchemy.engine import RowMapping
+
+from bot.store.models import ADDRESSING_MODES, CONSENT_MODES, GuildSettings
+from bot.store.repositories._base import Repository
+from bot.store.schema import guild_settings
+
+_COLUMNS: Final = tuple(guild_settings.c)
+# Fields an admin may change; guild_id is the key and updated_at is the store's to set.
+SETTABLE_FIELDS: Final[frozenset[str]] = frozenset(
+    f.name for f in dataclasses.fields(GuildSettings) if f.name not in {"guild_id", "updated_at"}
+)
+_MAX_RETENTION_DAYS: Final = 3650
+
+
+class InvalidSettingError(ValueError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+def _is_int(value: object) -> bool:
+    # bool is an int subclass; True must not pass as a retention of 1 day.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_field(field: str, value: Any) -> None:
+    if field not in SETTABLE_FIELDS:
+        raise InvalidSettingError(field, f"unknown setting; known: {sorted(SETTABLE_FIELDS)}")
+    match field:
+        case "persona" | "wake_word":
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise InvalidSettingError(field, "must be non-empty text or None")
+        case "addressing_mode":
+            if value not in ADDRESSING_MODES:
+                raise InvalidSettingError(field, f"must be one of {sorted(ADDRESSING_MODES)}")
+        case "consent_mode":
+            if value not in CONSENT_MODES:
+                raise InvalidSettingError(field, f"must be one of {sorted(CONSENT_MODES)}")
+        case "show_partial_transcripts":
+            if not isinstance(value, bool):
+                raise InvalidSettingError(field, "must be True or False")
+        case "retention_days":
+            if not _is_int(value) or not 1 <= value <= _MAX_RETENTION_DAYS:
+                raise InvalidSettingError(
+                    field, f"must be a whole number of days, 1 to {_MAX_RETENTION_DAYS}"
+                )
+        case "text_channel_id":
+            if value is not None and (not _is_int(value) or value <= 0):
+                raise InvalidSettingError(field, "must be a channel id or None")
+        case "turn_rate_per_minute":
+            if value is not None and (not _is_int(value) or value < 1):
+                raise InvalidSettingError(field, "must be a positive whole number or None")
+        case "monthly_budget_usd":
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < float("inf")
+            ):
+                raise InvalidSettingError(field, "must be a non-negative amount or None")
+
+
+def _to_settings(row: RowMapping) -> GuildSettings:
+    return GuildSettings(**row)
+
+
+class GuildSettingsRepository(Repository):
+    __slots__ = ()
+
+    async def get(self, guild_id: int) -> GuildSettings:
+        """The guild's settings, or the defaults (with updated_at None) if it never saved any."""
+        async with self._tx.read() as connection:
+            result = await connection.execute(select(*_COLUMNS).where(guild_settings.c.guild_id == guild_id))
+            row = result.mappings().one_or_none()
+        return GuildSettings(guild_id=guild_id) if row is None else _to_settings(row)
+
+    async def update(self, guild_id: int, /, **changes: Any) -> GuildSettings:
+        """Change some settings, creating the row from defaults if needed; returns the result.
+
+        One INSERT ... ON CONFLICT DO UPDATE statement: two admins changing different settings
+        at once both keep their change, and there is no read-then-write window.
+        """
+        for field, value in changes.items():
+            _check_field(field, value)
+        if not changes:
+            return await self.get(guild_id)
+        now = self._clock()
+        defaults = dataclasses.asdict(GuildSettings(guild_id=guild_id))
+        values = {**defaults, **changes, "updated_at": now}
+        insert = self._tx.upsert(guild_settings).values(**values)
+        statement = insert.on_conflict_do_update(
+            index_elements=[guild_settings.c.guild_id],
+            set_={name: insert.excluded[name] for name in (*changes, "updated_at")},
+        ).returning(*_COLUMNS)
+        async with self._tx.write() as connection:
+            row = (await connection.execute(statement)).mappings().one()
+        return _to_settings(row)
