@@ -1,0 +1,104 @@
+"""``VoxcordVoiceClient``: discord.py's ``VoiceClient`` plus the DAVE-aware receive path.
+
+Pass it as ``await channel.connect(cls=VoxcordVoiceClient)``. It builds its
+``VoiceConnectionState`` with a websocket hook (discord.py calls the hook after handling each JSON
+voice event) so the receiver learns SSRC → user from SPEAKING (op 5) and forgets users on
+CLIENT_DISCONNECT (op 13) from the moment the connection exists, before receiving starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import discord
+from discord.utils import MISSING
+from discord.voice_state import SocketReader, VoiceConnectionState
+
+from bot.audio.opus import OpusDecoder
+from bot.audio.resample import DownmixResampler
+from bot.voice.receiver import Decoder, Resampler, SpeechSink, VoiceReceiver
+
+if TYPE_CHECKING:
+    from discord.abc import Connectable
+
+    from bot.voice.stats import ReceiveStats
+
+
+class VoxcordConnectionState(VoiceConnectionState):
+    """discord.py's connection state with one reconnect defect worked around.
+
+    On a reconnect discord.py pauses its ``SocketReader``, closes the UDP socket and later makes a
+    new one (``_create_socket``). The reader thread, though, is still blocked in
+    ``select([old_socket], timeout=30)``: closing a socket does not wake a ``select`` on Linux, so
+    the reader ignores the new socket for up to 30 s (measured: nothing received 20 s after the
+    swap), stalling both our audio and discord.py's own IP discovery. Here the new socket gets a
+    fresh reader carrying the same listeners; the stuck one is told to stop and exits when its
+    ``select`` times out, with no listeners left to call.
+    """
+
+    def _create_socket(self) -> None:
+        reconnecting = self.socket is not MISSING
+        super()._create_socket()
+        if not reconnecting:
+            return
+        old = self._socket_reader
+        fresh = SocketReader(self, start_paused=False)
+        for callback in list(old._callbacks):
+            fresh.register(callback)
+        old._callbacks.clear()
+        old.stop()
+        self._socket_reader = fresh
+        fresh.start()
+
+
+class VoxcordVoiceClient(discord.VoiceClient):
+    """A voice client that can hand every other speaker's audio, as 16 kHz mono PCM, to a sink."""
+
+    # discord.py constructs the client as ``cls(client, channel)``; subclass to swap the codecs.
+    decoder_factory: ClassVar[Callable[[], Decoder]] = OpusDecoder
+    resampler_factory: ClassVar[Callable[[], Resampler]] = DownmixResampler
+
+    def __init__(self, client: discord.Client, channel: Connectable) -> None:
+        self._receiver: VoiceReceiver | None = None  # the hook may run before __init__ returns
+        super().__init__(client, channel)
+        self._receiver = VoiceReceiver(
+            self._connection,
+            decoder_factory=type(self).decoder_factory,
+            resampler_factory=type(self).resampler_factory,
+        )
+
+    def create_connection_state(self) -> VoiceConnectionState:
+        return VoxcordConnectionState(self, hook=self._on_voice_ws_message)
+
+    async def _on_voice_ws_message(self, ws: Any, msg: dict[str, Any]) -> None:
+        if self._receiver is not None:
+            await self._receiver.on_voice_ws_message(ws, msg)
+
+    @property
+    def receiver(self) -> VoiceReceiver:
+        assert self._receiver is not None
+        return self._receiver
+
+    @property
+    def receive_stats(self) -> ReceiveStats:
+        return self.receiver.stats
+
+    def is_receiving(self) -> bool:
+        return self._receiver is not None and self._receiver.receiving
+
+    def start_receiving(self, sink: SpeechSink) -> None:
+        """Deliver every other speaker's audio to ``sink`` on this client's event loop."""
+        if self.is_receiving():
+            raise discord.ClientException("Already receiving audio.")
+        self.receiver.start(sink, self.loop)
+
+    def stop_receiving(self) -> None:
+        """Stop receiving; the sink gets each speaker's remaining audio and ``on_speaker_gone``."""
+        if self.is_receiving():
+            self.receiver.stop()
+
+    def cleanup(self) -> None:
+        # discord.py calls cleanup() on every final disconnect path (ours, the server's, errors).
+        self.stop_receiving()
+        super().cleanup()

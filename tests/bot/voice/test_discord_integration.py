@@ -1,0 +1,101 @@
+"""The receiver against discord.py's real VoiceConnectionState and SocketReader thread (UDP on
+localhost), including the socket swap discord.py performs when it reconnects."""
+
+import asyncio
+import os
+import socket
+from types import SimpleNamespace
+
+import discord
+from discord.voice_state import VoiceConnectionState
+
+from bot.voice.client import VoxcordConnectionState, VoxcordVoiceClient
+from bot.voice.receiver import VoiceReceiver
+from tests.bot.voice.helpers import ALICE_ID, ALICE_SSRC, XCHACHA, RecordingSink, opus_packets, seal
+
+GUARD_S = 10.0  # only a hang guard; nothing asserts on timing
+
+
+class WaitingSink(RecordingSink):
+    def __init__(self):
+        super().__init__()
+        self.changed = asyncio.Event()
+
+    def on_speaker_frame(self, user_id, pcm16k, rtp_timestamp):
+        super().on_speaker_frame(user_id, pcm16k, rtp_timestamp)
+        self.changed.set()
+
+    async def wait_for_bytes(self, user_id, n):
+        while len(self.pcm(user_id)) < n:
+            self.changed.clear()
+            await asyncio.wait_for(self.changed.wait(), GUARD_S)
+
+
+def bind_new_socket(state: VoiceConnectionState) -> tuple[str, int]:
+    state.socket.bind(("127.0.0.1", 0))
+    return state.socket.getsockname()
+
+
+async def test_receiving_resumes_after_discord_py_reconnect_socket_swap():
+    state = VoxcordConnectionState(SimpleNamespace())
+    state.mode, state.ssrc, state.secret_key = XCHACHA, 1111, list(os.urandom(32))
+    state._create_socket()  # what voice_server_update does: new socket, reader resumed
+    receiver = VoiceReceiver(state, batch_interval=0)
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        address = bind_new_socket(state)
+        await receiver.on_voice_ws_message(None, {"op": 5, "d": {"user_id": ALICE_ID, "ssrc": ALICE_SSRC}})
+        sink = WaitingSink()
+        receiver.start(sink)
+        opus = opus_packets(40)
+        for seq in range(20):
+            sender.sendto(
+                seal(bytes(state.secret_key), seq, seq * 960, ALICE_SSRC, opus[seq], counter=seq), address
+            )
+        await sink.wait_for_bytes(ALICE_ID, 10 * 640)
+
+        # discord.py's reconnect: disconnect(cleanup=False) pauses the reader and closes the socket;
+        # the new handshake creates a socket (resuming the reader) and delivers a new key.
+        state._socket_reader.pause()
+        state.socket.close()
+        state._create_socket()
+        address = bind_new_socket(state)
+        state.secret_key = list(os.urandom(32))
+        before = len(sink.pcm(ALICE_ID))
+        for seq in range(200, 220):
+            sender.sendto(
+                seal(bytes(state.secret_key), seq, seq * 960, ALICE_SSRC, opus[seq - 180], counter=seq),
+                address,
+            )
+        await sink.wait_for_bytes(ALICE_ID, before + 10 * 640)
+        assert receiver.stats.transport_failures == 0 and receiver.stats.internal_errors == 0
+    finally:
+        receiver.stop()
+        state._socket_reader.stop()
+        state.socket.close()
+        sender.close()
+
+
+class StubChannel:
+    id = 999
+    guild = SimpleNamespace(id=500)
+
+    def _get_voice_client_key(self):
+        return 500, "guild_id"
+
+
+async def test_voxcord_voice_client_hooks_the_connection_and_cleans_up():
+    client = discord.Client(intents=discord.Intents.none())
+    vc = VoxcordVoiceClient(client, StubChannel())
+    try:
+        assert vc._connection.hook == vc._on_voice_ws_message
+        await vc._connection.hook(None, {"op": 5, "d": {"user_id": "222", "ssrc": 2222, "speaking": 1}})
+        assert vc.receiver.user_for_ssrc(2222) == ALICE_ID
+        sink = RecordingSink()
+        vc.start_receiving(sink)
+        assert vc.is_receiving()
+        vc.cleanup()  # every final disconnect path in discord.py ends here
+        assert not vc.is_receiving()
+    finally:
+        vc._connection._socket_reader.stop()
+        await client.close()
