@@ -1,0 +1,3 @@
+"""Fixtures shared by the whole suite: the loopback fakes and the assembled bot."""
+
+pytest_plugins = ["tests.fakes.discord.fixtures"]
