@@ -1,0 +1,134 @@
+"""Entry point: build settings, store and services, inject them into the Bot, run.
+
+``python -m bot`` or the ``voxcord`` console script.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import ssl
+import sys
+from collections.abc import AsyncIterator
+
+import aiohttp
+import discord
+import yarl
+from discord.gateway import DiscordWebSocket
+from pydantic import ValidationError
+
+from bot.app import VoxcordBot
+from bot.audio.clip import ClipLimits
+from bot.clips import VoiceClipService
+from bot.config import Settings, describe_settings_error
+from bot.logs import setup_logging
+from bot.sessions import VoiceSessions
+from bot.store import Database
+
+log = logging.getLogger("bot")
+
+# SIGTERM must leave voice, flush and exit within 10 s; leave margin for the process to exit.
+SHUTDOWN_GRACE_SECONDS = 8.0
+
+
+def point_discord_at(settings: Settings) -> None:
+    """discord.py keeps its REST base and gateway URL on classes; proxies and tests set them here."""
+    discord.http.Route.BASE = settings.discord_api_base_url
+    DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord_gateway_url)
+
+
+def make_tls_context() -> ssl.SSLContext:
+    # Built at start-up rather than at import so SSL_CERT_FILE / SSL_CERT_DIR from .env or the
+    # environment (a corporate CA) is honoured; verification is never turned off.
+    return ssl.create_default_context()
+
+
+@contextlib.asynccontextmanager
+async def assemble(settings: Settings, *, guild_ready_timeout: float = 2.0) -> AsyncIterator[VoxcordBot]:
+    """Build store, HTTP session and engine services and inject them into a Bot.
+
+    The tests assemble the bot through this same function, so what they run is what ships.
+    """
+    point_discord_at(settings)
+    tls = make_tls_context()
+    database = await Database.open(settings.database_url)
+    try:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=tls)) as http:
+            clips = VoiceClipService(
+                repository=database.clips,
+                http=http,
+                limits=ClipLimits(
+                    max_bytes=settings.clip_max_bytes, max_input_seconds=settings.clip_max_input_seconds
+                ),
+            )
+            sessions = VoiceSessions()
+            yield VoxcordBot(
+                settings=settings, database=database, sessions=sessions, clips=clips,
+                connector=aiohttp.TCPConnector(ssl=tls), guild_ready_timeout=guild_ready_timeout,
+            )
+    finally:
+        await database.close()
+
+
+async def run(settings: Settings) -> int:
+    try:
+        async with assemble(settings) as bot:
+            return await serve(bot, settings)
+    except (OSError, ValueError) as error:
+        # A database that cannot be opened, a bad URL: one readable line, not a traceback.
+        log.error("Cannot start (%s): %s", type(error).__name__, error)
+        return 1
+
+
+async def serve(bot: VoxcordBot, settings: Settings) -> int:
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows loops
+            loop.add_signal_handler(sig, stopping.set)
+    async with bot:
+        runner = asyncio.create_task(bot.start(settings.discord_token.get_secret_value()))
+        stopper = asyncio.create_task(stopping.wait())
+        done, _ = await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if stopper in done:
+            log.info("Shutting down: leaving voice and flushing")
+            try:
+                await asyncio.wait_for(bot.close(), SHUTDOWN_GRACE_SECONDS)
+            except TimeoutError:
+                log.warning("Shutdown took longer than %.0f s; exiting anyway", SHUTDOWN_GRACE_SECONDS)
+            runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await runner
+            return 0
+        stopper.cancel()
+        try:
+            runner.result()
+        except discord.LoginFailure:
+            log.error("Discord refused the token: check DISCORD_TOKEN (Bot tab of the developer portal).")
+            return 1
+        except discord.PrivilegedIntentsRequired:
+            log.error("Discord refused the intents requested; see the README's application setup.")
+            return 1
+        return 0
+
+
+def main() -> int:
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        print(describe_settings_error(error), file=sys.stderr)
+        return 2
+    setup_logging(
+        settings.log_level,
+        secrets=[settings.discord_token.get_secret_value(), settings.mistral_api_key.get_secret_value()],
+    )
+    try:
+        return asyncio.run(run(settings))
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""The Bot: owns the engine's shared resources, loads an explicit cog list, syncs commands."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import aiohttp
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.errors import UserFacingError
+
+if TYPE_CHECKING:
+    from bot.clips import VoiceClipService
+    from bot.config import Settings
+    from bot.sessions import VoiceSessions
+    from bot.store import Database
+
+log = logging.getLogger(__name__)
+
+COGS: tuple[str, ...] = ("cogs.voice", "cogs.voice_clip", "cogs.history")
+
+# Exactly what the bot needs in a guild; the invite link asks for these and no more.
+REQUIRED_PERMISSIONS = discord.Permissions(
+    view_channel=True, connect=True, speak=True, send_messages=True, attach_files=True
+)
+INVITE_SCOPES = ("bot", "applications.commands")
+
+GENERIC_APOLOGY = "Sorry, something went wrong on my side. It has been logged; please try again."
+
+
+def invite_url(application_id: int) -> str:
+    return discord.utils.oauth_url(
+        application_id, permissions=REQUIRED_PERMISSIONS, scopes=INVITE_SCOPES
+    )
+
+
+async def reply_ephemeral(interaction: discord.Interaction, message: str) -> None:
+    """Answer whether or not the interaction was already acknowledged (deferred)."""
+    if interaction.response.is_done():
+        await interaction.followup.send(message, ephemeral=True)
+    else:
+        await interaction.response.send_message(message, ephemeral=True)
+
+
+class VoxcordTree(app_commands.CommandTree):
+    """One place that turns errors into replies: known ones short, unknown ones logged."""
+
+    async def on_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        original = getattr(error, "original", error)
+        if isinstance(original, UserFacingError):
+            message = original.message
+        elif isinstance(error, app_commands.MissingPermissions):
+            needed = ", ".join(p.replace("_", " ").title() for p in error.missing_permissions)
+            message = f"You need the {needed} permission to do that."
+        elif isinstance(error, app_commands.BotMissingPermissions):
+            needed = ", ".join(p.replace("_", " ").title() for p in error.missing_permissions)
+            message = f"I need the {needed} permission here to do that."
+        elif isinstance(error, app_commands.CommandOnCooldown):
+            message = f"Slow down a little: try again in {error.retry_after:.0f} s."
+        elif isinstance(error, app_commands.NoPrivateMessage):
+            message = "This command works only in a server."
+        elif isinstance(error, app_commands.CheckFailure):
+            message = "You can't use this command here."
+        else:
+            command = interaction.command.qualified_name if interaction.command else "?"
+            log.error(
+                "Command /%s failed in guild %s for user %s",
+                command, interaction.guild_id, interaction.user.id, exc_info=original,
+            )
+            message = GENERIC_APOLOGY
+        try:
+            await reply_ephemeral(interaction, message)
+        except discord.HTTPException:
+            log.warning("Could not deliver an error reply for interaction %s", interaction.id)
+
+
+class VoxcordBot(commands.Bot):
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        database: Database,
+        sessions: VoiceSessions,
+        clips: VoiceClipService,
+        connector: aiohttp.BaseConnector | None = None,
+        cogs: tuple[str, ...] = COGS,
+        guild_ready_timeout: float = 2.0,
+    ) -> None:
+        # Default intents include guilds and voice_states; nothing privileged is needed.
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=discord.Intents.default(),
+            tree_cls=VoxcordTree,
+            help_command=None,
+            connector=connector,
+            guild_ready_timeout=guild_ready_timeout,
+        )
+        self.settings = settings
+        self.database = database
+        self.sessions = sessions
+        self.clips = clips
+        self._cog_modules = cogs
+
+    async def setup_hook(self) -> None:
+        for module in self._cog_modules:
+            await self.load_extension(module)
+        if self.settings.dev_guild_id:
+            guild = discord.Object(self.settings.dev_guild_id)
+            self.tree.copy_global_to(guild=guild)
+            synced = await self.tree.sync(guild=guild)
+        else:
+            synced = await self.tree.sync()
+        log.info("Synced %d slash commands", len(synced))
+        if self.application_id:
+            log.info("Invite link: %s", invite_url(self.application_id))
+
+    async def on_ready(self) -> None:
+        log.info("Ready as %s in %d guild(s)", self.user, len(self.guilds))
+
+    async def close(self) -> None:
+        # Leave every voice channel before the gateway goes away, so Discord shows us gone at once.
+        await self.sessions.leave_all()
+        await super().close()

@@ -1,0 +1,108 @@
+"""The guild's reference voice: download an uploaded clip safely, normalise it, store it."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import aiohttp
+
+from bot.audio.clip import ClipLimits, ClipRejected, normalise_clip
+from bot.errors import ClipRefusedError
+from bot.store.models import VoiceClip
+from bot.store.repositories import VoiceClipRepository
+
+log = logging.getLogger(__name__)
+
+DOWNLOAD_TIMEOUT = aiohttp.ClientTimeout(total=30, sock_read=10)
+
+
+@dataclass(frozen=True, slots=True)
+class ClipUpload:
+    """What the bot knows about an uploaded file before reading it."""
+
+    url: str
+    filename: str
+    declared_size: int
+
+
+def _megabytes(n: int) -> str:
+    return f"{n / (1024 * 1024):.0f} MB"
+
+
+class VoiceClipService:
+    def __init__(
+        self,
+        *,
+        repository: VoiceClipRepository,
+        http: aiohttp.ClientSession,
+        limits: ClipLimits,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self._repository = repository
+        self._http = http
+        self._limits = limits
+        self._clock = clock
+
+    @property
+    def limits(self) -> ClipLimits:
+        return self._limits
+
+    async def download(self, upload: ClipUpload) -> bytes:
+        """Read at most ``max_bytes``: a lying size field or an endless body stops at the limit."""
+        limit = self._limits.max_bytes
+        if upload.declared_size > limit:
+            raise ClipRefusedError(
+                f"That file is {_megabytes(upload.declared_size)}; the limit is {_megabytes(limit)}. "
+                "Upload a shorter clip (10 to 30 seconds of clear speech is ideal)."
+            )
+        if upload.declared_size == 0:
+            raise ClipRefusedError("That file is empty. Upload an audio clip of someone speaking.")
+        buffer = bytearray()
+        try:
+            async with self._http.get(upload.url, timeout=DOWNLOAD_TIMEOUT) as response:
+                if response.status != 200:
+                    raise ClipRefusedError("I couldn't download that attachment from Discord; try again.")
+                async for chunk in response.content.iter_chunked(64 * 1024):
+                    buffer += chunk
+                    if len(buffer) > limit:
+                        raise ClipRefusedError(
+                            f"That file is larger than {_megabytes(limit)}. Upload a shorter clip."
+                        )
+        except (aiohttp.ClientError, TimeoutError) as error:
+            log.warning("Clip download failed: %s", type(error).__name__)
+            raise ClipRefusedError("I couldn't download that attachment from Discord; try again.") from error
+        return bytes(buffer)
+
+    async def set_from_upload(
+        self, guild_id: int, upload: ClipUpload, *, set_by_id: int, set_by_name: str
+    ) -> VoiceClip:
+        data = await self.download(upload)
+        try:
+            # Decoding is CPU work on untrusted input: off the event loop.
+            normalised = await asyncio.to_thread(normalise_clip, data, self._limits)
+        except ClipRejected as rejected:
+            raise ClipRefusedError(rejected.reason) from None
+        clip = VoiceClip(
+            guild_id=guild_id,
+            audio=normalised.wav,
+            sample_rate=normalised.sample_rate,
+            duration_s=normalised.duration_s,
+            sha256=normalised.sha256,
+            source_format=normalised.source_format,
+            set_by_id=set_by_id,
+            set_by_name=set_by_name,
+            set_at=self._clock(),
+        )
+        await self._repository.set(clip)
+        log.info("Guild %s voice clip set by %s (%.1f s)", guild_id, set_by_id, clip.duration_s)
+        return clip
+
+    async def get(self, guild_id: int) -> VoiceClip | None:
+        return await self._repository.get(guild_id)
+
+    async def reset(self, guild_id: int) -> bool:
+        return await self._repository.delete(guild_id)

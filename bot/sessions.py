@@ -1,0 +1,144 @@
+"""Per-guild voice sessions: joining, moving and leaving voice channels.
+
+One session per guild; everything the bot holds for a guild's voice (the connection, and the
+listening/answering loop once attached) is released by ``leave``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import discord
+
+from bot.errors import (
+    BusyElsewhereError,
+    MissingVoicePermissionsError,
+    NotConnectedError,
+    NotInVoiceError,
+)
+
+log = logging.getLogger(__name__)
+
+# Called after a guild's voice connection is up, and before it is torn down; the answering
+# loop hooks in here without this module knowing about it.
+SessionHook = Callable[["VoiceSession"], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class VoiceSession:
+    guild_id: int
+    channel_id: int
+    voice_client: discord.VoiceClient
+    text_channel_id: int | None = None
+    extras: dict[str, object] = field(default_factory=dict)
+
+
+class VoiceSessions:
+    def __init__(
+        self,
+        *,
+        voice_client_cls: type[discord.VoiceClient] = discord.VoiceClient,
+        connect_timeout: float = 30.0,
+        on_start: SessionHook | None = None,
+        on_stop: SessionHook | None = None,
+    ) -> None:
+        self._voice_client_cls = voice_client_cls
+        self._connect_timeout = connect_timeout
+        self._on_start = on_start
+        self._on_stop = on_stop
+        self._sessions: dict[int, VoiceSession] = {}
+        self._locks: dict[int, asyncio.Lock] = {}
+
+    def get(self, guild_id: int) -> VoiceSession | None:
+        return self._sessions.get(guild_id)
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def _lock(self, guild_id: int) -> asyncio.Lock:
+        return self._locks.setdefault(guild_id, asyncio.Lock())
+
+    @staticmethod
+    def target_channel(member: discord.Member | discord.User) -> discord.VoiceChannel | discord.StageChannel:
+        voice = getattr(member, "voice", None)
+        if voice is None or voice.channel is None:
+            raise NotInVoiceError("Join a voice channel first, then use /join.")
+        return voice.channel
+
+    @staticmethod
+    def check_permissions(channel: discord.VoiceChannel | discord.StageChannel) -> None:
+        me = channel.guild.me
+        perms = channel.permissions_for(me)
+        missing = [name for name, ok in (("View Channel", perms.view_channel),
+                                         ("Connect", perms.connect), ("Speak", perms.speak)) if not ok]
+        if missing:
+            raise MissingVoicePermissionsError(
+                f"I can't work in {channel.mention}: I'm missing the {' and '.join(missing)} "
+                "permission there. Ask an admin to grant it, or pick another channel."
+            )
+
+    async def join(
+        self,
+        channel: discord.VoiceChannel | discord.StageChannel,
+        *,
+        text_channel_id: int | None = None,
+        move: bool = False,
+    ) -> VoiceSession:
+        """Connect to ``channel``; refuses to leave another channel unless ``move`` is set."""
+        guild = channel.guild
+        self.check_permissions(channel)
+        async with self._lock(guild.id):
+            current = self._sessions.get(guild.id)
+            if current is not None and current.voice_client.is_connected():
+                if current.channel_id == channel.id:
+                    return current
+                if not move:
+                    raise BusyElsewhereError(
+                        f"I'm already talking in <#{current.channel_id}>. Move me here?",
+                        current_channel_id=current.channel_id,
+                        requested_channel_id=channel.id,
+                    )
+                await current.voice_client.move_to(channel)
+                current.channel_id = channel.id
+                return current
+            if current is not None:
+                await self._teardown(current)
+            voice_client = await channel.connect(
+                cls=self._voice_client_cls, timeout=self._connect_timeout, reconnect=True, self_deaf=False
+            )
+            session = VoiceSession(
+                guild_id=guild.id, channel_id=channel.id, voice_client=voice_client,
+                text_channel_id=text_channel_id,
+            )
+            self._sessions[guild.id] = session
+            if self._on_start is not None:
+                await self._on_start(session)
+            log.info("Joined voice channel %s in guild %s", channel.id, guild.id)
+            return session
+
+    async def leave(self, guild_id: int) -> None:
+        async with self._lock(guild_id):
+            session = self._sessions.get(guild_id)
+            if session is None:
+                raise NotConnectedError("I'm not in a voice channel here.")
+            await self._teardown(session)
+
+    async def leave_all(self) -> None:
+        for guild_id in list(self._sessions):
+            async with self._lock(guild_id):
+                session = self._sessions.get(guild_id)
+                if session is not None:
+                    await self._teardown(session)
+
+    async def _teardown(self, session: VoiceSession) -> None:
+        self._sessions.pop(session.guild_id, None)
+        try:
+            if self._on_stop is not None:
+                await self._on_stop(session)
+        finally:
+            if session.voice_client.is_connected() or session.voice_client.channel is not None:
+                await session.voice_client.disconnect(force=True)
+            log.info("Left voice in guild %s", session.guild_id)

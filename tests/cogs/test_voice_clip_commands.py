@@ -1,0 +1,153 @@
+"""/voice set|show|reset through the loopback Discord: real discord.py, real storage, real decoding."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.bot.audio.media import encode_audio, wav_bytes
+from tests.bot.audio.synth import speech_like, to_int16
+from tests.fakes.discord import Attachment, FakeDiscord
+from tests.harness import build_world, running_bot, settings_for
+
+EPHEMERAL = 64
+
+
+def speech_wav(seconds: float = 6.0, rate: int = 48_000) -> bytes:
+    return wav_bytes(to_int16(speech_like(seconds, rate)), rate)
+
+
+@pytest.fixture
+def world(fake_discord: FakeDiscord, fake_discord_env: dict[str, str]):
+    return build_world(fake_discord)
+
+
+async def test_admin_sets_a_voice_and_it_is_normalised_and_stored(fake_discord, world, tmp_path: Path) -> None:
+    async with running_bot(fake_discord, settings_for(fake_discord, tmp_path)) as bot:
+        clip = encode_audio(speech_like(8.0, 48_000), 48_000, fmt="ogg", codec="libopus")
+        record = await fake_discord.invoke(
+            guild_id=world.guild.id, user_id=world.admin_id, command="voice set",
+            options={"clip": Attachment("me.ogg", clip, content_type="audio/ogg")},
+            channel_id=world.text.id,
+        )
+        reply = await record.wait_reply(timeout=20)
+        assert record.deferred, "a clip is decoded before answering: the interaction must be deferred"
+        assert reply.flags & EPHEMERAL
+        assert "Voice set" in reply.content and "8.0 s" in reply.content
+        assert str(world.admin_id) in reply.content  # who set it
+
+        stored = await bot.database.clips.get(world.guild.id)
+        assert stored is not None
+        assert stored.set_by_id == world.admin_id and stored.set_by_name == "alice"
+        assert stored.sha256 == hashlib.sha256(stored.audio).hexdigest()
+        with wave.open(io.BytesIO(stored.audio)) as wav:
+            assert (wav.getnchannels(), wav.getframerate()) == (1, 24_000)
+            assert abs(wav.getnframes() / 24_000 - 8.0) < 0.3
+    assert not fake_discord.unhandled
+
+
+async def test_member_without_manage_server_cannot_set_a_voice(fake_discord, world, tmp_path: Path) -> None:
+    async with running_bot(fake_discord, settings_for(fake_discord, tmp_path)) as bot:
+        record = await fake_discord.invoke(
+            guild_id=world.guild.id, user_id=world.member_id, command="voice set",
+            options={"clip": Attachment("me.wav", speech_wav(), content_type="audio/wav")},
+        )
+        reply = await record.wait_reply(timeout=10)
+        assert reply.flags & EPHEMERAL
+        assert "Manage Server" in reply.content or "Manage Guild" in reply.content
+        assert await bot.database.clips.get(world.guild.id) is None
+        assert not fake_discord.cdn.downloads, "nothing is downloaded for a member who may not set a voice"
+
+
+@pytest.mark.parametrize(
+    ("filename", "data", "content_type", "expected"),
+    [
+        ("picture.mp3", b"\x89PNG\r\n\x1a\n" + bytes(4000), "audio/mpeg", "audio"),
+        ("silence.wav", wav_bytes(np.zeros(48_000 * 4, dtype=np.int16), 48_000), "audio/wav", "silen"),
+        ("short.wav", wav_bytes(to_int16(speech_like(0.8, 48_000)), 48_000), "audio/wav", "at least 2 s"),
+    ],
+)
+async def test_bad_clips_are_refused_with_a_reason_and_nothing_is_stored(
+    fake_discord, world, tmp_path: Path, filename: str, data: bytes, content_type: str, expected: str
+) -> None:
+    async with running_bot(fake_discord, settings_for(fake_discord, tmp_path)) as bot:
+        record = await fake_discord.invoke(
+            guild_id=world.guild.id, user_id=world.admin_id, command="voice set",
+            options={"clip": Attachment(filename, data, content_type=content_type)},
+        )
+        reply = await record.wait_reply(timeout=20)
+        assert reply.flags & EPHEMERAL
+        assert expected in reply.content.lower(), reply.content
+        assert await bot.database.clips.get(world.guild.id) is None
+
+
+async def test_oversized_clip_is_refused_before_download(fake_discord, world, tmp_path: Path) -> None:
+    settings = settings_for(fake_discord, tmp_path, clip_max_bytes=1_000_000)
+    async with running_bot(fake_discord, settings) as bot:
+        record = await fake_discord.invoke(
+            guild_id=world.guild.id, user_id=world.admin_id, command="voice set",
+            options={"clip": Attachment("big.wav", b"RIFF" + bytes(100), size=50_000_000)},
+        )
+        reply = await record.wait_reply(timeout=10)
+        assert "limit" in reply.content
+        assert not fake_discord.cdn.downloads
+        assert await bot.database.clips.get(world.guild.id) is None
+
+
+async def test_a_lying_size_field_never_reads_past_the_limit(fake_discord, world, tmp_path: Path) -> None:
+    settings = settings_for(fake_discord, tmp_path, clip_max_bytes=200_000)
+    async with running_bot(fake_discord, settings) as bot:
+        record = await fake_discord.invoke(
+            guild_id=world.guild.id, user_id=world.admin_id, command="voice set",
+            options={"clip": Attachment("liar.wav", speech_wav(10.0), size=1000)},
+        )
+        reply = await record.wait_reply(timeout=10)
+        assert "larger than" in reply.content
+        assert await bot.database.clips.get(world.guild.id) is None
+
+
+async def test_show_returns_the_stored_clip_and_reset_removes_it(fake_discord, world, tmp_path: Path) -> None:
+    async with running_bot(fake_discord, settings_for(fake_discord, tmp_path)) as bot:
+        empty = await (await fake_discord.invoke(
+            guild_id=world.guild.id, user_id=world.member_id, command="voice show")).wait_reply(timeout=10)
+        assert "No voice is set" in empty.content
+
+        await (await fake_discord.invoke(
+            guild_id=world.guild.id, user_id=world.admin_id, command="voice set",
+            options={"clip": Attachment("me.wav", speech_wav(), content_type="audio/wav")},
+        )).wait_reply(timeout=20)
+        stored = await bot.database.clips.get(world.guild.id)
+        assert stored is not None
+
+        shown = await (await fake_discord.invoke(
+            guild_id=world.guild.id, user_id=world.member_id, command="voice show")).wait_reply(timeout=10)
+        assert shown.flags & EPHEMERAL
+        assert "alice" in shown.content
+        assert [f.data for f in shown.files] == [stored.audio]
+
+        denied = await (await fake_discord.invoke(
+            guild_id=world.guild.id, user_id=world.member_id, command="voice reset")).wait_reply(timeout=10)
+        assert "Manage" in denied.content
+        assert await bot.database.clips.get(world.guild.id) is not None
+
+        reset = await (await fake_discord.invoke(
+            guild_id=world.guild.id, user_id=world.admin_id, command="voice reset")).wait_reply(timeout=10)
+        assert "deleted" in reset.content
+        assert await bot.database.clips.get(world.guild.id) is None
+
+
+async def test_voice_survives_a_restart(fake_discord, world, tmp_path: Path) -> None:
+    settings = settings_for(fake_discord, tmp_path)
+    async with running_bot(fake_discord, settings):
+        await (await fake_discord.invoke(
+            guild_id=world.guild.id, user_id=world.admin_id, command="voice set",
+            options={"clip": Attachment("me.wav", speech_wav(), content_type="audio/wav")},
+        )).wait_reply(timeout=20)
+    async with running_bot(fake_discord, settings) as bot:
+        stored = await bot.database.clips.get(world.guild.id)
+        assert stored is not None and stored.set_by_name == "alice"
