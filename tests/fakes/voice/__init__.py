@@ -1,0 +1,7 @@
+"""Loopback Discord voice server (voice gateway v8 over TLS, UDP, real DAVE) for tests."""
+
+from tests.fakes.voice.recording import BotAudio, BotFrame
+from tests.fakes.voice.server import BotSession, FakeVoiceServer
+from tests.fakes.voice.speaker import SentFrame, SimulatedSpeaker
+
+__all__ = ["BotAudio", "BotFrame", "BotSession", "FakeVoiceServer", "SentFrame", "SimulatedSpeaker"]
