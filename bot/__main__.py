@@ -26,6 +26,7 @@ from bot.config import Settings, describe_settings_error
 from bot.logs import setup_logging
 from bot.sessions import VoiceSessions
 from bot.store import Database
+from bot.voice.client import VoxcordVoiceClient
 
 log = logging.getLogger("bot")
 
@@ -63,7 +64,7 @@ async def assemble(settings: Settings, *, guild_ready_timeout: float = 2.0) -> A
                     max_bytes=settings.clip_max_bytes, max_input_seconds=settings.clip_max_input_seconds
                 ),
             )
-            sessions = VoiceSessions()
+            sessions = VoiceSessions(voice_client_cls=VoxcordVoiceClient)
             yield VoxcordBot(
                 settings=settings, database=database, sessions=sessions, clips=clips,
                 connector=aiohttp.TCPConnector(ssl=tls), guild_ready_timeout=guild_ready_timeout,

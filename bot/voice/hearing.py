@@ -1,0 +1,107 @@
+"""Hearing: each speaker's 16 kHz frames in, attributed utterance events out.
+
+Sits between the receive path (a ``SpeechSink``) and the conversation: one segmenter and one
+VAD per speaker (the VAD's noise floor is per microphone), and a tick task, because Discord
+clients signal silence by simply no longer sending packets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from bot.audio.utterances import Event, UtteranceSegmenter
+from bot.audio.vad import SpectralVad, VoiceActivityDetector
+
+log = logging.getLogger(__name__)
+
+
+class HearingConsumer(Protocol):
+    def on_heard(self, user_id: int, event: Event) -> None:
+        """Called on the event loop, in order per speaker: SpeechStarted, UtteranceAudio…, UtteranceEnded."""
+        ...
+
+
+class Hearing:
+    def __init__(
+        self,
+        consumer: HearingConsumer,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        vad_factory: Callable[[], VoiceActivityDetector] = SpectralVad,
+        silence_end: float = 0.4,
+        max_utterance: float = 30.0,
+        tick_interval: float = 0.05,
+        sleep: Callable[[float], object] = asyncio.sleep,
+    ) -> None:
+        self._consumer = consumer
+        self._clock = clock
+        self._vad_factory = vad_factory
+        self._silence_end = silence_end
+        self._max_utterance = max_utterance
+        self._tick_interval = tick_interval
+        self._sleep = sleep
+        self._speakers: dict[int, UtteranceSegmenter] = {}
+        self._ticker: asyncio.Task[None] | None = None
+
+    @property
+    def speakers(self) -> frozenset[int]:
+        return frozenset(self._speakers)
+
+    def speaking(self, user_id: int) -> bool:
+        segmenter = self._speakers.get(user_id)
+        return segmenter is not None and segmenter.speaking
+
+    def start(self) -> None:
+        if self._ticker is None:
+            self._ticker = asyncio.get_running_loop().create_task(self._tick_forever(), name="hearing-ticks")
+
+    async def stop(self) -> None:
+        ticker, self._ticker = self._ticker, None
+        if ticker is not None:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+        now = self._clock()
+        for user_id in list(self._speakers):
+            self._deliver(user_id, self._speakers.pop(user_id).close(now))
+
+    # SpeechSink -----------------------------------------------------------------------------
+
+    def on_speaker_frame(self, user_id: int, pcm16k: bytes, rtp_timestamp: int) -> None:
+        segmenter = self._speakers.get(user_id)
+        if segmenter is None:
+            segmenter = self._speakers[user_id] = UtteranceSegmenter(
+                self._vad_factory(), clock=self._clock,
+                silence_end=self._silence_end, max_utterance=self._max_utterance,
+            )
+        self._deliver(user_id, segmenter.push(pcm16k, self._clock()))
+
+    def on_speaker_gone(self, user_id: int) -> None:
+        segmenter = self._speakers.pop(user_id, None)
+        if segmenter is not None:
+            self._deliver(user_id, segmenter.close(self._clock()))
+
+    # ----------------------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        now = self._clock()
+        for user_id, segmenter in list(self._speakers.items()):
+            self._deliver(user_id, segmenter.tick(now))
+
+    async def _tick_forever(self) -> None:
+        while True:
+            await self._sleep(self._tick_interval)
+            self.tick()
+
+    def _deliver(self, user_id: int, events: list[Event]) -> None:
+        for event in events:
+            try:
+                self._consumer.on_heard(user_id, event)
+            except Exception:
+                # A consumer bug must not stop hearing everyone else.
+                log.exception("Hearing consumer failed on %s for user %s", type(event).__name__, user_id)
