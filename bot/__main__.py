@@ -24,6 +24,7 @@ from bot.audio.clip import ClipLimits
 from bot.clips import VoiceClipService
 from bot.config import Settings, describe_settings_error
 from bot.logs import setup_logging
+from bot.mistral.redaction import install_log_redaction
 from bot.sessions import VoiceSessions
 from bot.store import Database
 from bot.voice.client import VoxcordVoiceClient
@@ -125,6 +126,7 @@ def main() -> int:
         settings.log_level,
         secrets=[settings.discord_token.get_secret_value(), settings.mistral_api_key.get_secret_value()],
     )
+    install_log_redaction()  # websockets logs handshake headers, Authorization included, at DEBUG
     try:
         return asyncio.run(run(settings))
     except KeyboardInterrupt:

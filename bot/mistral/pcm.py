@@ -1,0 +1,47 @@
+"""PCM conversions the Mistral services need at their boundary (pure, no I/O)."""
+
+from __future__ import annotations
+
+import io
+import wave
+
+import numpy as np
+
+_FLOAT32_BYTES = 4
+
+
+class Float32ToInt16:
+    """Converts a stream of float32 little-endian PCM chunks to int16 little-endian, chunk by chunk.
+
+    Chunks from the network need not end on a sample boundary: the remainder is carried into the
+    next chunk. Values are clipped to [-1, 1], scaled by 32767 and rounded; NaN becomes silence.
+    """
+
+    def __init__(self) -> None:
+        self._carry = b""
+
+    def convert(self, chunk: bytes) -> bytes:
+        data = self._carry + chunk
+        usable = len(data) - len(data) % _FLOAT32_BYTES
+        self._carry = data[usable:]
+        if not usable:
+            return b""
+        samples = np.frombuffer(data[:usable], dtype="<f4")
+        samples = np.nan_to_num(samples, nan=0.0, posinf=1.0, neginf=-1.0)
+        return (np.clip(samples, -1.0, 1.0) * 32767.0).round().astype("<i2").tobytes()
+
+    @property
+    def pending(self) -> int:
+        """Bytes of an incomplete sample held back (0 once a stream ended cleanly)."""
+        return len(self._carry)
+
+
+def pcm16_to_wav(pcm: bytes, *, sample_rate: int, channels: int = 1) -> bytes:
+    """Wrap int16 little-endian PCM in a WAV container."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as writer:
+        writer.setnchannels(channels)
+        writer.setsampwidth(2)
+        writer.setframerate(sample_rate)
+        writer.writeframes(pcm)
+    return buffer.getvalue()

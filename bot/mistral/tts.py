@@ -1,0 +1,125 @@
+"""Streaming speech synthesis: Voxtral TTS audio as int16 24 kHz mono PCM, chunk by chunk."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import TYPE_CHECKING
+
+from mistralai.client.models import SpeechStreamAudioDelta
+from mistralai.client.types import UNSET
+
+from .pcm import Float32ToInt16
+from .retry import NO_SDK_RETRIES, RetryPolicy, classify
+
+if TYPE_CHECKING:
+    from mistralai.client import Mistral
+    from mistralai.client.models import SpeechStreamEvents
+    from mistralai.client.utils.eventstreaming import EventStreamAsync
+
+log = logging.getLogger(__name__)
+
+_OPERATION = "speech"
+# The API's ``pcm`` response format is float32 little-endian, 24 kHz, mono.
+SAMPLE_RATE = 24_000
+
+
+class SpeechSynthesizer:
+    """Voxtral TTS over one injected SDK client; yields int16 little-endian mono PCM at ``sample_rate``."""
+
+    channels = 1
+
+    def __init__(
+        self,
+        client: Mistral,
+        *,
+        model: str,
+        retry: RetryPolicy,
+        first_audio_timeout: float = 10.0,
+        idle_timeout: float = 10.0,
+    ) -> None:
+        self._client = client
+        self._model = model
+        self._retry = retry
+        self._first_audio_timeout = first_audio_timeout
+        self._idle_timeout = idle_timeout
+
+    @property
+    def sample_rate(self) -> int:
+        return SAMPLE_RATE
+
+    def synthesize(self, text: str, *, ref_audio: bytes | None, voice_id: str | None) -> AsyncIterator[bytes]:
+        """Speak ``text`` in the cloned voice of ``ref_audio`` (a WAV clip) or the preset ``voice_id``.
+
+        Failures before the first audio are retried; after it they raise ``MistralError``.
+        """
+        if ref_audio is not None and voice_id is not None:
+            raise ValueError("ref_audio and voice_id are mutually exclusive")
+        if not text.strip():
+            raise ValueError("text must not be empty")
+        encoded = base64.b64encode(ref_audio).decode("ascii") if ref_audio is not None else None
+        return self._stream(text, encoded, voice_id)
+
+    async def _stream(
+        self, text: str, ref_audio: str | None, voice_id: str | None
+    ) -> AsyncGenerator[bytes, None]:
+        converter = Float32ToInt16()
+
+        async def first_audio() -> tuple[EventStreamAsync[SpeechStreamEvents], bytes]:
+            nonlocal converter
+            converter = Float32ToInt16()
+            async with asyncio.timeout(self._first_audio_timeout):
+                events = await self._client.audio.speech.complete_async(
+                    input=text,
+                    model=self._model,
+                    stream=True,
+                    response_format="pcm",
+                    ref_audio=UNSET if ref_audio is None else ref_audio,
+                    voice_id=UNSET if voice_id is None else voice_id,
+                    retries=NO_SDK_RETRIES,
+                    timeout_ms=round(self._idle_timeout * 1000),
+                )
+                try:
+                    while True:
+                        try:
+                            event = await anext(events)
+                        except StopAsyncIteration:
+                            return events, b""
+                        pcm = _audio_of(event, converter)
+                        if pcm:
+                            return events, pcm
+                except BaseException:
+                    await events.close()
+                    raise
+
+        events, first = await self._retry.run(_OPERATION, first_audio)
+        try:
+            if first:
+                yield first
+            while True:
+                try:
+                    async with asyncio.timeout(self._idle_timeout):
+                        event = await anext(events)
+                except StopAsyncIteration:
+                    break
+                except Exception as exc:
+                    error = classify(exc, _OPERATION)
+                    if error is None:
+                        raise
+                    raise error from None
+                pcm = _audio_of(event, converter)
+                if pcm:
+                    yield pcm
+        finally:
+            await events.close()
+        if converter.pending:
+            log.warning("speech stream ended mid-sample; dropped %d trailing bytes", converter.pending)
+
+
+def _audio_of(event: SpeechStreamEvents, converter: Float32ToInt16) -> bytes:
+    data = event.data
+    if isinstance(data, SpeechStreamAudioDelta):
+        return converter.convert(base64.b64decode(data.audio_data))
+    return b""

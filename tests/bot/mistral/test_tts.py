@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import base64
+
+import numpy as np
+import pytest
+from mistralai.client import Mistral
+
+from bot.mistral import RetryPolicy, ServiceUnavailable, SpeechSynthesizer
+from bot.mistral.pcm import Float32ToInt16
+from tests.bot.mistral.conftest import VirtualClock
+from tests.fakes.mistral import FakeMistral, speech_samples, wav_bytes
+
+TEXT = "The quick brown fox jumps over the lazy dog."
+
+
+def tts(client: Mistral, policy: RetryPolicy) -> SpeechSynthesizer:
+    return SpeechSynthesizer(client, model="voxtral-mini-tts-2603", retry=policy)
+
+
+def expected_int16(text: str) -> np.ndarray:
+    return (np.clip(speech_samples(text), -1, 1) * 32767).round().astype("<i2")
+
+
+async def test_streams_int16_converted_from_float32(
+    fake: FakeMistral, client: Mistral, policy: RetryPolicy
+) -> None:
+    assert fake.tts_chunk_bytes % 4 != 0  # chunks split float32 samples: the carry must work
+    synthesizer = tts(client, policy)
+    chunks = [chunk async for chunk in synthesizer.synthesize(TEXT, ref_audio=None, voice_id="en_paul")]
+    assert len(chunks) > 3
+    assert all(len(chunk) % 2 == 0 for chunk in chunks)
+    np.testing.assert_array_equal(np.frombuffer(b"".join(chunks), dtype="<i2"), expected_int16(TEXT))
+    assert synthesizer.sample_rate == 24000 and synthesizer.channels == 1
+    (request,) = fake.requests_to("speech")
+    assert request.body["response_format"] == "pcm" and request.body["stream"] is True
+    assert request.body["voice_id"] == "en_paul" and "ref_audio" not in request.body
+
+
+async def test_ref_audio_is_sent_base64(fake: FakeMistral, client: Mistral, policy: RetryPolicy) -> None:
+    clip = wav_bytes(np.arange(2400, dtype="<i2").tobytes(), 24000)
+    _ = [chunk async for chunk in tts(client, policy).synthesize("Hi.", ref_audio=clip, voice_id=None)]
+    (request,) = fake.requests_to("speech")
+    assert base64.b64decode(request.body["ref_audio"]) == clip
+    assert "voice_id" not in request.body
+
+
+def test_ref_audio_and_voice_id_are_exclusive(client: Mistral, policy: RetryPolicy) -> None:
+    with pytest.raises(ValueError, match="mutually exclusive"):
+        tts(client, policy).synthesize("Hi.", ref_audio=b"RIFF", voice_id="en_paul")
+
+
+async def test_503_then_success(
+    fake: FakeMistral, client: Mistral, policy: RetryPolicy, clock: VirtualClock
+) -> None:
+    fake.faults.fail_next("speech", 1, status=503)
+    chunks = [chunk async for chunk in tts(client, policy).synthesize(TEXT, ref_audio=None, voice_id=None)]
+    np.testing.assert_array_equal(np.frombuffer(b"".join(chunks), dtype="<i2"), expected_int16(TEXT))
+    assert clock.sleeps == [0.25]
+
+
+async def test_cut_after_first_audio_raises(fake: FakeMistral, client: Mistral, policy: RetryPolicy) -> None:
+    fake.faults.break_stream_next("speech", after_events=2)
+    received: list[bytes] = []
+    with pytest.raises(ServiceUnavailable):
+        async for chunk in tts(client, policy).synthesize(TEXT, ref_audio=None, voice_id=None):
+            received.append(chunk)
+    assert len(received) == 2
+    assert len(fake.requests_to("speech")) == 1
+
+
+def test_float_converter_handles_split_samples_clipping_and_nan() -> None:
+    values = np.array([0.0, 0.5, -0.5, 1.0, -1.0, 2.0, -3.0, np.nan, 1e-6], dtype="<f4")
+    raw = values.tobytes()
+    converter = Float32ToInt16()
+    out = b"".join(converter.convert(raw[i:i + 3]) for i in range(0, len(raw), 3))
+    assert converter.pending == 0
+    assert np.frombuffer(out, dtype="<i2").tolist() == [0, 16384, -16384, 32767, -32767, 32767, -32767, 0, 0]
