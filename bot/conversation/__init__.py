@@ -1,0 +1,1 @@
+"""Turn-taking and the per-guild loop that ties listening, thinking and speaking together."""

@@ -1,0 +1,121 @@
+"""The conversation engine: builds each guild's listening and answering when it joins voice.
+
+Shared, injected services (store, Mistral clients) live here once; everything per guild
+(Hearing, player, conversation) is created on join and torn down on leave.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import discord
+
+from bot.conversation.guild import DEFAULT_LIMITS, ConversationLimits, GuildConversation
+from bot.conversation.timings import TimingsLog
+from bot.voice.client import VoxcordVoiceClient
+from bot.voice.hearing import Hearing
+from bot.voice.playback import SpeechPlayer
+
+if TYPE_CHECKING:
+    from bot.mistral import ChatModel, SpeechSynthesizer, StreamingTranscriber
+    from bot.sessions import VoiceSession
+    from bot.store import Database
+
+log = logging.getLogger(__name__)
+
+
+class ChannelRoster:
+    """Names and head-count from discord.py's cache of the bot's voice channel."""
+
+    def __init__(self, voice_client: discord.VoiceClient) -> None:
+        self._voice_client = voice_client
+
+    def display_name(self, user_id: int) -> str:
+        guild = self._voice_client.guild
+        member = guild.get_member(user_id) if guild else None
+        return member.display_name if member else f"user {user_id}"
+
+    def humans_in_channel(self) -> int:
+        channel = self._voice_client.channel
+        if channel is None:
+            return 0
+        return sum(1 for member in channel.members if not member.bot)
+
+
+@dataclass(slots=True)
+class GuildRuntime:
+    hearing: Hearing
+    conversation: GuildConversation
+    player: SpeechPlayer
+
+
+class ConversationEngine:
+    def __init__(
+        self,
+        *,
+        database: Database,
+        transcriber: StreamingTranscriber,
+        chat: ChatModel,
+        synthesizer: SpeechSynthesizer,
+        ffmpeg_executable: str,
+        limits: ConversationLimits = DEFAULT_LIMITS,
+        clock: Callable[[], float] = time.monotonic,
+        default_voice_id: str | None = None,
+    ) -> None:
+        self._db = database
+        self._stt = transcriber
+        self._chat = chat
+        self._tts = synthesizer
+        self._ffmpeg = ffmpeg_executable
+        self._limits = limits
+        self._clock = clock
+        self._default_voice_id = default_voice_id
+        self._guilds: dict[int, GuildRuntime] = {}
+        # Kept across joins so /status still shows recent turns after a reconnect.
+        self._timings: dict[int, TimingsLog] = {}
+
+    def timings(self, guild_id: int) -> TimingsLog | None:
+        return self._timings.get(guild_id)
+
+    def runtime(self, guild_id: int) -> GuildRuntime | None:
+        return self._guilds.get(guild_id)
+
+    async def start(self, session: VoiceSession) -> None:
+        voice_client = session.voice_client
+        guild = voice_client.guild
+        player = SpeechPlayer(voice_client, ffmpeg_executable=self._ffmpeg, clock=self._clock)
+
+        async def notify(message: str) -> None:
+            channel_id = session.text_channel_id or (await self._db.guilds.get(session.guild_id)).text_channel_id
+            channel = guild.get_channel(channel_id) if channel_id else None
+            if isinstance(channel, discord.abc.Messageable):
+                await channel.send(message)
+
+        conversation = GuildConversation(
+            guild_id=session.guild_id, database=self._db, transcriber=self._stt, chat=self._chat,
+            synthesizer=self._tts, player=player, roster=ChannelRoster(voice_client), notify=notify,
+            bot_name=guild.me.display_name, clock=self._clock, limits=self._limits,
+            timings_log=self._timings.setdefault(session.guild_id, TimingsLog()),
+            default_voice_id=self._default_voice_id,
+        )
+        hearing = Hearing(conversation, clock=self._clock)
+        conversation.start()
+        hearing.start()
+        if isinstance(voice_client, VoxcordVoiceClient):
+            voice_client.start_receiving(hearing)
+        self._guilds[session.guild_id] = GuildRuntime(hearing=hearing, conversation=conversation, player=player)
+        log.info("Guild %s: listening", session.guild_id)
+
+    async def stop(self, session: VoiceSession) -> None:
+        runtime = self._guilds.pop(session.guild_id, None)
+        if runtime is None:
+            return
+        if isinstance(session.voice_client, VoxcordVoiceClient):
+            session.voice_client.stop_receiving()
+        await runtime.hearing.stop()
+        await runtime.conversation.stop()
+        runtime.player.close()

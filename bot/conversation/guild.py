@@ -1,0 +1,299 @@
+"""One guild's conversation: utterances → streaming STT → addressed? → chat → speech.
+
+Everything per guild: its own turn queue (one turn at a time, a short backlog), its own player,
+its own failures. Nothing here knows about slash commands; the engine builds it on /join.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from bot.audio.utterances import Event, SpeechStarted, UtteranceAudio, UtteranceEnded
+from bot.conversation.addressing import AddressingPolicy
+from bot.conversation.prompt import build_messages
+from bot.conversation.sentences import SentenceSplitter
+from bot.conversation.speaking import ReplySpeaker, SpeechLedger
+from bot.conversation.timings import TimingsLog, TurnTimings
+from bot.mistral import ChatMessage, ChatModel, MistralError, SpeechSynthesizer, StreamingTranscriber
+from bot.store import Database, Turn
+
+log = logging.getLogger(__name__)
+
+NO_VOICE_HINT = "I'm speaking with the default voice: an admin can give me one with /voice set."
+
+
+class Roster(Protocol):
+    """Who is in the bot's voice channel; backed by discord.py's cache in production."""
+
+    def display_name(self, user_id: int) -> str: ...
+
+    def humans_in_channel(self) -> int: ...
+
+
+class ReplyPlayer(Protocol):
+    def begin_reply(self) -> None: ...
+
+    def feed(self, pcm: bytes) -> None: ...
+
+    def finish(self) -> None: ...
+
+    async def wait_done(self) -> None: ...
+
+    def interrupt(self) -> float: ...
+
+    @property
+    def playing(self) -> bool: ...
+
+    @property
+    def first_packet_sent_at(self) -> float | None: ...
+
+
+Notify = Callable[[str], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationLimits:
+    history_turns: int = 20
+    history_chars: int = 6000
+    max_reply_tokens: int = 200
+    backlog: int = 2
+
+
+DEFAULT_LIMITS = ConversationLimits()
+
+
+@dataclass(slots=True)
+class PendingTurn:
+    user_id: int
+    speaker_name: str
+    text: str
+    timings: TurnTimings
+
+
+class GuildConversation:
+    def __init__(
+        self,
+        *,
+        guild_id: int,
+        database: Database,
+        transcriber: StreamingTranscriber,
+        chat: ChatModel,
+        synthesizer: SpeechSynthesizer,
+        player: ReplyPlayer,
+        roster: Roster,
+        notify: Notify,
+        bot_name: str,
+        clock: Callable[[], float],
+        wall_clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        limits: ConversationLimits = DEFAULT_LIMITS,
+        timings_log: TimingsLog | None = None,
+        default_voice_id: str | None = None,
+    ) -> None:
+        self.guild_id = guild_id
+        self._db = database
+        self._stt = transcriber
+        self._chat = chat
+        self._tts = synthesizer
+        self._player = player
+        self._roster = roster
+        self._notify = notify
+        self._bot_name = bot_name
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._limits = limits
+        self._default_voice_id = default_voice_id
+        self.timings = timings_log if timings_log is not None else TimingsLog()
+        self._utterances: dict[int, asyncio.Queue[bytes | None]] = {}
+        self._transcriptions: set[asyncio.Task[None]] = set()
+        self._turns: asyncio.Queue[PendingTurn] = asyncio.Queue(maxsize=limits.backlog)
+        self._worker: asyncio.Task[None] | None = None
+        self._answering: asyncio.Task[None] | None = None
+        self._told_about_voice = False
+
+    # lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._worker = asyncio.get_running_loop().create_task(self._run(), name=f"conversation-{self.guild_id}")
+
+    async def stop(self) -> None:
+        self._interrupt_reply()
+        tasks = [t for t in (self._worker, *self._transcriptions) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    # hearing --------------------------------------------------------------------------------
+
+    def on_heard(self, user_id: int, event: Event) -> None:
+        if isinstance(event, SpeechStarted):
+            if self._player.playing or self._answering is not None:
+                self._interrupt_reply()
+            self._open_utterance(user_id)
+        elif isinstance(event, UtteranceAudio):
+            queue = self._utterances.get(user_id)
+            if queue is not None:
+                queue.put_nowait(event.pcm)
+        elif isinstance(event, UtteranceEnded):
+            queue = self._utterances.pop(user_id, None)
+            if queue is not None:
+                queue.put_nowait(None)
+
+    def _open_utterance(self, user_id: int) -> None:
+        previous = self._utterances.pop(user_id, None)
+        if previous is not None:
+            previous.put_nowait(None)
+        queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._utterances[user_id] = queue
+        task = asyncio.get_running_loop().create_task(self._transcribe(user_id, queue), name="transcribe")
+        self._transcriptions.add(task)
+        task.add_done_callback(self._transcriptions.discard)
+
+    async def _transcribe(self, user_id: int, queue: asyncio.Queue[bytes | None]) -> None:
+        timings = TurnTimings(clock=self._clock)
+
+        async def audio() -> AsyncIterator[bytes]:
+            # Streamed to Voxtral while the person is still talking.
+            while (chunk := await queue.get()) is not None:
+                yield chunk
+            timings.mark("speech_end")
+
+        try:
+            transcript = await self._stt.transcribe(audio())
+        except MistralError as error:
+            log.warning("Guild %s: transcription failed: %s", self.guild_id, error)
+            await self._say("Sorry, I couldn't make out what was said: the transcription service failed.")
+            return
+        timings.mark("transcript_final")
+        text = transcript.text.strip()
+        if not _has_words(text):
+            return  # noise or silence: no turn
+        name = self._roster.display_name(user_id)
+        settings = await self._db.guilds.get(self.guild_id)
+        policy = AddressingPolicy(
+            mode=settings.addressing_mode, wake_words=[w for w in (settings.wake_word, self._bot_name) if w]
+        )
+        if not policy.is_addressed(text, self._roster.humans_in_channel()):
+            await self._db.turns.add(self._turn(user_id, name, "context", text))
+            return
+        turn = PendingTurn(user_id=user_id, speaker_name=name, text=text, timings=timings)
+        if self._turns.full():
+            dropped = self._turns.get_nowait()  # the newest question matters most
+            log.info("Guild %s: turn backlog full, dropping %r", self.guild_id, dropped.text[:40])
+        self._turns.put_nowait(turn)
+
+    # answering ------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            turn = await self._turns.get()
+            self._answering = asyncio.current_task()
+            answer = asyncio.get_running_loop().create_task(self._answer(turn), name="answer")
+            self._answering = answer
+            try:
+                await answer
+            except asyncio.CancelledError:
+                if not answer.cancelled():
+                    raise  # we are being stopped, not interrupted
+            except MistralError as error:
+                log.warning("Guild %s: turn failed: %s", self.guild_id, error)
+                await self._say("Sorry, I couldn't answer that just now (the AI service is unavailable). "
+                                "I'm still listening.")
+            except Exception:
+                log.exception("Guild %s: turn failed", self.guild_id)
+                await self._say("Sorry, something went wrong answering that. I'm still listening.")
+            finally:
+                self._answering = None
+                self.timings.add(turn.timings)
+
+    async def _answer(self, turn: PendingTurn) -> None:
+        settings = await self._db.guilds.get(self.guild_id)
+        history = await self._db.turns.recent(
+            self.guild_id, limit=self._limits.history_turns, max_chars=self._limits.history_chars
+        )
+        # The user's turn is committed before answering: a crash mid-reply still keeps it.
+        await self._db.turns.add(self._turn(turn.user_id, turn.speaker_name, "user", turn.text))
+        messages = [
+            ChatMessage(role=m["role"], content=m["content"])
+            for m in build_messages(
+                persona=settings.persona, history=history, speaker_name=turn.speaker_name, text=turn.text,
+                max_turns=self._limits.history_turns, max_chars=self._limits.history_chars,
+                bot_name=self._bot_name,
+            )
+        ]
+        clip = await self._db.clips.get(self.guild_id)
+        if clip is None and not self._told_about_voice:
+            self._told_about_voice = True
+            await self._say(NO_VOICE_HINT)
+        speaker = ReplySpeaker(
+            self._tts, self._player,
+            ref_audio=clip.audio if clip else None,
+            voice_id=None if clip else self._default_voice_id,
+            clock=self._clock,
+        )
+        self._player.begin_reply()  # FFmpeg starts while the model is still thinking
+        try:
+            ledger = await speaker.speak(self._sentences(turn, messages))
+            turn.timings.mark_at("first_tts_audio", ledger.first_audio_at)
+            self._player.finish()
+            await self._player.wait_done()
+            turn.timings.mark_at("first_packet_sent", self._player.first_packet_sent_at)
+            turn.timings.mark("done")
+        except asyncio.CancelledError:
+            played = self._player.interrupt()
+            await asyncio.shield(self._record_reply(speaker.ledger, interrupted=True, played=played))
+            raise
+        except BaseException:
+            self._player.interrupt()
+            raise
+        await self._record_reply(ledger, interrupted=False, played=ledger.seconds)
+
+    async def _sentences(self, turn: PendingTurn, messages: list[ChatMessage]) -> AsyncIterator[str]:
+        splitter = SentenceSplitter()
+        stream = self._chat.stream(messages, max_tokens=self._limits.max_reply_tokens)
+        try:
+            async for delta in stream:
+                turn.timings.mark_once("first_token")
+                for sentence in splitter.feed(delta):
+                    turn.timings.mark_once("first_sentence")
+                    yield sentence
+            for sentence in splitter.flush():
+                turn.timings.mark_once("first_sentence")
+                yield sentence
+        finally:
+            await stream.aclose()
+
+    async def _record_reply(self, ledger: SpeechLedger, *, interrupted: bool, played: float) -> None:
+        text = ledger.heard_text(played) if interrupted else ledger.text()
+        if text:
+            await self._db.turns.add(self._turn(None, self._bot_name, "assistant", text, interrupted=interrupted))
+
+    def _interrupt_reply(self) -> None:
+        """Barge-in: stop the sound now and cancel the reply; its task records what was heard."""
+        answering = self._answering
+        if answering is not None and not answering.done():
+            self._player.interrupt()
+            answering.cancel()
+
+    # helpers --------------------------------------------------------------------------------
+
+    def _turn(self, user_id: int | None, name: str, role: str, text: str, *, interrupted: bool = False) -> Turn:
+        return Turn(id=None, guild_id=self.guild_id, speaker_id=user_id, speaker_name=name, role=role,
+                    text=text, created_at=self._wall_clock(), interrupted=interrupted)
+
+    async def _say(self, message: str) -> None:
+        try:
+            await self._notify(message)
+        except Exception:
+            log.warning("Guild %s: could not post to the text channel", self.guild_id)
+
+
+def _has_words(text: str) -> bool:
+    return any(ch.isalnum() for ch in text)

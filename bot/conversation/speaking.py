@@ -1,0 +1,141 @@
+"""Speaking one reply: sentences in order → Voxtral TTS (the next one prefetched) → the player.
+
+Sentence n+1 is synthesised while sentence n is still streaming or playing, so the channel hears
+no gap between sentences beyond the speech's own; the audio still reaches the player strictly
+in order. Each sentence's start offset in the reply's audio is kept, so after a barge-in the
+history can record only what was actually heard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class Synthesizer(Protocol):
+    sample_rate: int
+
+    def synthesize(self, text: str, *, ref_audio: bytes | None, voice_id: str | None) -> AsyncIterator[bytes]: ...
+
+
+class Player(Protocol):
+    def feed(self, pcm: bytes) -> None: ...
+
+
+@dataclass(slots=True)
+class SpokenSentence:
+    text: str
+    start_seconds: float  # offset of its first sample within the reply's audio
+    seconds: float = 0.0
+    characters: int = 0
+
+
+@dataclass(slots=True)
+class SpeechLedger:
+    """What was sent to the player, sentence by sentence."""
+
+    sentences: list[SpokenSentence] = field(default_factory=list)
+    first_audio_at: float | None = None
+
+    @property
+    def seconds(self) -> float:
+        return sum(s.seconds for s in self.sentences)
+
+    @property
+    def characters(self) -> int:
+        return sum(len(s.text) for s in self.sentences)
+
+    def text(self) -> str:
+        return " ".join(s.text for s in self.sentences)
+
+    def heard_text(self, played_seconds: float) -> str:
+        """The sentences whose audio had started playing; a cut-off one ends with an ellipsis."""
+        heard = []
+        for sentence in self.sentences:
+            if sentence.start_seconds >= played_seconds:
+                break
+            finished = sentence.start_seconds + sentence.seconds <= played_seconds + 0.05
+            heard.append(sentence.text if finished else sentence.text.rstrip(".!?…") + "…")
+        return " ".join(heard)
+
+
+_END = object()
+
+
+class ReplySpeaker:
+    def __init__(
+        self,
+        synthesizer: Synthesizer,
+        player: Player,
+        *,
+        ref_audio: bytes | None,
+        voice_id: str | None,
+        clock: Callable[[], float],
+        prefetch: int = 1,
+    ) -> None:
+        self._tts = synthesizer
+        self._player = player
+        self._ref_audio = ref_audio
+        self._voice_id = voice_id
+        self._clock = clock
+        self._prefetch = prefetch
+        self._bytes_per_second = synthesizer.sample_rate * 2  # int16 mono
+        self.ledger = SpeechLedger()
+
+    async def speak(self, sentences: AsyncIterator[str]) -> SpeechLedger:
+        """Consume ``sentences`` as they are written; return when all their audio was fed."""
+        slots: asyncio.Queue[tuple[str, asyncio.Queue[object], asyncio.Task[None]] | object] = asyncio.Queue(
+            maxsize=self._prefetch
+        )
+        producer = asyncio.create_task(self._start_syntheses(sentences, slots), name="tts-prefetch")
+        try:
+            offset = 0.0
+            while True:
+                slot = await slots.get()
+                if slot is _END:
+                    break
+                text, audio, task = slot  # type: ignore[misc]
+                sentence = SpokenSentence(text=text, start_seconds=offset)
+                self.ledger.sentences.append(sentence)
+                while (chunk := await audio.get()) is not _END:
+                    assert isinstance(chunk, bytes)
+                    if self.ledger.first_audio_at is None:
+                        self.ledger.first_audio_at = self._clock()
+                    self._player.feed(chunk)
+                    sentence.seconds += len(chunk) / self._bytes_per_second
+                await task  # re-raises a synthesis failure after its audio so far was fed
+                offset += sentence.seconds
+            await producer
+        finally:
+            producer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await producer
+            while not slots.empty():
+                slot = slots.get_nowait()
+                if slot is not _END:
+                    slot[2].cancel()  # type: ignore[index]
+        return self.ledger
+
+    async def _start_syntheses(self, sentences: AsyncIterator[str], slots: asyncio.Queue[object]) -> None:
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            async for text in sentences:
+                audio: asyncio.Queue[object] = asyncio.Queue()
+                task = asyncio.create_task(self._synthesize(text, audio), name="tts-sentence")
+                tasks.append(task)
+                await slots.put((text, audio, task))
+            await slots.put(_END)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            raise
+
+    async def _synthesize(self, text: str, audio: asyncio.Queue[object]) -> None:
+        try:
+            async for chunk in self._tts.synthesize(text, ref_audio=self._ref_audio, voice_id=self._voice_id):
+                audio.put_nowait(chunk)
+        finally:
+            audio.put_nowait(_END)

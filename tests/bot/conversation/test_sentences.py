@@ -1,0 +1,183 @@
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from bot.conversation.sentences import SentenceSplitter, speakable
+
+
+def split(text: str, chunks: list[int] | None = None, **kwargs: int) -> list[str]:
+    """Feed ``text`` in pieces of the given sizes (repeating), collecting every sentence."""
+    splitter = SentenceSplitter(**kwargs)
+    out: list[str] = []
+    sizes = chunks or [len(text) or 1]
+    i = n = 0
+    while i < len(text):
+        size = sizes[n % len(sizes)]
+        out += splitter.feed(text[i : i + size])
+        i += size
+        n += 1
+    return out + splitter.flush()
+
+
+def every_chunking(text: str) -> list[list[str]]:
+    rng = random.Random(1234)
+    plans: list[list[int] | None] = [None, [1], [2], [3], [7]]
+    plans += [[rng.randint(1, 9) for _ in range(20)] for _ in range(10)]
+    return [split(text, plan) for plan in plans]
+
+
+def assert_same_for_all_chunkings(text: str, expected: list[str]) -> None:
+    for result in every_chunking(text):
+        assert result == expected
+
+
+def test_splits_on_terminators_whatever_the_delta_boundaries() -> None:
+    text = "The weather is sunny today. Do you want to go out? That sounds great! I'll pack a lunch."
+    assert_same_for_all_chunkings(
+        text,
+        [
+            "The weather is sunny today.",
+            "Do you want to go out?",
+            "That sounds great!",
+            "I'll pack a lunch.",
+        ],
+    )
+
+
+def test_abbreviations_do_not_end_sentences() -> None:
+    text = (
+        "Dr. Smith and Mr. Jones met at St. Mary's hospital. "
+        "Bring fruit, e.g. apples, i.e. something sweet, etc. and water. Then we leave."
+    )
+    assert_same_for_all_chunkings(
+        text,
+        [
+            "Dr. Smith and Mr. Jones met at St. Mary's hospital.",
+            "Bring fruit, e.g. apples, i.e. something sweet, etc. and water.",
+            "Then we leave.",
+        ],
+    )
+
+
+def test_decimals_urls_and_inner_ellipses_do_not_split() -> None:
+    text = (
+        "Pi is about 3.14159 and e is 2.718 roughly. See example.com/docs.html for more. "
+        "Well... let me think about it. Hmm… That is odd."
+    )
+    assert_same_for_all_chunkings(
+        text,
+        [
+            "Pi is about 3.14159 and e is 2.718 roughly.",
+            "See example.com/docs.html for more.",
+            "Well... let me think about it.",
+            "Hmm… That is odd.",
+        ],
+    )
+
+
+def test_inline_numbered_list_stays_one_sentence_but_a_number_can_end_one() -> None:
+    text = "Do this: 1. open the lid 2. pour the water. I'm 25. Nice to meet you all."
+    assert_same_for_all_chunkings(
+        text,
+        ["Do this: 1. open the lid 2. pour the water.", "I'm 25. Nice to meet you all."],
+    )
+
+
+def test_initials_and_acronyms_do_not_split() -> None:
+    text = "The Hobbit is by J. R. R. Tolkien, published in the U.S. in 1938. It sold well."
+    assert_same_for_all_chunkings(
+        text, ["The Hobbit is by J. R. R. Tolkien, published in the U.S. in 1938.", "It sold well."]
+    )
+
+
+def test_short_fragments_merge_into_the_next_sentence_but_not_at_the_end() -> None:
+    assert split("Yes. I can help you with that right away.") == ["Yes. I can help you with that right away."]
+    assert split("Sure! Ok. Let me check the weather for you.") == [
+        "Sure! Ok. Let me check the weather for you."
+    ]
+    assert split("That is everything I know. Bye.") == ["That is everything I know.", "Bye."]
+    assert split("Yes.") == ["Yes."]
+
+
+def test_sentence_is_only_emitted_once_confirmed() -> None:
+    splitter = SentenceSplitter()
+    assert splitter.feed("I met Dr") == []
+    assert splitter.feed(". Who in the park today.") == []  # "Dr." then a capital: still an abbreviation
+    assert splitter.feed(" He waved") == ["I met Dr. Who in the park today."]
+    assert splitter.feed(" at me!") == []  # "!" at the very end may be followed by more "!"
+    assert splitter.feed(" ") == ["He waved at me!"]
+    assert splitter.flush() == []
+
+
+def test_period_waits_for_the_next_word_to_rule_out_abbreviations() -> None:
+    splitter = SentenceSplitter()
+    assert splitter.feed("We should leave by noon. ") == []
+    assert splitter.feed("T") == ["We should leave by noon."]
+
+
+def test_newlines_end_sentences_and_markdown_is_stripped() -> None:
+    text = (
+        "## Options for tonight\n"
+        "- **Pizza** from the place on `Main Street`\n"
+        "- Sushi at [Kai](https://kai.example/menu), which is *very* good\n\n"
+        "Pick one and I'll book it 🍕."
+    )
+    assert_same_for_all_chunkings(
+        text,
+        [
+            "Options for tonight",
+            "Pizza from the place on Main Street",
+            "Sushi at Kai, which is very good",
+            "Pick one and I'll book it.",
+        ],
+    )
+
+
+def test_long_first_sentence_is_cut_at_a_clause_boundary() -> None:
+    first = (
+        "Well, there are quite a few things to consider when choosing a laptop for programming, "
+        "including the keyboard, the screen, the battery life, the weight"
+    )
+    text = first + " and of course the price. Let me know what matters most."
+    result = split(text, [4])
+    assert result[0] == (
+        "Well, there are quite a few things to consider when choosing a laptop for programming, "
+        "including the keyboard, the screen,"
+    )  # cut at the last clause break once the sentence passed 120 characters
+    assert " ".join(result) == text
+    assert all(len(s) >= 12 for s in result)
+
+
+def test_only_the_first_sentence_is_cut_early() -> None:
+    long = "This one is long too, with commas, " + "and more words, " * 8 + "until it ends."
+    result = split("Here is the first sentence. " + long, [5])
+    assert result == ["Here is the first sentence.", long]
+
+
+def test_flush_resets_for_reuse() -> None:
+    splitter = SentenceSplitter()
+    splitter.feed("Something unfinished")
+    assert splitter.flush() == ["Something unfinished"]
+    assert splitter.feed("Another reply starts here. ") == []
+    assert splitter.feed("And goes on.") == ["Another reply starts here."]
+    assert splitter.flush() == ["And goes on."]
+
+
+@pytest.mark.parametrize(
+    ("raw", "spoken"),
+    [
+        ("**bold** and __strong__", "bold and strong"),
+        ("use `pip install x` now", "use pip install x now"),
+        ("```python", ""),
+        ("### Heading", "Heading"),
+        ("> quoted text", "quoted text"),
+        ("* bullet point", "bullet point"),
+        ("2 * 3 is six", "2 * 3 is six"),
+        ("snake_case stays", "snake_case stays"),
+        ("thumbs up 👍🏽 ok", "thumbs up ok"),
+    ],
+)
+def test_speakable(raw: str, spoken: str) -> None:
+    assert speakable(raw) == spoken
