@@ -15,15 +15,20 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import discord
+import httpx2
 import yarl
 from discord.gateway import DiscordWebSocket
+from mistralai.client import Mistral
 from pydantic import ValidationError
 
 from bot.app import VoxcordBot
 from bot.audio.clip import ClipLimits
+from bot.audio.ffmpeg import ffmpeg_executable
 from bot.clips import VoiceClipService
 from bot.config import Settings, describe_settings_error
+from bot.conversation.engine import ConversationEngine
 from bot.logs import setup_logging
+from bot.mistral import ChatModel, RetryPolicy, SpeechSynthesizer, StreamingTranscriber
 from bot.mistral.redaction import install_log_redaction
 from bot.sessions import VoiceSessions
 from bot.store import Database
@@ -57,7 +62,26 @@ async def assemble(settings: Settings, *, guild_ready_timeout: float = 2.0) -> A
     tls = make_tls_context()
     database = await Database.open(settings.database_url)
     try:
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=tls)) as http:
+        async with (
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=tls)) as http,
+            httpx2.AsyncClient(verify=tls) as mistral_http,
+        ):
+            mistral = Mistral(
+                api_key=settings.mistral_api_key.get_secret_value(),
+                server_url=settings.mistral_server_url,
+                async_client=mistral_http,
+            )
+            retry = RetryPolicy()
+            engine = ConversationEngine(
+                database=database,
+                transcriber=StreamingTranscriber(
+                    mistral, realtime_model=settings.stt_model, batch_model=settings.stt_batch_model, retry=retry
+                ),
+                chat=ChatModel(mistral, model=settings.chat_model, retry=retry),
+                synthesizer=SpeechSynthesizer(mistral, model=settings.tts_model, retry=retry),
+                ffmpeg_executable=ffmpeg_executable(),
+                default_voice_id=settings.tts_default_voice,
+            )
             clips = VoiceClipService(
                 repository=database.clips,
                 http=http,
@@ -65,9 +89,11 @@ async def assemble(settings: Settings, *, guild_ready_timeout: float = 2.0) -> A
                     max_bytes=settings.clip_max_bytes, max_input_seconds=settings.clip_max_input_seconds
                 ),
             )
-            sessions = VoiceSessions(voice_client_cls=VoxcordVoiceClient)
+            sessions = VoiceSessions(
+                voice_client_cls=VoxcordVoiceClient, on_start=engine.start, on_stop=engine.stop
+            )
             yield VoxcordBot(
-                settings=settings, database=database, sessions=sessions, clips=clips,
+                settings=settings, database=database, sessions=sessions, clips=clips, engine=engine,
                 connector=aiohttp.TCPConnector(ssl=tls), guild_ready_timeout=guild_ready_timeout,
             )
     finally:

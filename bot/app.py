@@ -15,6 +15,7 @@ from bot.errors import UserFacingError
 if TYPE_CHECKING:
     from bot.clips import VoiceClipService
     from bot.config import Settings
+    from bot.conversation.engine import ConversationEngine
     from bot.sessions import VoiceSessions
     from bot.store import Database
 
@@ -87,6 +88,7 @@ class VoxcordBot(commands.Bot):
         database: Database,
         sessions: VoiceSessions,
         clips: VoiceClipService,
+        engine: ConversationEngine | None = None,
         connector: aiohttp.BaseConnector | None = None,
         cogs: tuple[str, ...] = COGS,
         guild_ready_timeout: float = 2.0,
@@ -104,6 +106,7 @@ class VoxcordBot(commands.Bot):
         self.database = database
         self.sessions = sessions
         self.clips = clips
+        self.engine = engine
         self._cog_modules = cogs
 
     async def setup_hook(self) -> None:

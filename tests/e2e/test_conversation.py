@@ -1,0 +1,121 @@
+"""It answers: a simulated user speaks in voice, the real bot replies in the guild's voice.
+
+Everything real but the services: discord.py against the fake Discord (with a real DAVE group),
+the mistralai SDK against the fake Mistral, FFmpeg from the wheel encoding the reply to Opus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from pathlib import Path
+
+from bot.store.models import Turn
+from tests.cogs.test_voice_clip_commands import speech_wav
+from tests.e2e.conversation_support import (
+    TTS_RATE,
+    call_in_progress,
+    dominant_frequency,
+    ref_audio_of,
+    spoken_question,
+)
+from tests.fakes.discord import Attachment
+from tests.fakes.mistral.audio import speech_samples
+from tests.harness import build_world
+
+QUESTION = "What is the capital of France?"
+ANSWER = "Paris is the capital of France. It sits on the river Seine."
+
+
+async def wait_turns(bot, guild_id: int, count: int, deadline: float = 20.0) -> list[Turn]:
+    async with asyncio.timeout(deadline):
+        while True:
+            turns = await bot.database.turns.recent(guild_id, limit=50)
+            if len(turns) >= count:
+                return turns
+            await asyncio.sleep(0.05)
+
+
+async def test_a_spoken_question_gets_a_spoken_answer_in_the_guilds_voice(
+    fake_discord, fake_voice, fake_mistral, fake_discord_env, tmp_path: Path
+) -> None:
+    fake_mistral.transcribe = lambda _audio: QUESTION
+    fake_mistral.reply = lambda _messages: ANSWER
+    world = build_world(fake_discord)
+    async with call_in_progress(fake_discord, fake_voice, fake_mistral, tmp_path, world=world) as call:
+        # Earlier history and a cloned voice for this guild.
+        earlier = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+        await call.bot.database.turns.add(Turn(
+            id=None, guild_id=world.guild.id, speaker_id=world.admin_id, speaker_name="alice",
+            role="user", text="My favourite city is Lyon.", created_at=earlier))
+        await (await fake_discord.invoke(
+            guild_id=world.guild.id, user_id=world.admin_id, command="voice set",
+            options={"clip": Attachment("me.wav", speech_wav(), content_type="audio/wav")},
+        )).wait_reply(timeout=20)
+        clip = await call.bot.database.clips.get(world.guild.id)
+        assert clip is not None
+
+        await call.speaker.speak(spoken_question())
+        turns = await wait_turns(call.bot, world.guild.id, 3)
+        audio = call.fake_voice.bot_audio(world.guild.id)
+        await audio.wait_for_silence()
+
+    # The chat request carried the guild history and the speaker's name.
+    chat = fake_mistral.requests_to("chat")[-1].body
+    contents = "\n".join(str(m["content"]) for m in chat["messages"])
+    assert "Lyon" in contents
+    assert f"bob: {QUESTION}" in contents.lower() or f"bob: {QUESTION.lower()}" in contents.lower()
+    # The TTS requests carried the guild's stored clip as ref_audio.
+    speech = fake_mistral.requests_to("speech")
+    assert speech and all(ref_audio_of(r.body) == clip.audio for r in speech)
+    assert " ".join(r.body["input"] for r in speech) == ANSWER
+
+    # History: the user's turn and the bot's full answer.
+    assert [(t.role, t.speaker_name, t.text) for t in turns[-2:]] == [
+        ("user", "bob", QUESTION), ("assistant", turns[-1].speaker_name, ANSWER)]
+    assert not turns[-1].interrupted
+
+    # What arrived on the wire is valid Opus whose audio is the fake TTS output (a 220 Hz tone).
+    pcm = audio.decode()
+    expected_seconds = sum(len(speech_samples(r.body["input"])) for r in speech) / TTS_RATE
+    assert abs(len(pcm) / 48_000 - expected_seconds) < 0.25, (len(pcm) / 48_000, expected_seconds)
+    assert abs(dominant_frequency(pcm, 48_000) - 220) < 5
+    assert not fake_discord.unhandled
+
+
+async def test_two_guilds_at_once_keep_their_own_history_and_voice(
+    fake_discord, fake_voice, fake_mistral, fake_discord_env, tmp_path: Path
+) -> None:
+    fake_mistral.transcribe = lambda _audio: QUESTION
+    fake_mistral.reply = lambda messages: "Guild reply. " + str(len(messages))
+    first, second = build_world(fake_discord, "First"), build_world(fake_discord, "Second")
+    async with (
+        call_in_progress(fake_discord, fake_voice, fake_mistral, tmp_path, world=first) as one,
+        call_in_progress(fake_discord, fake_voice, fake_mistral, tmp_path, world=second, bot=one.bot, seed=7) as two,
+    ):
+        await (await fake_discord.invoke(
+            guild_id=first.guild.id, user_id=first.admin_id, command="voice set",
+            options={"clip": Attachment("one.wav", speech_wav(seconds=5.0), content_type="audio/wav")},
+        )).wait_reply(timeout=20)
+        first_clip = await one.bot.database.clips.get(first.guild.id)
+
+        await one.bot.database.turns.add(Turn(
+            id=None, guild_id=first.guild.id, speaker_id=1, speaker_name="alice", role="user",
+            text="Only the first guild knows about the blue door.",
+            created_at=dt.datetime(2026, 11, 1, tzinfo=dt.UTC)))
+        await asyncio.gather(one.speaker.speak(spoken_question(seed=3)),
+                             two.speaker.speak(spoken_question(seed=4)))
+        first_turns = await wait_turns(one.bot, first.guild.id, 3)
+        second_turns = await wait_turns(one.bot, second.guild.id, 2)
+
+    assert all(t.guild_id == first.guild.id for t in first_turns)
+    assert all("blue door" not in t.text for t in second_turns)
+    chats = [r.body for r in fake_mistral.requests_to("chat")]
+    assert len(chats) == 2
+    with_door = [c for c in chats if "blue door" in str(c["messages"])]
+    assert len(with_door) == 1
+    speech = fake_mistral.requests_to("speech")
+    clips = {ref_audio_of(r.body) for r in speech}
+    assert first_clip is not None and first_clip.audio in clips
+    assert None in clips  # the second guild has no clip: default voice
+
