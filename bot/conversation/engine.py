@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from bot.conversation.guild import DEFAULT_LIMITS, ConversationLimits, GuildConversation
+from bot.conversation.guild import DEFAULT_LIMITS, ConversationLimits, GuildConversation, TurnMeter
 from bot.conversation.timings import TimingsLog
 from bot.voice.client import VoxcordVoiceClient
 from bot.voice.hearing import Hearing
@@ -65,8 +65,10 @@ class ConversationEngine:
         limits: ConversationLimits = DEFAULT_LIMITS,
         clock: Callable[[], float] = time.monotonic,
         default_voice_id: str | None = None,
+        meter: TurnMeter | None = None,
     ) -> None:
         self._db = database
+        self._meter = meter
         self._stt = transcriber
         self._chat = chat
         self._tts = synthesizer
@@ -100,7 +102,7 @@ class ConversationEngine:
             synthesizer=self._tts, player=player, roster=ChannelRoster(voice_client), notify=notify,
             bot_name=guild.me.display_name, clock=self._clock, limits=self._limits,
             timings_log=self._timings.setdefault(session.guild_id, TimingsLog()),
-            default_voice_id=self._default_voice_id,
+            default_voice_id=self._default_voice_id, meter=self._meter,
         )
         hearing = Hearing(conversation, clock=self._clock)
         conversation.start()

@@ -20,7 +20,7 @@ from bot.conversation.prompt import build_messages
 from bot.conversation.sentences import SentenceSplitter
 from bot.conversation.speaking import ReplySpeaker, SpeechLedger
 from bot.conversation.timings import TimingsLog, TurnTimings
-from bot.mistral import ChatMessage, ChatModel, MistralError, SpeechSynthesizer, StreamingTranscriber
+from bot.mistral import ChatMessage, ChatModel, ChatUsage, MistralError, SpeechSynthesizer, StreamingTranscriber
 from bot.store import Database, Turn
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,24 @@ class ReplyPlayer(Protocol):
 
 
 Notify = Callable[[str], Awaitable[None]]
+
+
+class TurnMeter(Protocol):
+    """Rate limits, budgets and usage accounting; the conversation asks before it spends money."""
+
+    async def admit(self, guild_id: int, user_id: int) -> str | None:
+        """None to go ahead; otherwise a short notice to post (or "" to refuse silently)."""
+        ...
+
+    async def record(self, guild_id: int, user_id: int | None, kind: str, quantity: float) -> None: ...
+
+
+class UnmeteredTurns:
+    async def admit(self, guild_id: int, user_id: int) -> str | None:
+        return None
+
+    async def record(self, guild_id: int, user_id: int | None, kind: str, quantity: float) -> None:
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,8 +112,10 @@ class GuildConversation:
         limits: ConversationLimits = DEFAULT_LIMITS,
         timings_log: TimingsLog | None = None,
         default_voice_id: str | None = None,
+        meter: TurnMeter | None = None,
     ) -> None:
         self.guild_id = guild_id
+        self._meter = meter or UnmeteredTurns()
         self._db = database
         self._stt = transcriber
         self._chat = chat
@@ -165,6 +185,14 @@ class GuildConversation:
                 yield chunk
             timings.mark("speech_end")
 
+        refusal = await self._meter.admit(self.guild_id, user_id)
+        if refusal is not None:
+            # Nothing is sent anywhere: the utterance is drained and dropped.
+            async for _chunk in audio():
+                pass
+            if refusal:
+                await self._say(refusal)
+            return
         try:
             transcript = await self._stt.transcribe(audio())
         except MistralError as error:
@@ -172,6 +200,7 @@ class GuildConversation:
             await self._say("Sorry, I couldn't make out what was said: the transcription service failed.")
             return
         timings.mark("transcript_final")
+        await self._meter.record(self.guild_id, user_id, "stt_seconds", transcript.audio_seconds)
         text = transcript.text.strip()
         if not _has_words(text):
             return  # noise or silence: no turn
@@ -253,7 +282,13 @@ class GuildConversation:
         except BaseException:
             self._player.interrupt()
             raise
+        finally:
+            await asyncio.shield(self._record_speech_usage(speaker.ledger))
         await self._record_reply(ledger, interrupted=False, played=ledger.seconds)
+
+    async def _record_speech_usage(self, ledger: SpeechLedger) -> None:
+        if ledger.characters:
+            await self._meter.record(self.guild_id, None, "tts_characters", ledger.characters)
 
     async def _sentences(self, turn: PendingTurn, messages: list[ChatMessage]) -> AsyncIterator[str]:
         splitter = SentenceSplitter()
@@ -269,6 +304,12 @@ class GuildConversation:
                 yield sentence
         finally:
             await stream.aclose()
+            if stream.usage is not None:
+                await asyncio.shield(self._record_chat_usage(turn.user_id, stream.usage))
+
+    async def _record_chat_usage(self, user_id: int, usage: ChatUsage) -> None:
+        await self._meter.record(self.guild_id, user_id, "chat_input_tokens", usage.input_tokens)
+        await self._meter.record(self.guild_id, user_id, "chat_output_tokens", usage.output_tokens)
 
     async def _record_reply(self, ledger: SpeechLedger, *, interrupted: bool, played: float) -> None:
         text = ledger.heard_text(played) if interrupted else ledger.text()
