@@ -21,7 +21,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-COGS: tuple[str, ...] = ("cogs.voice", "cogs.voice_clip", "cogs.history")
+COGS: tuple[str, ...] = (
+    "cogs.voice",
+    "cogs.voice_clip",
+    "cogs.history",
+    "cogs.settings",
+    "cogs.status",
+)
 
 # Exactly what the bot needs in a guild; the invite link asks for these and no more.
 REQUIRED_PERMISSIONS = discord.Permissions(

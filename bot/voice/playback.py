@@ -319,6 +319,7 @@ class SpeechPlayer:
         self._clock = clock
         self._reply: _Reply | None = None
         self._last_played = 0.0
+        self._last_first_packet_at: float | None = None
 
     @property
     def played_seconds(self) -> float:
@@ -336,8 +337,8 @@ class SpeechPlayer:
 
     @property
     def first_packet_sent_at(self) -> float | None:
-        """Clock time the first packet of the current reply went to Discord."""
-        return self._reply.source.first_packet_read_at if self._reply else None
+        """Clock time the first packet of the current (or else the last) reply went to Discord."""
+        return self._reply.source.first_packet_read_at if self._reply else self._last_first_packet_at
 
     def begin_reply(self) -> None:
         """Spawn FFmpeg for a new reply. A reply still playing is interrupted: the new one wins."""
@@ -417,6 +418,7 @@ class SpeechPlayer:
         if reply is self._reply:
             self._reply = None
             self._last_played = reply.source.played_seconds
+            self._last_first_packet_at = reply.source.first_packet_read_at
         self._end(reply)
 
     @staticmethod

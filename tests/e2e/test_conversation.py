@@ -59,6 +59,8 @@ async def test_a_spoken_question_gets_a_spoken_answer_in_the_guilds_voice(
         turns = await wait_turns(call.bot, world.guild.id, 3)
         audio = call.fake_voice.bot_audio(world.guild.id)
         await audio.wait_for_silence()
+        status = await (await fake_discord.invoke(
+            guild_id=world.guild.id, user_id=world.member_id, command="status")).wait_reply(timeout=10)
 
     # The chat request carried the guild history and the speaker's name.
     chat = fake_mistral.requests_to("chat")[-1].body
@@ -81,6 +83,11 @@ async def test_a_spoken_question_gets_a_spoken_answer_in_the_guilds_voice(
     assert abs(len(pcm) / 48_000 - expected_seconds) < 0.25, (len(pcm) / 48_000, expected_seconds)
     assert abs(dominant_frequency(pcm, 48_000) - 220) < 5
     assert not fake_discord.unhandled
+
+    # Every stage of the turn was timed and /status shows it.
+    assert "Listening in" in status.content
+    for label in ("final transcript", "first reply token", "first speech audio", "first packet sent"):
+        assert label in status.content, status.content
 
 
 async def test_two_guilds_at_once_keep_their_own_history_and_voice(
