@@ -26,7 +26,16 @@ if TYPE_CHECKING:
 
 
 class VoxcordConnectionState(VoiceConnectionState):
-    """discord.py's connection state with one reconnect defect worked around.
+    """discord.py's connection state with two reconnect defects worked around.
+
+    Resume (close code 4015, "voice server crashed"): discord.py 2.7.1 re-sends op 4 on the main
+    gateway, and Discord answers VOICE_STATE_UPDATE then VOICE_SERVER_UPDATE; in the ``connected``
+    state the first changes nothing and the second moves to ``got_voice_server_update``, while the
+    resume waits for ``got_both_voice_updates``. Even past that, its handshake waits for a
+    SESSION_DESCRIPTION that a resumed session never receives (only RESUMED, opcode 9). Either way
+    the resume times out after the 30 s connect timeout and discord.py leaves the channel
+    (reproduced against the fake voice server). So a resume is done as the fresh reconnect that
+    discord.py uses for other close codes, minus its 0–2 s backoff: the server just asked for it.
 
     On a reconnect discord.py pauses its ``SocketReader``, closes the UDP socket and later makes a
     new one (``_create_socket``). The reader thread, though, is still blocked in
@@ -36,6 +45,14 @@ class VoxcordConnectionState(VoiceConnectionState):
     fresh reader carrying the same listeners; the stuck one is told to stop and exits when its
     ``select`` times out, with no listeners left to call.
     """
+
+    # discord.py's own signature (it passes these as keywords), hence the `timeout` parameter.
+    async def _connect(
+        self, reconnect: bool, timeout: float, self_deaf: bool, self_mute: bool, resume: bool  # noqa: ASYNC109
+    ) -> None:
+        if resume:  # only the 4015 path asks for a resume
+            await self.disconnect(cleanup=False)
+        await super()._connect(reconnect, timeout, self_deaf, self_mute, False)
 
     def _create_socket(self) -> None:
         reconnecting = self.socket is not MISSING
