@@ -1,0 +1,369 @@
+"""Privacy: who may be heard, what the bot tells a channel when it joins, how long text is kept,
+and each member's export and erasure.
+
+Audio is never stored anywhere: the receive path hands PCM to the speech-to-text stream and
+nothing else (``tests/e2e/test_privacy.py`` scans the data directory and database after a turn).
+What is kept is text, in ``turns``, for the guild's ``retention_days``; ``RetentionPurger`` deletes
+older turns. Consent is decided per member: ``GuildAdmission`` answers "may this user be heard?"
+from memory, because the voice receiver asks on its reader thread (once per SSRC), where a
+database call is out of the question.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+import discord
+
+from bot.errors import UserFacingError
+from bot.store.models import utc_now
+
+if TYPE_CHECKING:
+    from bot.store import Database, GuildSettings
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STT_URL = "https://api.mistral.ai"
+LISTENING_SUFFIX = " (listening)"
+NICK_LIMIT = 32  # Discord's maximum nickname length
+
+Notify = Callable[[str], Awaitable[None]]
+
+
+def service_host(server_url: str | None) -> str:
+    """The host (and port, if any) audio is sent to: what the notice shows, never credentials."""
+    parts = urlsplit(server_url or DEFAULT_STT_URL)
+    host = parts.hostname or "api.mistral.ai"
+    return f"{host}:{parts.port}" if parts.port else host
+
+
+def plain_name(display_name: str) -> str:
+    """The bot's name without the listening marker (a crash may have left it in the nickname)."""
+    return display_name.removesuffix(LISTENING_SUFFIX)
+
+
+def listening_nick(display_name: str) -> str:
+    base = plain_name(display_name)[: NICK_LIMIT - len(LISTENING_SUFFIX)].rstrip()
+    return base + LISTENING_SUFFIX
+
+
+def notice_text(*, voice_mention: str, consent_mode: str, retention_days: int, stt_host: str) -> str:
+    """The message posted when the bot starts listening in a voice channel."""
+    if consent_mode == "opt_in":
+        who = (f"only members who opted in with `/privacy optin`; nobody else in {voice_mention} "
+               "is heard (their audio is dropped unopened)")
+    else:
+        who = f"everyone in {voice_mention} except members who opted out"
+    return "\n".join([
+        f"**I'm listening in {voice_mention}.** Privacy notice:",
+        f"- **Who I hear:** {who}.",
+        f"- **Where audio goes:** speech is streamed to Mistral (`{stt_host}`) to be transcribed; "
+        "the transcript goes to Mistral's chat model for my answer.",
+        "- **Audio is never stored**, not on disk and not in my database.",
+        f"- **Text I keep:** the transcripts and my replies, for {retention_days} days "
+        "(this server's retention period), then they are deleted automatically.",
+        "- **Your choices:** `/privacy optout` and I stop hearing you (your audio is dropped before "
+        "it is even decoded); `/privacy optin` to come back; `/privacy export` sends you what I "
+        "kept from you; `/privacy forget-me` deletes it.",
+    ])
+
+
+async def purge_guild(database: Database, guild_id: int, now: dt.datetime) -> int:
+    """Delete the guild's turns older than its retention period; returns how many."""
+    settings = await database.guilds.get(guild_id)
+    cutoff = now - dt.timedelta(days=settings.retention_days)
+    return await database.turns.purge_older_than(cutoff, guild_id=guild_id)
+
+
+class GuildAdmission:
+    """May this member be heard? Called on the voice reader thread, so it only reads memory.
+
+    Updates replace the dict instead of mutating it, so a reader never sees it half-changed.
+    """
+
+    __slots__ = ("_choices", "_default", "_listeners")
+
+    def __init__(self, consent_mode: str, choices: dict[int, bool]) -> None:
+        self._default = consent_mode != "opt_in"
+        self._choices = dict(choices)
+        self._listeners: list[Callable[[], None]] = []
+
+    def __call__(self, user_id: int) -> bool:
+        return self._choices.get(user_id, self._default)
+
+    @property
+    def consent_mode(self) -> str:
+        return "opt_out" if self._default else "opt_in"
+
+    def subscribe(self, listener: Callable[[], None]) -> None:
+        """``listener`` runs after every change (the receiver re-asks about each speaker)."""
+        self._listeners.append(listener)
+
+    def unsubscribe_all(self) -> None:
+        self._listeners.clear()
+
+    def update(self, *, consent_mode: str | None = None, user_id: int | None = None,
+               choice: bool | None = None, forget: bool = False) -> None:
+        if consent_mode is not None:
+            self._default = consent_mode != "opt_in"
+        if user_id is not None:
+            choices = dict(self._choices)
+            if forget:
+                choices.pop(user_id, None)
+            elif choice is not None:
+                choices[user_id] = choice
+            self._choices = choices
+        for listener in list(self._listeners):
+            listener()
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentStatus:
+    heard: bool
+    choice: bool | None  # the member's explicit choice, None if they never made one
+    consent_mode: str
+
+
+@dataclass(frozen=True, slots=True)
+class Forgotten:
+    turns: int
+    choice_removed: bool
+    heard_now: bool
+
+
+@dataclass(slots=True)
+class _Attached:
+    admission: GuildAdmission
+    notify: Notify | None = None
+    voice_mention: str = ""
+    original_nick: str | None = None
+    set_nick: str | None = None
+
+
+class ExportTooLargeError(UserFacingError):
+    pass
+
+
+class PrivacyService:
+    """Consent, the join notice and nickname, export and erasure. One per process, injected."""
+
+    def __init__(self, *, database: Database, stt_host: str,
+                 clock: Callable[[], dt.datetime] = utc_now) -> None:
+        self._db = database
+        self.stt_host = stt_host
+        self._clock = clock
+        self._attached: dict[int, _Attached] = {}
+        # Serialises cache loads with writes, so a choice made during a join is never lost.
+        self._locks: dict[int, asyncio.Lock] = {}
+
+    def _lock(self, guild_id: int) -> asyncio.Lock:
+        return self._locks.setdefault(guild_id, asyncio.Lock())
+
+    # consent --------------------------------------------------------------------------------
+
+    async def admission(self, guild_id: int, *, on_change: Callable[[], None] | None = None) -> GuildAdmission:
+        """Begin a voice session: load the guild's consent into memory, where it stays (kept
+        current by every change made here) until ``release``. ``on_change`` runs after each change."""
+        async with self._lock(guild_id):
+            settings = await self._db.guilds.get(guild_id)
+            choices = await self._db.privacy.choices(guild_id)
+            attached = _Attached(GuildAdmission(settings.consent_mode, choices))
+            previous = self._attached.get(guild_id)
+            if previous is not None:  # a session that never reached release: keep its nickname to restore
+                previous.admission.unsubscribe_all()
+                attached.original_nick, attached.set_nick = previous.original_nick, previous.set_nick
+            self._attached[guild_id] = attached
+            if on_change is not None:
+                attached.admission.subscribe(on_change)
+            return attached.admission
+
+    async def status(self, guild_id: int, user_id: int) -> ConsentStatus:
+        settings = await self._db.guilds.get(guild_id)
+        choice = await self._db.privacy.status(guild_id, user_id)
+        return self._status(settings.consent_mode, choice)
+
+    async def opt_out(self, guild_id: int, user_id: int) -> ConsentStatus:
+        return await self._choose(guild_id, user_id, False)
+
+    async def opt_in(self, guild_id: int, user_id: int) -> ConsentStatus:
+        return await self._choose(guild_id, user_id, True)
+
+    async def _choose(self, guild_id: int, user_id: int, opted_in: bool) -> ConsentStatus:
+        async with self._lock(guild_id):
+            await self._db.privacy.set_opt(guild_id, user_id, opted_in, at=self._clock())
+            attached = self._attached.get(guild_id)
+            if attached is not None:
+                attached.admission.update(user_id=user_id, choice=opted_in)
+        settings = await self._db.guilds.get(guild_id)
+        return self._status(settings.consent_mode, opted_in)
+
+    async def set_consent_mode(self, guild_id: int, mode: str) -> GuildSettings:
+        async with self._lock(guild_id):
+            settings = await self._db.guilds.update(guild_id, consent_mode=mode)
+            attached = self._attached.get(guild_id)
+            if attached is not None:
+                attached.admission.update(consent_mode=mode)
+        if attached is not None:
+            await self._post_notice(guild_id)  # who is heard changed: tell the channel again
+        return settings
+
+    async def set_retention(self, guild_id: int, days: int) -> int:
+        """Keep the guild's text for ``days``; what is already older goes now. Returns that count."""
+        await self._db.guilds.update(guild_id, retention_days=days)
+        return await purge_guild(self._db, guild_id, self._clock())
+
+    @staticmethod
+    def _status(consent_mode: str, choice: bool | None) -> ConsentStatus:
+        heard = choice if choice is not None else consent_mode != "opt_in"
+        return ConsentStatus(heard=heard, choice=choice, consent_mode=consent_mode)
+
+    # joining and leaving voice --------------------------------------------------------------
+
+    async def announce(self, guild: discord.Guild, voice_mention: str, notify: Notify) -> None:
+        """Post the privacy notice and mark the nickname; call after ``admission``."""
+        attached = self._attached.get(guild.id)
+        if attached is None:
+            return
+        attached.notify = notify
+        attached.voice_mention = voice_mention
+        await self._post_notice(guild.id)
+        await self._mark_listening(guild, attached)
+
+    async def release(self, guild: discord.Guild) -> None:
+        """The voice session ended: drop the cache and restore the nickname."""
+        async with self._lock(guild.id):
+            attached = self._attached.pop(guild.id, None)
+        if attached is not None:
+            attached.admission.unsubscribe_all()
+            await self._restore_nick(guild, attached)
+
+    async def _post_notice(self, guild_id: int) -> None:
+        attached = self._attached.get(guild_id)
+        if attached is None or attached.notify is None:
+            return
+        settings = await self._db.guilds.get(guild_id)
+        text = notice_text(voice_mention=attached.voice_mention, consent_mode=settings.consent_mode,
+                           retention_days=settings.retention_days, stt_host=self.stt_host)
+        try:
+            await attached.notify(text)
+        except discord.HTTPException as error:
+            log.warning("Guild %s: could not post the privacy notice: %s", guild_id, error)
+
+    async def _mark_listening(self, guild: discord.Guild, attached: _Attached) -> None:
+        me = guild.me
+        if not me.guild_permissions.change_nickname:
+            log.info("Guild %s: no Change Nickname permission; nickname left as is", guild.id)
+            return
+        original = me.nick
+        if original is not None and original.endswith(LISTENING_SUFFIX):
+            original = plain_name(original) if plain_name(original) != me.name else None
+        nick = listening_nick(original or me.name)
+        try:
+            await me.edit(nick=nick)
+        except discord.HTTPException as error:
+            log.info("Guild %s: could not change my nickname: %s", guild.id, error)
+            return
+        attached.original_nick, attached.set_nick = original, nick
+
+    async def _restore_nick(self, guild: discord.Guild, attached: _Attached) -> None:
+        # Without the privileged members intent discord.py's cache never sees our own nickname
+        # change (GUILD_MEMBER_UPDATE needs it), so what we set is tracked here, not read back.
+        me = guild.me
+        if attached.set_nick is None or me is None:
+            return
+        try:
+            await me.edit(nick=attached.original_nick)
+        except discord.HTTPException as error:
+            log.info("Guild %s: could not restore my nickname: %s", guild.id, error)
+
+    # export and erasure ---------------------------------------------------------------------
+
+    async def forget(self, guild_id: int, user_id: int, *, forget_choice: bool) -> Forgotten:
+        """Delete what the member said in the guild and, if asked, their recorded choice."""
+        removed = await self._db.turns.delete_for_speaker(guild_id, user_id)
+        choice_removed = False
+        if forget_choice:
+            async with self._lock(guild_id):
+                choice_removed = await self._db.privacy.forget(guild_id, user_id)
+                attached = self._attached.get(guild_id)
+                if attached is not None:
+                    attached.admission.update(user_id=user_id, forget=True)
+        status = await self.status(guild_id, user_id)
+        return Forgotten(turns=removed, choice_removed=choice_removed, heard_now=status.heard)
+
+    async def export(self, guild_id: int, user_id: int, *, limit_bytes: int | None = None) -> tuple[int, bytes]:
+        """Everything the member said in the guild, as JSON: (number of turns, file bytes)."""
+        turns = await self._db.turns.for_speaker(guild_id, user_id)
+        settings = await self._db.guilds.get(guild_id)
+        document = {
+            "guild_id": str(guild_id),
+            "user_id": str(user_id),
+            "exported_at": self._clock().isoformat(),
+            "retention_days": settings.retention_days,
+            "note": "Transcripts of what you said near Voxcord in this server. No audio is ever stored.",
+            "turns": [
+                {"at": t.created_at.isoformat(), "name": t.speaker_name, "role": t.role, "text": t.text}
+                for t in turns
+            ],
+        }
+        data = json.dumps(document, ensure_ascii=False, indent=2).encode()
+        if limit_bytes is not None and len(data) > limit_bytes:
+            raise ExportTooLargeError(
+                "Your export is larger than Discord lets me upload here. Ask an admin of the bot for it.")
+        return len(turns), data
+
+
+class RetentionPurger:
+    """Deletes turns older than each guild's ``retention_days``: now via ``run_once``, or every
+    ``interval`` seconds once ``start``-ed. Clock and sleep are injected so tests never wait."""
+
+    def __init__(self, *, database: Database, clock: Callable[[], dt.datetime] = utc_now,
+                 interval: float = 3600.0, first_delay: float = 60.0,
+                 sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:
+        self._db = database
+        self._clock = clock
+        self._interval = interval
+        self._first_delay = first_delay
+        self._sleep = sleep
+        self._guild_ids: Callable[[], Iterable[int]] = lambda: ()
+        self._task: asyncio.Task[None] | None = None
+
+    async def run_once(self, guild_ids: Iterable[int] | None = None) -> dict[int, int]:
+        """One sweep over ``guild_ids`` (default: the guilds the bot is in); removed turns per guild."""
+        removed: dict[int, int] = {}
+        for guild_id in list(self._guild_ids() if guild_ids is None else guild_ids):
+            count = await purge_guild(self._db, guild_id, self._clock())
+            if count:
+                removed[guild_id] = count
+                log.info("Guild %s: retention purge removed %d turns", guild_id, count)
+        return removed
+
+    def start(self, guild_ids: Callable[[], Iterable[int]]) -> None:
+        self._guild_ids = guild_ids
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="retention-purge")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        # The first sweep waits until the gateway has delivered the guild list.
+        await self._sleep(self._first_delay)
+        while True:
+            try:
+                await self.run_once()
+            except Exception:
+                log.exception("Retention purge failed; trying again next interval")
+            await self._sleep(self._interval)
