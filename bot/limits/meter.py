@@ -1,0 +1,175 @@
+"""The conversation's TurnMeter and the slash-command limiter.
+
+``UsageMeter.admit`` runs before any audio of an utterance goes to STT: the guild's monthly
+budget first, then the member's and the guild's token buckets. ``record`` prices each service
+call and stores it. A refusal is announced once per limiting episode (or once per month and
+budget), never per utterance, so a limited channel is not flooded with notices.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from bot.limits.buckets import CounterStore, Decision, Rate, RateLimiter
+from bot.limits.budget import BudgetStatus, MonthlyBudgets, UsageReport, monthly_report
+from bot.limits.pricing import DEFAULT_PRICES, PriceTable
+from bot.store.models import USAGE_KINDS, UsageRecord
+
+if TYPE_CHECKING:
+    from bot.config import Settings
+    from bot.store import Database
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class LimitSettings:
+    """Defaults for every guild; a guild's own ``turn_rate_per_minute`` replaces the guild turn rate."""
+
+    user_turns_per_minute: float = 8.0
+    guild_turns_per_minute: float = 30.0
+    user_commands_per_minute: float = 12.0
+    guild_commands_per_minute: float = 60.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LimitSettings:
+        return cls(
+            user_turns_per_minute=settings.rate_user_turns_per_minute,
+            guild_turns_per_minute=settings.rate_guild_turns_per_minute,
+            user_commands_per_minute=settings.rate_user_commands_per_minute,
+            guild_commands_per_minute=settings.rate_guild_commands_per_minute,
+        )
+
+
+def _seconds(retry_after: float) -> str:
+    if not math.isfinite(retry_after):
+        return "a while"
+    return f"{max(1, math.ceil(retry_after))} s"
+
+
+def _per_minute(rate: float) -> str:
+    return f"{rate:g}"
+
+
+def _month_name(label: str) -> str:
+    return dt.datetime.strptime(label, "%Y-%m").replace(tzinfo=dt.UTC).strftime("%B %Y")
+
+
+def budget_notice(status: BudgetStatus) -> str:
+    assert status.limit_usd is not None
+    return (
+        f"This server has used its ${status.limit_usd:.2f} budget for {_month_name(status.month)}, "
+        "so I'll stop answering until an admin raises it with /usage budget or the month ends."
+    )
+
+
+class UsageMeter:
+    """``bot.conversation.guild.TurnMeter``: budgets, voice-turn rate limits, usage accounting."""
+
+    def __init__(
+        self,
+        *,
+        database: Database,
+        store: CounterStore,
+        limiter: RateLimiter,
+        prices: PriceTable = DEFAULT_PRICES,
+        limits: LimitSettings | None = None,
+        wall_clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self._db = database
+        self._store = store
+        self._limiter = limiter
+        self._prices = prices
+        self._limits = limits or LimitSettings()
+        self._wall_clock = wall_clock
+        self.budgets = MonthlyBudgets(database, wall_clock=wall_clock)
+
+    @property
+    def prices(self) -> PriceTable:
+        return self._prices
+
+    async def report(self, guild_id: int) -> UsageReport:
+        return await monthly_report(self.budgets, self._db, guild_id)
+
+    def guild_turn_rate(self, configured: int | None) -> float:
+        return float(configured) if configured is not None else self._limits.guild_turns_per_minute
+
+    async def admit(self, guild_id: int, user_id: int) -> str | None:
+        settings = await self._db.guilds.get(guild_id)
+        status = await self.budgets.status_for(settings)
+        if status.exhausted:
+            return await self._budget_refusal(guild_id, status)
+        guild_rate = self.guild_turn_rate(settings.turn_rate_per_minute)
+        # One member cannot take more than the whole guild may.
+        user_rate = min(self._limits.user_turns_per_minute, guild_rate)
+        # The member's bucket first: a refused member then takes nothing from the guild's.
+        user = await self._limiter.hit(f"turn:user:{guild_id}:{user_id}", Rate.per_minute_with_burst(user_rate))
+        if not user.allowed:
+            return self._notice(user, f"<@{user_id}>, I can take {_per_minute(user_rate)} questions a minute "
+                                      f"from one person; I'll listen to you again in {_seconds(user.retry_after)}.")
+        guild = await self._limiter.hit(f"turn:guild:{guild_id}", Rate.per_minute_with_burst(guild_rate))
+        if not guild.allowed:
+            return self._notice(guild, f"This server's limit is {_per_minute(guild_rate)} questions a minute; "
+                                       f"I'll listen again in {_seconds(guild.retry_after)}.")
+        return None
+
+    async def record(self, guild_id: int, user_id: int | None, kind: str, quantity: float) -> None:
+        if kind not in USAGE_KINDS:
+            raise ValueError(f"unknown usage kind {kind!r}")
+        if not quantity or quantity < 0:
+            return
+        record = UsageRecord(
+            guild_id=guild_id, user_id=user_id, kind=kind, quantity=float(quantity),  # type: ignore[arg-type]
+            cost_usd=self._prices.cost(kind, quantity), at=self._wall_clock(),
+        )
+        try:
+            await self._db.usage.record(record)
+        except Exception:
+            # Losing one usage row must not break the conversation; it is loud in the log.
+            log.exception("Guild %s: could not record %s usage", guild_id, kind)
+
+    async def _budget_refusal(self, guild_id: int, status: BudgetStatus) -> str:
+        # Keyed by month and amount: raising the budget (or a new month) starts a new episode.
+        key = f"budget-noticed:{guild_id}:{status.month}:{status.limit_usd!r}"
+        count = await self._store.add(key, 1.0, expire_at=status.resets_at.timestamp())
+        if count <= 1.0:
+            log.info("Guild %s: monthly budget of $%.2f reached ($%.4f spent)",
+                     guild_id, status.limit_usd, status.spent_usd)
+            return budget_notice(status)
+        return ""
+
+    @staticmethod
+    def _notice(decision: Decision, message: str) -> str:
+        return message if decision.first_refusal else ""
+
+
+class CommandLimiter:
+    """Slash-command token buckets per member and per guild; the tree asks before each command."""
+
+    def __init__(self, limiter: RateLimiter, limits: LimitSettings | None = None) -> None:
+        self._limiter = limiter
+        self._limits = limits or LimitSettings()
+
+    async def check(self, guild_id: int | None, user_id: int) -> str | None:
+        """None to run the command; a reply for the first refusal of an episode; "" to drop it."""
+        scope = guild_id if guild_id is not None else "dm"
+        user = await self._limiter.hit(
+            f"command:user:{scope}:{user_id}", Rate.per_minute_with_burst(self._limits.user_commands_per_minute)
+        )
+        if not user.allowed:
+            return UsageMeter._notice(
+                user, f"Slow down a little: you can use me again in {_seconds(user.retry_after)}.")
+        if guild_id is None:
+            return None
+        guild = await self._limiter.hit(
+            f"command:guild:{guild_id}", Rate.per_minute_with_burst(self._limits.guild_commands_per_minute)
+        )
+        if not guild.allowed:
+            return UsageMeter._notice(
+                guild, f"This server is sending me too many commands; try again in {_seconds(guild.retry_after)}.")
+        return None

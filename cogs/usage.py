@@ -1,0 +1,105 @@
+"""/usage show|budget|turn-rate: what this server's conversations cost this month, and its limits."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.errors import UserFacingError
+from bot.limits import KIND_LABELS
+
+if TYPE_CHECKING:
+    from bot.app import VoxcordBot
+    from bot.limits import UsageMeter
+    from bot.limits.budget import UsageReport
+
+MAX_BUDGET_USD = 1_000_000.0
+MAX_TURN_RATE = 600
+
+
+def _quantity(kind: str, quantity: float) -> str:
+    if kind == "stt_seconds":
+        minutes, seconds = divmod(round(quantity), 60)
+        return f"{minutes} min {seconds:02d} s"
+    return f"{round(quantity):,}"
+
+
+def format_report(report: UsageReport, turn_rate: float) -> str:
+    budget = report.budget
+    lines = [f"**Usage for {budget.month}** (UTC month; resets {discord.utils.format_dt(budget.resets_at, 'D')})"]
+    if not report.by_kind:
+        lines.append("Nothing used yet this month.")
+    for kind, label in KIND_LABELS.items():
+        if kind in report.by_kind:
+            quantity, cost = report.by_kind[kind]
+            lines.append(f"- {label}: {_quantity(kind, quantity)} (${cost:.4f})")
+    lines.append(f"**Total:** ${report.total_usd:.4f}")
+    if budget.limit_usd is None:
+        lines.append("**Budget:** none set (an admin can set one with /usage budget).")
+    else:
+        state = " (reached: I'm not answering until it is raised or the month ends)" if budget.exhausted else ""
+        lines.append(f"**Budget:** ${budget.spent_usd:.4f} of ${budget.limit_usd:.2f} used{state}.")
+    lines.append(f"**Voice turn limit:** {turn_rate:g} a minute for the server.")
+    return "\n".join(lines)
+
+
+@app_commands.guild_only()
+class UsageCog(commands.GroupCog, group_name="usage"):
+    """What the bot costs this server, and the limits on it."""
+
+    def __init__(self, bot: VoxcordBot) -> None:
+        self.bot = bot
+        super().__init__()
+
+    def _meter(self) -> UsageMeter:
+        if self.bot.meter is None:
+            raise UserFacingError("Usage accounting is not enabled on this bot.")
+        return self.bot.meter
+
+    @app_commands.command(name="show")
+    async def show(self, interaction: discord.Interaction) -> None:
+        """Show this month's usage and cost for this server, and its budget."""
+        assert interaction.guild_id is not None
+        meter = self._meter()
+        report = await meter.report(interaction.guild_id)
+        settings = await self.bot.database.guilds.get(interaction.guild_id)
+        await interaction.response.send_message(
+            format_report(report, meter.guild_turn_rate(settings.turn_rate_per_minute)), ephemeral=True
+        )
+
+    @app_commands.command(name="budget")
+    @app_commands.describe(usd="Monthly limit in US dollars (0 stops all spending); leave empty for no limit.")
+    @app_commands.default_permissions(manage_guild=True)
+    @app_commands.checks.has_permissions(manage_guild=True)
+    async def budget(
+        self, interaction: discord.Interaction, usd: app_commands.Range[float, 0.0, MAX_BUDGET_USD] | None = None
+    ) -> None:
+        """Set this server's monthly spending limit; the bot stops answering when it is reached."""
+        assert interaction.guild_id is not None
+        await self.bot.database.guilds.update(interaction.guild_id, monthly_budget_usd=usd)
+        message = ("No monthly budget: I'll answer without a spending limit." if usd is None
+                   else f"Monthly budget set to ${usd:.2f}. See /usage show for this month's spend.")
+        await interaction.response.send_message(message, ephemeral=True)
+
+    @app_commands.command(name="turn-rate")
+    @app_commands.describe(per_minute="Spoken questions a minute for the whole server; leave empty for the default.")
+    @app_commands.default_permissions(manage_guild=True)
+    @app_commands.checks.has_permissions(manage_guild=True)
+    async def turn_rate(
+        self, interaction: discord.Interaction, per_minute: app_commands.Range[int, 1, MAX_TURN_RATE] | None = None
+    ) -> None:
+        """Limit how many spoken questions a minute the bot takes in this server."""
+        assert interaction.guild_id is not None
+        meter = self._meter()
+        await self.bot.database.guilds.update(interaction.guild_id, turn_rate_per_minute=per_minute)
+        rate = meter.guild_turn_rate(per_minute)
+        await interaction.response.send_message(
+            f"I'll take up to {rate:g} spoken questions a minute in this server.", ephemeral=True
+        )
+
+
+async def setup(bot: VoxcordBot) -> None:
+    await bot.add_cog(UsageCog(bot))

@@ -1,0 +1,68 @@
+"""/usage show|budget|turn-rate and the global slash-command rate limit, through the loopback Discord."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.discord import FakeDiscord
+from tests.harness import build_world, running_bot, settings_for
+
+
+@pytest.fixture
+def world(fake_discord: FakeDiscord, fake_discord_env: dict[str, str]):
+    return build_world(fake_discord)
+
+
+async def run(fake_discord: FakeDiscord, guild_id: int, user_id: int, command: str, **options: object):
+    record = await fake_discord.invoke(guild_id=guild_id, user_id=user_id, command=command, options=options)
+    return await record.wait_reply(timeout=10)
+
+
+async def test_show_reports_this_months_use_and_cost(fake_discord, world, tmp_path: Path) -> None:
+    async with running_bot(fake_discord, settings_for(fake_discord, tmp_path)) as bot:
+        empty = await run(fake_discord, world.guild.id, world.member_id, "usage show")
+        assert empty.ephemeral and "Nothing used yet" in empty.content and "none set" in empty.content
+        assert bot.meter is not None
+        await bot.meter.record(world.guild.id, world.member_id, "stt_seconds", 90)
+        await bot.meter.record(world.guild.id, world.member_id, "chat_input_tokens", 1500)
+        await bot.meter.record(world.guild.id, None, "tts_characters", 1000)
+        shown = await run(fake_discord, world.guild.id, world.member_id, "usage show")
+        assert "1 min 30 s" in shown.content and "$0.0090" in shown.content  # 1.5 min at $0.006
+        assert "1,500" in shown.content and "$0.0160" in shown.content  # 1000 chars at $16 / M
+        assert "**Total:** $0.0252" in shown.content
+
+
+async def test_budget_and_turn_rate_are_for_admins(fake_discord, world, tmp_path: Path) -> None:
+    async with running_bot(fake_discord, settings_for(fake_discord, tmp_path)) as bot:
+        denied = await run(fake_discord, world.guild.id, world.member_id, "usage budget", usd=5.0)
+        assert "Manage Server" in denied.content or "Manage Guild" in denied.content
+        assert (await bot.database.guilds.get(world.guild.id)).monthly_budget_usd is None
+
+        done = await run(fake_discord, world.guild.id, world.admin_id, "usage budget", usd=5.0)
+        assert "$5.00" in done.content
+        rate = await run(fake_discord, world.guild.id, world.admin_id, "usage turn-rate", per_minute=4)
+        assert "4 spoken questions" in rate.content
+        settings = await bot.database.guilds.get(world.guild.id)
+        assert (settings.monthly_budget_usd, settings.turn_rate_per_minute) == (5.0, 4)
+        shown = await run(fake_discord, world.guild.id, world.member_id, "usage show")
+        assert "of $5.00 used" in shown.content and "4 a minute" in shown.content
+
+        cleared = await run(fake_discord, world.guild.id, world.admin_id, "usage budget")
+        assert "No monthly budget" in cleared.content
+        assert (await bot.database.guilds.get(world.guild.id)).monthly_budget_usd is None
+
+
+async def test_commands_over_the_rate_get_one_notice_then_no_answer(fake_discord, world, tmp_path: Path) -> None:
+    settings = settings_for(fake_discord, tmp_path, rate_user_commands_per_minute=2)
+    async with running_bot(fake_discord, settings):
+        for _ in range(2):
+            assert "Usage for" in (await run(fake_discord, world.guild.id, world.member_id, "usage show")).content
+        limited = await run(fake_discord, world.guild.id, world.member_id, "usage show")
+        assert limited.ephemeral and "Slow down" in limited.content
+        dropped = await fake_discord.invoke(guild_id=world.guild.id, user_id=world.member_id, command="usage show")
+        # Another member is not limited; their answer comes after the dropped command was handled.
+        other = await run(fake_discord, world.guild.id, world.admin_id, "usage show")
+        assert "Usage for" in other.content
+        assert not dropped.answers, "one notice per episode: later refusals are not answered"
