@@ -4,14 +4,20 @@
     python3 dev.py run    # create .venv if needed, install the locked dependencies, start the bot
     python3 dev.py test   # same environment, then ruff and the whole test suite
 
-FFmpeg and libopus come inside wheels (imageio-ffmpeg, PyAV), so nothing is installed system-wide.
+FFmpeg and libopus come inside wheels (imageio-ffmpeg, PyAV), so nothing is installed system-wide
+for the bot. The tests also start throwaway PostgreSQL and Redis servers (tests/services.py); when
+their programs are missing, `test` installs Debian's postgresql and redis-server packages if it runs
+as root with apt-get (CI does), and otherwise says how to install them: their tests are then skipped,
+or fail when CI=true. VOXCORD_NO_APT=1 turns the installing off.
 The virtual environment is rebuilt only when requirements.lock or pyproject.toml changes.
 """
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -53,7 +59,37 @@ def run(args: list[str]) -> int:
     return subprocess.call([str(PYTHON), "-m", "bot", *args], cwd=ROOT)
 
 
+def _missing_test_servers() -> list[str]:
+    """Debian packages whose programs the PostgreSQL and Redis tests need but cannot find."""
+    missing = []
+    if not (shutil.which("initdb") or glob.glob("/usr/lib/postgresql/*/bin/initdb")):
+        missing.append("postgresql")
+    if not shutil.which("redis-server"):
+        missing.append("redis-server")
+    return missing
+
+
+def ensure_test_servers() -> None:
+    missing = _missing_test_servers()
+    if not missing:
+        return
+    is_root = getattr(os, "geteuid", lambda: -1)() == 0
+    if is_root and shutil.which("apt-get") and os.environ.get("VOXCORD_NO_APT") != "1":
+        print(f"Installing {' '.join(missing)} for the storage and rate-limit tests (apt-get) ...", flush=True)
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        quiet = {"stdin": subprocess.DEVNULL, "env": env, "timeout": 900}
+        subprocess.run(["apt-get", "update", "-qq"], check=True, **quiet)  # noqa: S607 - the system's apt-get
+        subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing],  # noqa: S607
+                       check=True, stdout=subprocess.DEVNULL, **quiet)
+        return
+    ci = os.environ.get("CI", "").strip().lower() not in {"", "0", "false", "no"}
+    outcome = "so their tests will FAIL (CI is set)" if ci else "so their tests are skipped"
+    print(f"Not found: {', '.join(missing)}, {outcome}. To run them: sudo apt-get install {' '.join(missing)}",
+          file=sys.stderr, flush=True)
+
+
 def test(args: list[str]) -> int:
+    ensure_test_servers()
     lint = subprocess.call([str(PYTHON), "-m", "ruff", "check", "."], cwd=ROOT)
     if lint != 0:
         return lint
