@@ -27,11 +27,22 @@ from bot.audio.ffmpeg import ffmpeg_executable
 from bot.clips import VoiceClipService
 from bot.config import Settings, describe_settings_error
 from bot.conversation.engine import ConversationEngine
+from bot.limits import (
+    CommandLimiter,
+    CounterStore,
+    LimitSettings,
+    MemoryCounterStore,
+    PriceTable,
+    RateLimiter,
+    UsageMeter,
+)
+from bot.limits.redis_backend import RedisCounterStore, RedisUnavailableError
 from bot.logs import setup_logging
 from bot.mistral import ChatModel, RetryPolicy, SpeechSynthesizer, StreamingTranscriber
 from bot.mistral.redaction import install_log_redaction
+from bot.privacy import PrivacyService, RetentionPurger, service_host
 from bot.sessions import VoiceSessions
-from bot.store import Database
+from bot.store import Database, DatabaseOpenError
 from bot.voice.client import VoxcordVoiceClient
 
 log = logging.getLogger("bot")
@@ -65,6 +76,7 @@ async def assemble(settings: Settings, *, guild_ready_timeout: float = 2.0) -> A
         async with (
             aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=tls)) as http,
             httpx2.AsyncClient(verify=tls) as mistral_http,
+            contextlib.AsyncExitStack() as stack,
         ):
             mistral = Mistral(
                 api_key=settings.mistral_api_key.get_secret_value(),
@@ -72,8 +84,25 @@ async def assemble(settings: Settings, *, guild_ready_timeout: float = 2.0) -> A
                 async_client=mistral_http,
             )
             retry = RetryPolicy()
+            # One process: in-memory buckets. With REDIS_URL, every process (shard group) shares
+            # the same buckets and budget counters.
+            counters: CounterStore
+            if settings.redis_url:
+                counters = await stack.enter_async_context(RedisCounterStore.from_url(settings.redis_url))
+                await counters.ping()
+            else:
+                counters = MemoryCounterStore()
+            limiter = RateLimiter(counters)
+            limits = LimitSettings.from_settings(settings)
+            meter = UsageMeter(
+                database=database, store=counters, limiter=limiter, prices=PriceTable.from_settings(settings),
+                limits=limits,
+            )
+            # The notice names where audio goes: the host only, never the URL's credentials or the key.
+            privacy = PrivacyService(database=database, stt_host=service_host(settings.mistral_server_url))
             engine = ConversationEngine(
                 database=database,
+                privacy=privacy,
                 transcriber=StreamingTranscriber(
                     mistral, realtime_model=settings.stt_model, batch_model=settings.stt_batch_model, retry=retry
                 ),
@@ -81,6 +110,7 @@ async def assemble(settings: Settings, *, guild_ready_timeout: float = 2.0) -> A
                 synthesizer=SpeechSynthesizer(mistral, model=settings.tts_model, retry=retry),
                 ffmpeg_executable=ffmpeg_executable(),
                 default_voice_id=settings.tts_default_voice,
+                meter=meter,
             )
             clips = VoiceClipService(
                 repository=database.clips,
@@ -95,6 +125,8 @@ async def assemble(settings: Settings, *, guild_ready_timeout: float = 2.0) -> A
             yield VoxcordBot(
                 settings=settings, database=database, sessions=sessions, clips=clips, engine=engine,
                 connector=aiohttp.TCPConnector(ssl=tls), guild_ready_timeout=guild_ready_timeout,
+                meter=meter, command_limiter=CommandLimiter(limiter, limits),
+                privacy=privacy, purger=RetentionPurger(database=database),
             )
     finally:
         await database.close()
@@ -104,8 +136,8 @@ async def run(settings: Settings) -> int:
     try:
         async with assemble(settings) as bot:
             return await serve(bot, settings)
-    except (OSError, ValueError) as error:
-        # A database that cannot be opened, a bad URL: one readable line, not a traceback.
+    except (OSError, ValueError, DatabaseOpenError, RedisUnavailableError) as error:
+        # A database or Redis that cannot be reached, a bad URL: one readable line, not a traceback.
         log.error("Cannot start (%s): %s", type(error).__name__, error)
         return 1
 

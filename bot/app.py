@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING
 
@@ -11,11 +12,14 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import UserFacingError
+from bot.sharding import ShardPlan, recommended_shard_count
 
 if TYPE_CHECKING:
     from bot.clips import VoiceClipService
     from bot.config import Settings
     from bot.conversation.engine import ConversationEngine
+    from bot.limits import CommandLimiter, UsageMeter
+    from bot.privacy import PrivacyService, RetentionPurger
     from bot.sessions import VoiceSessions
     from bot.store import Database
 
@@ -27,6 +31,8 @@ COGS: tuple[str, ...] = (
     "cogs.history",
     "cogs.settings",
     "cogs.status",
+    "cogs.privacy",
+    "cogs.usage",
 )
 
 # Exactly what the bot needs in a guild; the invite link asks for these and no more.
@@ -54,6 +60,23 @@ async def reply_ephemeral(interaction: discord.Interaction, message: str) -> Non
 
 class VoxcordTree(app_commands.CommandTree):
     """One place that turns errors into replies: known ones short, unknown ones logged."""
+
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        # The global slash-command rate limit. A refused command is answered only on the first
+        # refusal of an episode; later ones are dropped unanswered (Discord's client says the
+        # interaction failed), so a spammer costs us no further API calls.
+        limiter: CommandLimiter | None = getattr(self.client, "command_limiter", None)
+        if limiter is None:
+            return True
+        refusal = await limiter.check(interaction.guild_id, interaction.user.id)
+        if refusal is None:
+            return True
+        if refusal:
+            try:
+                await reply_ephemeral(interaction, refusal)
+            except discord.HTTPException:
+                log.warning("Could not deliver a rate-limit reply for interaction %s", interaction.id)
+        return False
 
     async def on_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError
@@ -86,7 +109,10 @@ class VoxcordTree(app_commands.CommandTree):
             log.warning("Could not deliver an error reply for interaction %s", interaction.id)
 
 
-class VoxcordBot(commands.Bot):
+class VoxcordBot(commands.AutoShardedBot):
+    # Always the sharded client: unsharded it runs Discord's recommended count (1 for small
+    # bots, which is the plain Bot's single connection), and SHARD_COUNT/SHARD_IDS make this
+    # process one shard group of several without a second code path (bot/sharding.py).
     def __init__(
         self,
         *,
@@ -98,6 +124,10 @@ class VoxcordBot(commands.Bot):
         connector: aiohttp.BaseConnector | None = None,
         cogs: tuple[str, ...] = COGS,
         guild_ready_timeout: float = 2.0,
+        meter: UsageMeter | None = None,
+        command_limiter: CommandLimiter | None = None,
+        privacy: PrivacyService | None = None,
+        purger: RetentionPurger | None = None,
     ) -> None:
         # Default intents include guilds and voice_states; nothing privileged is needed.
         super().__init__(
@@ -107,15 +137,25 @@ class VoxcordBot(commands.Bot):
             help_command=None,
             connector=connector,
             guild_ready_timeout=guild_ready_timeout,
+            **ShardPlan.from_settings(settings).client_options(),
         )
         self.settings = settings
         self.database = database
         self.sessions = sessions
         self.clips = clips
         self.engine = engine
+        self.meter = meter
+        self.command_limiter = command_limiter
+        self.privacy = privacy
+        self._purger = purger
         self._cog_modules = cogs
 
     async def setup_hook(self) -> None:
+        if self.shard_count is None:
+            # Fixing the count here (login is done, connect not yet) keeps DISCORD_GATEWAY_URL;
+            # left None, discord.py would connect to the URL /gateway/bot returns instead.
+            self.shard_count = await recommended_shard_count(self.http)
+        log.info("Gateway: %s", ShardPlan(self.shard_count, ShardPlan.from_settings(self.settings).ids).describe())
         for module in self._cog_modules:
             await self.load_extension(module)
         if self.settings.dev_guild_id:
@@ -127,6 +167,8 @@ class VoxcordBot(commands.Bot):
         log.info("Synced %d slash commands", len(synced))
         if self.application_id:
             log.info("Invite link: %s", invite_url(self.application_id))
+        if self._purger is not None:
+            self._purger.start(lambda: [guild.id for guild in self.guilds])
 
     async def on_ready(self) -> None:
         log.info("Ready as %s in %d guild(s)", self.user, len(self.guilds))
@@ -134,4 +176,10 @@ class VoxcordBot(commands.Bot):
     async def close(self) -> None:
         # Leave every voice channel before the gateway goes away, so Discord shows us gone at once.
         await self.sessions.leave_all()
+        if self._purger is not None:
+            await self._purger.stop()
+        if not isinstance(self.loop, asyncio.AbstractEventLoop):
+            # Never entered nor logged in (e.g. a test that only loads cogs): AutoShardedClient's
+            # close needs the event queue that entering creates (discord.py 2.7 raises otherwise).
+            await self.__aenter__()
         await super().close()

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from bot.sharding import parse_shard_ids
 
 # Each setting's hint is shown when its value is missing or malformed.
 HINTS: dict[str, str] = {
@@ -21,6 +23,9 @@ HINTS: dict[str, str] = {
     "discord_api_base_url": "e.g. https://discord.com/api/v10.",
     "discord_gateway_url": "e.g. wss://gateway.discord.gg/.",
     "log_level": "one of DEBUG, INFO, WARNING, ERROR.",
+    "redis_url": "e.g. redis://localhost:6379/0 (rediss:// for TLS), or leave it unset for one process.",
+    "shard_count": "the total number of shards, the same in every process (e.g. 4).",
+    "shard_ids": "this process's shards: ids or ranges below SHARD_COUNT, e.g. 0,1 or 2-3.",
 }
 
 
@@ -53,6 +58,26 @@ class Settings(BaseSettings):
     # Reference clips for /voice set: refused past these, before anything is decoded.
     clip_max_bytes: Annotated[int, Field(gt=0)] = 10 * 1024 * 1024
     clip_max_input_seconds: Annotated[float, Field(gt=0)] = 60.0
+
+    # Prices (USD) for usage accounting and budgets; defaults are Mistral's published prices.
+    price_stt_realtime_usd_per_minute: Annotated[float, Field(ge=0)] = 0.006
+    price_chat_input_usd_per_million_tokens: Annotated[float, Field(ge=0)] = 0.10
+    price_chat_output_usd_per_million_tokens: Annotated[float, Field(ge=0)] = 0.30
+    price_tts_usd_per_million_characters: Annotated[float, Field(ge=0)] = 16.0
+
+    # Token buckets (a minute's worth may come at once). A guild's own turn rate, set with
+    # /usage turn-rate, replaces RATE_GUILD_TURNS_PER_MINUTE for that guild.
+    rate_user_turns_per_minute: Annotated[float, Field(gt=0)] = 8.0
+    rate_guild_turns_per_minute: Annotated[float, Field(gt=0)] = 30.0
+    rate_user_commands_per_minute: Annotated[float, Field(gt=0)] = 12.0
+    rate_guild_commands_per_minute: Annotated[float, Field(gt=0)] = 60.0
+
+    # Past one process (docs/scaling.md): Redis shares rate limits and budgets between
+    # processes; each process runs the shard group SHARD_IDS of SHARD_COUNT shards.
+    redis_url: str | None = None
+    shard_count: Annotated[int, Field(gt=0)] | None = None
+    # NoDecode: "0,1" or "2-3" as written, not JSON (pydantic-settings JSON-decodes list env vars).
+    shard_ids: Annotated[tuple[int, ...] | None, NoDecode] = None
 
     @field_validator("discord_token", "mistral_api_key")
     @classmethod
@@ -97,6 +122,39 @@ class Settings(BaseSettings):
         if scheme not in {"sqlite", "postgresql", "postgres"}:
             raise ValueError("must be a sqlite:/// or postgresql:// URL")
         return value
+
+    @field_validator("redis_url", "shard_count", "shard_ids", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip().lower().startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value.strip() if value is not None else None
+
+    @field_validator("shard_ids", mode="before")
+    @classmethod
+    def _shard_id_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return parse_shard_ids(value) if value.strip() else None
+        return value
+
+    @field_validator("shard_ids")
+    @classmethod
+    def _shard_ids_within_count(cls, value: tuple[int, ...] | None, info: ValidationInfo) -> tuple[int, ...] | None:
+        if value is None:
+            return None
+        if "shard_count" not in info.data:
+            return value  # SHARD_COUNT itself is invalid and reported on its own
+        count = info.data["shard_count"]
+        if count is None:
+            raise ValueError("needs SHARD_COUNT (the total number of shards) as well")
+        if min(value) < 0 or max(value) >= count:
+            raise ValueError(f"must be between 0 and SHARD_COUNT - 1 ({count - 1})")
+        return tuple(sorted(set(value)))
 
 
 def describe_settings_error(error: ValidationError) -> str:

@@ -10,7 +10,7 @@ from tests.fakes.discord import FakeDiscord
 from tests.fakes.tls import TestCertificates
 from tests.fakes.voice import FakeVoiceServer
 
-pytest_plugins = ["tests.fakes.discord.fixtures", "tests.fakes.mistral.fixtures"]
+pytest_plugins = ["tests.fakes.discord.fixtures", "tests.fakes.mistral.fixtures", "tests.services"]
 
 
 @pytest.fixture

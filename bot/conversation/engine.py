@@ -16,12 +16,14 @@ import discord
 
 from bot.conversation.guild import DEFAULT_LIMITS, ConversationLimits, GuildConversation, TurnMeter
 from bot.conversation.timings import TimingsLog
+from bot.privacy import plain_name
 from bot.voice.client import VoxcordVoiceClient
 from bot.voice.hearing import Hearing
 from bot.voice.playback import SpeechPlayer
 
 if TYPE_CHECKING:
     from bot.mistral import ChatModel, SpeechSynthesizer, StreamingTranscriber
+    from bot.privacy import PrivacyService
     from bot.sessions import VoiceSession
     from bot.store import Database
 
@@ -66,8 +68,10 @@ class ConversationEngine:
         clock: Callable[[], float] = time.monotonic,
         default_voice_id: str | None = None,
         meter: TurnMeter | None = None,
+        privacy: PrivacyService | None = None,
     ) -> None:
         self._db = database
+        self._privacy = privacy
         self._meter = meter
         self._stt = transcriber
         self._chat = chat
@@ -92,15 +96,20 @@ class ConversationEngine:
         player = SpeechPlayer(voice_client, ffmpeg_executable=self._ffmpeg, clock=self._clock)
 
         async def notify(message: str) -> None:
-            channel_id = session.text_channel_id or (await self._db.guilds.get(session.guild_id)).text_channel_id
+            # The admin's configured channel wins; otherwise the channel /join was used in.
+            channel_id = (await self._db.guilds.get(session.guild_id)).text_channel_id or session.text_channel_id
             channel = guild.get_channel(channel_id) if channel_id else None
             if isinstance(channel, discord.abc.Messageable):
                 await channel.send(message)
 
+        admit = None
+        if self._privacy is not None:  # consent is known before the first packet is read
+            readmit = voice_client.receiver.readmit if isinstance(voice_client, VoxcordVoiceClient) else None
+            admit = await self._privacy.admission(session.guild_id, on_change=readmit)
         conversation = GuildConversation(
             guild_id=session.guild_id, database=self._db, transcriber=self._stt, chat=self._chat,
             synthesizer=self._tts, player=player, roster=ChannelRoster(voice_client), notify=notify,
-            bot_name=guild.me.display_name, clock=self._clock, limits=self._limits,
+            bot_name=plain_name(guild.me.display_name), clock=self._clock, limits=self._limits,
             timings_log=self._timings.setdefault(session.guild_id, TimingsLog()),
             default_voice_id=self._default_voice_id, meter=self._meter,
         )
@@ -108,8 +117,11 @@ class ConversationEngine:
         conversation.start()
         hearing.start()
         if isinstance(voice_client, VoxcordVoiceClient):
-            voice_client.start_receiving(hearing)
+            voice_client.start_receiving(hearing, admit=admit)
         self._guilds[session.guild_id] = GuildRuntime(hearing=hearing, conversation=conversation, player=player)
+        if self._privacy is not None:
+            channel = voice_client.channel
+            await self._privacy.announce(guild, channel.mention if channel else "voice", notify)
         log.info("Guild %s: listening", session.guild_id)
 
     async def stop(self, session: VoiceSession) -> None:
@@ -121,3 +133,5 @@ class ConversationEngine:
         await runtime.hearing.stop()
         await runtime.conversation.stop()
         runtime.player.close()
+        if self._privacy is not None:
+            await self._privacy.release(session.voice_client.guild)

@@ -53,6 +53,11 @@ class ReplyPlayer(Protocol):
     @property
     def first_packet_sent_at(self) -> float | None: ...
 
+    @property
+    def played_seconds(self) -> float:
+        """Seconds of the current (or else the last) reply handed to Discord so far."""
+        ...
+
 
 Notify = Callable[[str], Awaitable[None]]
 
@@ -229,7 +234,10 @@ class GuildConversation:
             try:
                 await answer
             except asyncio.CancelledError:
-                if not answer.cancelled():
+                # Cancelling the worker while it awaits `answer` cancels `answer` too, so
+                # answer.cancelled() cannot tell a stop from a barge-in; our own count can.
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
                     raise  # we are being stopped, not interrupted
             except MistralError as error:
                 log.warning("Guild %s: turn failed: %s", self.guild_id, error)
@@ -276,7 +284,10 @@ class GuildConversation:
             turn.timings.mark_at("first_packet_sent", self._player.first_packet_sent_at)
             turn.timings.mark("done")
         except asyncio.CancelledError:
-            played = self._player.interrupt()
+            self._player.interrupt()
+            # Not interrupt()'s return value: a barge-in has usually stopped the player already
+            # (_interrupt_reply), and a second interrupt() reports 0 s played.
+            played = self._player.played_seconds
             await asyncio.shield(self._record_reply(speaker.ledger, interrupted=True, played=played))
             raise
         except BaseException:

@@ -68,9 +68,7 @@ def _apply_next(
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
     schema_version.create(connection, checkfirst=True)
-    current = int(
-        connection.execute(select(func.coalesce(func.max(schema_version.c.version), 0))).scalar_one()
-    )
+    current = int(connection.execute(select(func.coalesce(func.max(schema_version.c.version), 0))).scalar_one())
     latest = migrations[-1].version if migrations else 0
     if current > latest:
         raise SchemaTooNewError(
@@ -83,9 +81,7 @@ def _apply_next(
     log.info("Applying database migration V%d: %s", migration.version, migration.description)
     migration.upgrade(connection)
     connection.execute(
-        insert(schema_version).values(
-            version=migration.version, description=migration.description, applied_at=clock()
-        )
+        insert(schema_version).values(version=migration.version, description=migration.description, applied_at=clock())
     )
     return migration.version, True
 

@@ -30,8 +30,7 @@ def parse_database_url(url: str) -> URL:
     except ArgumentError:
         # The raw string may hold a password, so it stays out of the message.
         raise ValueError(
-            "DATABASE_URL is not a valid URL; expected e.g. sqlite:///data/voxcord.db "
-            "or postgresql://user@host/dbname"
+            "DATABASE_URL is not a valid URL; expected e.g. sqlite:///data/voxcord.db or postgresql://user@host/dbname"
         ) from None
     driver = _DRIVERS.get(parsed.drivername.lower())
     if driver is None:
@@ -45,8 +44,7 @@ def parse_database_url(url: str) -> URL:
             # sqlite://host/x.db is a common slip for sqlite:///x.db; SQLAlchemy would ignore
             # the host and open a different file than the user meant.
             raise ValueError(
-                "DATABASE_URL for SQLite takes no host; write sqlite:///relative.db "
-                "or sqlite:////absolute/path.db"
+                "DATABASE_URL for SQLite takes no host; write sqlite:///relative.db or sqlite:////absolute/path.db"
             )
     elif not parsed.database:
         raise ValueError(

@@ -17,7 +17,7 @@ from discord.voice_state import SocketReader, VoiceConnectionState
 
 from bot.audio.opus import OpusDecoder
 from bot.audio.resample import DownmixResampler
-from bot.voice.receiver import Decoder, Resampler, SpeechSink, VoiceReceiver
+from bot.voice.receiver import Admission, Decoder, Resampler, SpeechSink, VoiceReceiver
 
 if TYPE_CHECKING:
     from discord.abc import Connectable
@@ -104,11 +104,12 @@ class VoxcordVoiceClient(discord.VoiceClient):
     def is_receiving(self) -> bool:
         return self._receiver is not None and self._receiver.receiving
 
-    def start_receiving(self, sink: SpeechSink) -> None:
-        """Deliver every other speaker's audio to ``sink`` on this client's event loop."""
+    def start_receiving(self, sink: SpeechSink, *, admit: Admission | None = None) -> None:
+        """Deliver every other speaker's audio to ``sink`` on this client's event loop; users that
+        ``admit`` refuses are dropped before decryption (call ``receiver.readmit()`` when it changes)."""
         if self.is_receiving():
             raise discord.ClientException("Already receiving audio.")
-        self.receiver.start(sink, self.loop)
+        self.receiver.start(sink, self.loop, admit=admit)
 
     def stop_receiving(self) -> None:
         """Stop receiving; the sink gets each speaker's remaining audio and ``on_speaker_gone``."""

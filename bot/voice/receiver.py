@@ -14,6 +14,10 @@ session; all are read from the connection per packet (an identity check for the 
 receiving resumes with the first packet of the new session. The websocket hook also re-registers
 the listener on every ``SESSION_DESCRIPTION`` (op 4) as a guard; registering is idempotent here.
 
+Consent: an ``admit`` predicate is asked once per SSRC (again after ``readmit()``); a refused
+user's packets are counted and dropped before transport decryption, so their audio is never
+decrypted, decoded or delivered.
+
 A shared lock serialises the reader thread's per-packet work with the loop-side bookkeeping
 (SPEAKING / CLIENT_DISCONNECT / stop), which keeps each speaker's frames strictly before its
 ``on_speaker_gone``. It is uncontended except for those rare events.
@@ -66,6 +70,11 @@ class SpeechSink(Protocol):
         """The user left the channel (CLIENT_DISCONNECT) or receiving stopped; no more frames follow
         unless the user speaks again."""
         ...
+
+
+# Whether a user's audio may be heard at all (recording consent). Called on the reader thread, once
+# per SSRC and again on ``readmit()``, never per packet: it must be a cheap, non-blocking lookup.
+Admission = Callable[[int], bool]
 
 
 class Decoder(Protocol):
@@ -130,6 +139,10 @@ class VoiceReceiver:
         self._ssrc_users: dict[int, int] = {}
         self._speakers: dict[int, _Speaker] = {}
         self._orphans: dict[int, deque[bytes]] = {}
+        self._admit: Admission | None = None
+        self._refused: dict[int, int] = {}  # SSRC -> user whose packets are dropped unopened
+        # Per user: packets dropped for consent before transport decryption, DAVE or Opus decode.
+        self.refused_packets: dict[int, int] = {}
         self._key_source: object = None
         self._transport: TransportDecryptor | None = None
         self._outbox: deque[tuple[int, bytes | None, int]] = deque()
@@ -146,13 +159,31 @@ class VoiceReceiver:
     def user_for_ssrc(self, ssrc: int) -> int | None:
         return self._ssrc_users.get(ssrc)
 
-    def start(self, sink: SpeechSink, loop: asyncio.AbstractEventLoop | None = None) -> None:
-        """Begin delivering audio to ``sink`` (call on the event loop that should receive it)."""
+    def start(
+        self, sink: SpeechSink, loop: asyncio.AbstractEventLoop | None = None, *, admit: Admission | None = None
+    ) -> None:
+        """Begin delivering audio to ``sink`` (call on the event loop that should receive it).
+
+        ``admit``: users it refuses are never decrypted, decoded or delivered (None admits all)."""
         with self._lock:
             self._sink = sink
             self._loop = loop or asyncio.get_running_loop()
+            self._admit = admit
+            self._refused.clear()
             self._active = True
         self._register()
+
+    def readmit(self) -> None:
+        """The admission answers changed: drop refused speakers at once (their undecoded packets
+        unheard), and ask again for every SSRC on its next packet."""
+        with self._lock:
+            admit = self._admit
+            self._refused.clear()
+            if admit is None:
+                return
+            for ssrc, speaker in list(self._speakers.items()):
+                if not admit(speaker.user_id):
+                    self._discard(ssrc)
 
     def stop(self) -> None:
         """Stop receiving: unregister, flush every speaker, deliver the tails and ``on_speaker_gone``."""
@@ -162,6 +193,7 @@ class VoiceReceiver:
             for ssrc in list(self._speakers):
                 self._retire(ssrc, gone=True)
             self._orphans.clear()
+            self._refused.clear()
         self._deliver()
         self._sink = None
 
@@ -173,7 +205,9 @@ class VoiceReceiver:
             for old_ssrc in [s for s, u in self._ssrc_users.items() if u == user_id]:
                 del self._ssrc_users[old_ssrc]  # the user's client reconnected with a new SSRC
                 self._retire(old_ssrc, gone=False)
+                self._refused.pop(old_ssrc, None)
             self._retire(ssrc, gone=False)  # the SSRC moved to another user
+            self._refused.pop(ssrc, None)
             self._ssrc_users[ssrc] = user_id
 
     def forget_user(self, user_id: int) -> None:
@@ -184,6 +218,7 @@ class VoiceReceiver:
                 del self._ssrc_users[ssrc]
                 self._retire(ssrc, gone=False)
                 self._orphans.pop(ssrc, None)
+                self._refused.pop(ssrc, None)
             if ssrcs and self._active:
                 self._post(user_id, None, 0)
 
@@ -250,6 +285,10 @@ class VoiceReceiver:
         seq, ts, ssrc = unpack_seq_ts_ssrc(data, 2)
         speaker = self._speakers.get(ssrc)
         if speaker is None:
+            refused = self._refused.get(ssrc)
+            if refused is not None:
+                self._count_refused(refused, 1)
+                return
             speaker = self._new_speaker(ssrc, data)
             if speaker is None:
                 return
@@ -349,6 +388,11 @@ class VoiceReceiver:
             if orphans is not None:
                 orphans.append(data)
             return None
+        if self._admit is not None and not self._admit(user_id):
+            self._refused[ssrc] = user_id
+            orphans = self._orphans.pop(ssrc, None)
+            self._count_refused(user_id, 1 + (len(orphans) if orphans else 0))
+            return None
         speaker = _Speaker(
             ssrc, user_id, self._decoder_factory(), self._resampler_factory(),
             JitterBuffer(depth=self._jitter_depth),
@@ -373,6 +417,9 @@ class VoiceReceiver:
                 self._rlog(logging.ERROR, "rekey", "Cannot decrypt voice mode %r", connection.mode,
                            exc_info=True)
 
+    def _count_refused(self, user_id: int, packets: int) -> None:
+        self.refused_packets[user_id] = self.refused_packets.get(user_id, 0) + packets
+
     def _count_skipped(self, data: bytes) -> None:
         kind = classify(data)
         stats = self.stats
@@ -386,6 +433,14 @@ class VoiceReceiver:
             stats.other_payload += 1
         else:  # TRUNCATED, or AUDIO too short to hold a tag and nonce
             stats.truncated += 1
+
+    def _discard(self, ssrc: int) -> None:
+        """Free a speaker who may no longer be heard, without decoding what it still buffers (lock held)."""
+        speaker = self._speakers.pop(ssrc)
+        speaker.decoder.close()
+        self._refused[ssrc] = speaker.user_id
+        if self._active:
+            self._post(speaker.user_id, None, 0)
 
     def _retire(self, ssrc: int, *, gone: bool) -> None:
         """Flush and free one speaker's state (lock held)."""

@@ -10,9 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cogs.voice_clip import CONSENT_ID
 from tests.bot.audio.media import encode_audio, wav_bytes
 from tests.bot.audio.synth import speech_like, to_int16
 from tests.fakes.discord import Attachment, FakeDiscord
+from tests.fakes.discord.interactions import Reply
 from tests.harness import build_world, running_bot, settings_for
 
 EPHEMERAL = 64
@@ -20,6 +22,19 @@ EPHEMERAL = 64
 
 def speech_wav(seconds: float = 6.0, rate: int = 48_000) -> bytes:
     return wav_bytes(to_int16(speech_like(seconds, rate)), rate)
+
+
+async def set_voice(
+    fake: FakeDiscord, *, guild_id: int, admin_id: int, clip: Attachment, channel_id: int | None = None
+) -> Reply:
+    """/voice set, then the admin confirms the speaker's consent; returns the confirmation's reply."""
+    prompt = await (await fake.invoke(
+        guild_id=guild_id, user_id=admin_id, command="voice set", options={"clip": clip}, channel_id=channel_id,
+    )).wait_reply(timeout=20)
+    assert any(c.get("custom_id") == CONSENT_ID for row in prompt.components for c in row.get("components", [])), (
+        prompt.content)
+    click = await fake.click(prompt.message_id, CONSENT_ID, user_id=admin_id)
+    return await click.wait_reply(timeout=10)
 
 
 @pytest.fixture
@@ -35,8 +50,12 @@ async def test_admin_sets_a_voice_and_it_is_normalised_and_stored(fake_discord, 
             options={"clip": Attachment("me.ogg", clip, content_type="audio/ogg")},
             channel_id=world.text.id,
         )
-        reply = await record.wait_reply(timeout=20)
+        prompt = await record.wait_reply(timeout=20)
         assert record.deferred, "a clip is decoded before answering: the interaction must be deferred"
+        assert prompt.flags & EPHEMERAL and "agreed" in prompt.content
+        assert await bot.database.clips.get(world.guild.id) is None, "nothing is stored before consent"
+        reply = await (await fake_discord.click(
+            prompt.message_id, CONSENT_ID, user_id=world.admin_id)).wait_reply(timeout=10)
         assert reply.flags & EPHEMERAL
         assert "Voice set" in reply.content and "8.0 s" in reply.content
         assert str(world.admin_id) in reply.content  # who set it
@@ -117,10 +136,8 @@ async def test_show_returns_the_stored_clip_and_reset_removes_it(fake_discord, w
             guild_id=world.guild.id, user_id=world.member_id, command="voice show")).wait_reply(timeout=10)
         assert "No voice is set" in empty.content
 
-        await (await fake_discord.invoke(
-            guild_id=world.guild.id, user_id=world.admin_id, command="voice set",
-            options={"clip": Attachment("me.wav", speech_wav(), content_type="audio/wav")},
-        )).wait_reply(timeout=20)
+        await set_voice(fake_discord, guild_id=world.guild.id, admin_id=world.admin_id,
+                        clip=Attachment("me.wav", speech_wav(), content_type="audio/wav"))
         stored = await bot.database.clips.get(world.guild.id)
         assert stored is not None
 
@@ -144,10 +161,8 @@ async def test_show_returns_the_stored_clip_and_reset_removes_it(fake_discord, w
 async def test_voice_survives_a_restart(fake_discord, world, tmp_path: Path) -> None:
     settings = settings_for(fake_discord, tmp_path)
     async with running_bot(fake_discord, settings):
-        await (await fake_discord.invoke(
-            guild_id=world.guild.id, user_id=world.admin_id, command="voice set",
-            options={"clip": Attachment("me.wav", speech_wav(), content_type="audio/wav")},
-        )).wait_reply(timeout=20)
+        await set_voice(fake_discord, guild_id=world.guild.id, admin_id=world.admin_id,
+                        clip=Attachment("me.wav", speech_wav(), content_type="audio/wav"))
     async with running_bot(fake_discord, settings) as bot:
         stored = await bot.database.clips.get(world.guild.id)
         assert stored is not None and stored.set_by_name == "alice"

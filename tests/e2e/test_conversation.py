@@ -11,7 +11,7 @@ import datetime as dt
 from pathlib import Path
 
 from bot.store.models import Turn
-from tests.cogs.test_voice_clip_commands import speech_wav
+from tests.cogs.test_voice_clip_commands import set_voice, speech_wav
 from tests.e2e.conversation_support import (
     TTS_RATE,
     call_in_progress,
@@ -48,10 +48,8 @@ async def test_a_spoken_question_gets_a_spoken_answer_in_the_guilds_voice(
         await call.bot.database.turns.add(Turn(
             id=None, guild_id=world.guild.id, speaker_id=world.admin_id, speaker_name="alice",
             role="user", text="My favourite city is Lyon.", created_at=earlier))
-        await (await fake_discord.invoke(
-            guild_id=world.guild.id, user_id=world.admin_id, command="voice set",
-            options={"clip": Attachment("me.wav", speech_wav(), content_type="audio/wav")},
-        )).wait_reply(timeout=20)
+        await set_voice(fake_discord, guild_id=world.guild.id, admin_id=world.admin_id,
+                        clip=Attachment("me.wav", speech_wav(), content_type="audio/wav"))
         clip = await call.bot.database.clips.get(world.guild.id)
         assert clip is not None
 
@@ -100,10 +98,8 @@ async def test_two_guilds_at_once_keep_their_own_history_and_voice(
         call_in_progress(fake_discord, fake_voice, fake_mistral, tmp_path, world=first) as one,
         call_in_progress(fake_discord, fake_voice, fake_mistral, tmp_path, world=second, bot=one.bot, seed=7) as two,
     ):
-        await (await fake_discord.invoke(
-            guild_id=first.guild.id, user_id=first.admin_id, command="voice set",
-            options={"clip": Attachment("one.wav", speech_wav(seconds=5.0), content_type="audio/wav")},
-        )).wait_reply(timeout=20)
+        await set_voice(fake_discord, guild_id=first.guild.id, admin_id=first.admin_id,
+                        clip=Attachment("one.wav", speech_wav(seconds=5.0), content_type="audio/wav"))
         first_clip = await one.bot.database.clips.get(first.guild.id)
 
         await one.bot.database.turns.add(Turn(

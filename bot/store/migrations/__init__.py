@@ -30,7 +30,5 @@ class Migration:
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", v001_initial.upgrade),
-    Migration(
-        2, "member privacy choices; indexes for speaker deletion and purge", v002_member_privacy.upgrade
-    ),
+    Migration(2, "member privacy choices; indexes for speaker deletion and purge", v002_member_privacy.upgrade),
 )

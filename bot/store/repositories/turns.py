@@ -63,9 +63,7 @@ class TurnRepository(Repository):
         """
         if limit <= 0:
             return []
-        statement = (
-            select(*_COLUMNS).where(turns.c.guild_id == guild_id).order_by(*_NEWEST_FIRST).limit(limit)
-        )
+        statement = select(*_COLUMNS).where(turns.c.guild_id == guild_id).order_by(*_NEWEST_FIRST).limit(limit)
         async with self._tx.read() as connection:
             rows = (await connection.execute(statement)).mappings().all()
         chosen: list[Turn] = []

@@ -86,9 +86,7 @@ async def test_update_without_changes_writes_nothing(database: Database) -> None
         ("persona", "   "),
     ],
 )
-async def test_update_rejects_bad_fields_and_writes_nothing(
-    database: Database, field: str, value: object
-) -> None:
+async def test_update_rejects_bad_fields_and_writes_nothing(database: Database, field: str, value: object) -> None:
     # A valid change alongside the bad one must not be written either.
     valid = {"persona": "ok"} if field != "persona" else {"retention_days": 9}
     with pytest.raises(InvalidSettingError) as caught:

@@ -155,11 +155,7 @@ async def test_two_open_databases_on_one_file_write_concurrently(tmp_path: Path)
     url = _sqlite_url(tmp_path)
     async with Database.open(url) as first, Database.open(url) as second:
         await asyncio.gather(
-            *(
-                db.turns.add(Turn(None, 1, i, "x", "user", f"t{i}", T0))
-                for i in range(40)
-                for db in (first, second)
-            )
+            *(db.turns.add(Turn(None, 1, i, "x", "user", f"t{i}", T0)) for i in range(40) for db in (first, second))
         )
         assert await first.turns.count(1) == 80
         assert await second.turns.count(1) == 80

@@ -35,14 +35,21 @@ def tokens_of(text: str) -> list[str]:
 
 
 class _EventWriter:
-    """Writes SSE events and applies an injected mid-stream cut."""
+    """Writes SSE events and applies an injected mid-stream cut. Notices a client that hung up."""
 
-    def __init__(self, request: web.Request, response: web.StreamResponse, fault: Fault | None) -> None:
+    def __init__(self, request: web.Request, response: web.StreamResponse, fault: Fault | None,
+                 record: RecordedRequest) -> None:
         self._request = request
         self._response = response
+        self._record = record
         self._cut_after = fault.after if fault is not None and fault.kind == "break" else None
         self.sent = 0
         self.cut = False
+
+    @property
+    def ended(self) -> bool:
+        """Nothing more can reach the client: the fake cut the stream or the client closed it."""
+        return self.cut or self._record.abandoned
 
     async def send(self, data: str, event: str | None = None) -> None:
         if self._cut_after is not None and self.sent >= self._cut_after:
@@ -53,8 +60,15 @@ class _EventWriter:
                 if transport is not None:
                     transport.abort()
             return
+        if self._record.abandoned:
+            return
         prefix = f"event: {event}\n" if event else ""
-        await self._response.write(f"{prefix}data: {data}\n\n".encode())
+        try:
+            await self._response.write(f"{prefix}data: {data}\n\n".encode())
+        except ConnectionResetError:
+            # The client closed the stream (a barge-in abandons chat and speech mid-way).
+            self._record.abandoned = True
+            return
         self.sent += 1
 
 
@@ -106,7 +120,7 @@ class ChatHandler:
             })
 
         response = await _open_stream(request)
-        writer = _EventWriter(request, response, request.get(FAULT_KEY))
+        writer = _EventWriter(request, response, request.get(FAULT_KEY), record)
 
         def chunk(delta: dict[str, Any], finish: str | None, with_usage: bool) -> str:
             data: dict[str, Any] = {
@@ -123,11 +137,13 @@ class ChatHandler:
         if not tokens:
             await writer.send(chunk({"content": ""}, finish_reason, True))
         for index, token in enumerate(tokens):
+            if writer.ended:
+                break
             if index:
                 await fake.delay(interval)
             last = index == len(tokens) - 1
             await writer.send(chunk({"content": token}, finish_reason if last else None, last))
-        if writer.cut:
+        if writer.ended:
             return response
         await writer.send("[DONE]")
         await response.write_eof()
@@ -174,10 +190,12 @@ class SpeechHandler:
             return web.json_response({"audio_data": base64.b64encode(audio).decode("ascii")})
 
         response = await _open_stream(request)
-        writer = _EventWriter(request, response, request.get(FAULT_KEY))
+        writer = _EventWriter(request, response, request.get(FAULT_KEY), record)
         await fake.delay(fake.latency.tts_first_audio)
         size = max(1, fake.tts_chunk_bytes)
         for offset in range(0, len(audio), size):
+            if writer.ended:
+                break
             if offset:
                 await fake.delay(fake.latency.tts_chunk_interval)
             payload = {"type": "speech.audio.delta",
@@ -185,7 +203,7 @@ class SpeechHandler:
             await writer.send(json.dumps(payload), event="speech.audio.delta")
         done = {"type": "speech.audio.done", "usage": usage}
         await writer.send(json.dumps(done), event="speech.audio.done")
-        if writer.cut:
+        if writer.ended:
             return response
         await response.write_eof()
         record.status = 200

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -103,6 +104,10 @@ class RecordedRequest:
     status: int | None = None
     """The status answered; ``None`` while streaming or when it stalled."""
     authorized: bool = False
+    received_at: float = field(default_factory=time.monotonic)
+    """``time.monotonic()`` when the request arrived (retry spacing, ``Retry-After``)."""
+    abandoned: bool = False
+    """The client closed a streamed response before it ended (chat and speech)."""
 
 
 @dataclass(slots=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -20,6 +21,9 @@ class BotFrame:
     timestamp: int
     opus: bytes
     e2ee: bool  # the frame arrived DAVE-encrypted (and was decrypted by a simulated member)
+    # time.monotonic() when the datagram reached the fake (CLOCK_MONOTONIC: comparable across
+    # processes on one machine, so benchmarks can line it up with the bot's own stage timings).
+    received_at: float = field(default=0.0, compare=False)
 
 
 @dataclass(slots=True)
@@ -32,14 +36,15 @@ class BotAudio:
 
     def record(self, header: RtpHeader, payload: bytes,
                dave_decrypt: Callable[[bytes], bytes | None]) -> None:
+        now = time.monotonic()
         if payload != OPUS_SILENCE and payload.endswith(DAVE_MAGIC):
             opus = dave_decrypt(payload)
             if opus is None:
                 self.undecryptable.append(payload)
                 return
-            self.frames.append(BotFrame(header.sequence, header.timestamp, opus, True))
+            self.frames.append(BotFrame(header.sequence, header.timestamp, opus, True, now))
         else:
-            self.frames.append(BotFrame(header.sequence, header.timestamp, payload, False))
+            self.frames.append(BotFrame(header.sequence, header.timestamp, payload, False, now))
         self._wake()
 
     def _wake(self) -> None:
