@@ -170,6 +170,12 @@ class VoxcordBot(commands.AutoShardedBot):
         if self._purger is not None:
             self._purger.start(lambda: [guild.id for guild in self.guilds])
 
+    async def on_voice_state_update(
+        self, member: discord.Member, before: discord.VoiceState, after: discord.VoiceState
+    ) -> None:
+        if self.user is not None and member.id == self.user.id and after.channel is not None:
+            self.sessions.channel_changed(member.guild.id, after.channel.id)
+
     async def on_ready(self) -> None:
         log.info("Ready as %s in %d guild(s)", self.user, len(self.guilds))
 

@@ -51,6 +51,7 @@ class VoiceSessions:
         self._on_stop = on_stop
         self._sessions: dict[int, VoiceSession] = {}
         self._locks: dict[int, asyncio.Lock] = {}
+        self._forgetting: set[asyncio.Task[None]] = set()
 
     def get(self, guild_id: int) -> VoiceSession | None:
         return self._sessions.get(guild_id)
@@ -114,6 +115,9 @@ class VoiceSessions:
                 text_channel_id=text_channel_id,
             )
             self._sessions[guild.id] = session
+            add_close_callback = getattr(voice_client, "add_close_callback", None)
+            if add_close_callback is not None:
+                add_close_callback(lambda: self._closed_elsewhere(guild.id, voice_client))
             if self._on_start is not None:
                 await self._on_start(session)
             log.info("Joined voice channel %s in guild %s", channel.id, guild.id)
@@ -126,6 +130,26 @@ class VoiceSessions:
                 raise NotConnectedError("I'm not in a voice channel here.")
             await self._teardown(session)
 
+    def channel_changed(self, guild_id: int, channel_id: int) -> None:
+        """Someone moved the bot to another voice channel; the connection follows by itself."""
+        session = self._sessions.get(guild_id)
+        if session is not None:
+            session.channel_id = channel_id
+
+    def _closed_elsewhere(self, guild_id: int, voice_client: discord.VoiceClient) -> None:
+        # Discord ended the connection (kicked, channel deleted, reconnect gave up): release the
+        # guild's listening and answering too, or they would live on with no connection.
+        task = asyncio.get_running_loop().create_task(self._forget(guild_id, voice_client), name="voice-forget")
+        self._forgetting.add(task)
+        task.add_done_callback(self._forgetting.discard)
+
+    async def _forget(self, guild_id: int, voice_client: discord.VoiceClient) -> None:
+        async with self._lock(guild_id):
+            session = self._sessions.get(guild_id)
+            if session is not None and session.voice_client is voice_client:
+                log.info("Voice connection in guild %s ended by Discord; releasing the session", guild_id)
+                await self._teardown(session, disconnect=False)
+
     async def leave_all(self) -> None:
         for guild_id in list(self._sessions):
             async with self._lock(guild_id):
@@ -133,12 +157,14 @@ class VoiceSessions:
                 if session is not None:
                     await self._teardown(session)
 
-    async def _teardown(self, session: VoiceSession) -> None:
+    async def _teardown(self, session: VoiceSession, *, disconnect: bool = True) -> None:
         self._sessions.pop(session.guild_id, None)
         try:
             if self._on_stop is not None:
                 await self._on_stop(session)
         finally:
-            if session.voice_client.is_connected() or session.voice_client.channel is not None:
+            # Not after discord.py closed it itself: a second disconnect waits up to its 30 s
+            # timeout for a confirmation that never comes, holding the guild's lock.
+            if disconnect:
                 await session.voice_client.disconnect(force=True)
             log.info("Left voice in guild %s", session.guild_id)

@@ -78,6 +78,7 @@ class VoxcordVoiceClient(discord.VoiceClient):
 
     def __init__(self, client: discord.Client, channel: Connectable) -> None:
         self._receiver: VoiceReceiver | None = None  # the hook may run before __init__ returns
+        self._on_closed: list[Callable[[], None]] = []
         super().__init__(client, channel)
         self._receiver = VoiceReceiver(
             self._connection,
@@ -116,7 +117,15 @@ class VoxcordVoiceClient(discord.VoiceClient):
         if self.is_receiving():
             self.receiver.stop()
 
+    def add_close_callback(self, callback: Callable[[], None]) -> None:
+        """Called once the connection is gone for good, whoever ended it (us, Discord, an error)."""
+        self._on_closed.append(callback)
+
     def cleanup(self) -> None:
-        # discord.py calls cleanup() on every final disconnect path (ours, the server's, errors).
+        # discord.py calls cleanup() on every final disconnect path (ours, the server's, errors),
+        # but not while it reconnects by itself: the place to learn that a session is really over.
         self.stop_receiving()
         super().cleanup()
+        callbacks, self._on_closed = self._on_closed, []
+        for callback in callbacks:
+            callback()
