@@ -1,0 +1,103 @@
+"""The real bot in a process of its own, for benchmarks: ``assemble(settings)`` from ``bot.__main__``,
+logged in to the loopback fakes that the benchmark process runs, so the fakes' CPU (Opus
+encoding of the simulated users, DAVE, the fake Mistral) never runs on the bot's event loop.
+
+    python -m bench.botproc          # settings from the environment, like ``python -m bot``
+
+Control: one JSON object per line on stdin; each answer is one line on stdout prefixed ``@@``.
+Commands: ``timings`` (every recorded TurnTimings of a guild), ``sequential`` (answer a guild
+with the naive baseline of bench/sequential.py instead of the streaming engine), ``profile``
+(start / stop cProfile), ``quit``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import cProfile
+import io
+import json
+import logging
+import os
+import pstats
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.sequential import install_sequential  # noqa: E402
+from bot.__main__ import assemble  # noqa: E402
+from bot.config import Settings  # noqa: E402
+from bot.conversation.engine import ConversationEngine  # noqa: E402
+
+PREFIX = "@@"
+
+
+def _answer(payload: dict[str, Any]) -> None:
+    sys.stdout.write(PREFIX + json.dumps(payload) + "\n")
+    sys.stdout.flush()
+
+
+async def _stdin_lines() -> asyncio.StreamReader:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=1 << 20)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    return reader
+
+
+async def serve() -> int:
+    settings = Settings(_env_file=None)
+    sequential = install_sequential(ConversationEngine, settings)
+    profiler: cProfile.Profile | None = None
+    async with assemble(settings, guild_ready_timeout=0.2) as bot, bot:
+        runner = asyncio.create_task(bot.start(settings.discord_token.get_secret_value()))
+        await asyncio.wait({runner, asyncio.create_task(bot.wait_until_ready())},
+                           return_when=asyncio.FIRST_COMPLETED)
+        if runner.done():
+            runner.result()
+            return 1
+        _answer({"ready": True, "pid": os.getpid()})
+        reader = await _stdin_lines()
+        while line := await reader.readline():
+            command = json.loads(line)
+            name = command["cmd"]
+            if name == "timings":
+                guild_id = int(command["guild"])
+                log = sequential.timings.get(guild_id) or bot.engine.timings(guild_id)
+                _answer({"turns": [dict(t.stamps) for t in log] if log is not None else []})
+            elif name == "sequential":
+                sequential.add(int(command["guild"]))
+                _answer({"ok": True})
+            elif name == "profile":
+                if command.get("start"):
+                    profiler = cProfile.Profile()
+                    profiler.enable()
+                    _answer({"ok": True})
+                else:
+                    out = io.StringIO()
+                    if profiler is not None:
+                        profiler.disable()
+                        pstats.Stats(profiler, stream=out).sort_stats(command.get("sort", "tottime")).print_stats(
+                            int(command.get("lines", 25)))
+                    profiler = None
+                    _answer({"profile": out.getvalue()})
+            elif name == "quit":
+                _answer({"ok": True})
+                break
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(bot.close(), 8)
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await runner
+    return 0
+
+
+def main() -> int:
+    logging.basicConfig(level=os.environ.get("VOXCORD_BENCH_LOG", "WARNING"), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return asyncio.run(serve())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

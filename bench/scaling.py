@@ -1,0 +1,101 @@
+"""Turn latency as concurrent talking guilds grow (issue 5, benchmark 6), plus 50-guild memory.
+
+    .venv/bin/python -m bench.scaling [--levels 1 5 20 50] [--rounds 3] [--no-profile]
+
+One bot process (bench/botproc.py) joins 50 guilds; at each level, that many guilds have their
+simulated user ask questions at the same time (each guild starts at a random offset within 1.5 s,
+then asks ``rounds`` times, waiting for each full answer). The fakes run in this process, the bot
+in its own, but all share the machine's 2 cores, as do the FFmpeg encoders (one per reply).
+Reported per level: first-audio latency and overhead p50/p95, the bot process's CPU use and the
+whole machine's, and (at the top level) a cProfile of the bot's event loop thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.memory import measure_stack  # noqa: E402
+from bench.stack import Member, Stack, running_stack, utterance_opus  # noqa: E402
+from bench.turns import UTTERANCE_S, analyse, configure_streaming, one_turn, streaming_critical_path  # noqa: E402
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _process_cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+
+
+def _machine_busy() -> tuple[float, float]:
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]
+    return sum(values) - idle, sum(values)
+
+
+async def _guild_loop(stack: Stack, member: Member, opus: list[bytes], rounds: int,
+                      rng: random.Random) -> list[dict[str, Any]]:
+    await asyncio.sleep(rng.uniform(0, 1.5))
+    samples = []
+    for _ in range(rounds):
+        samples.append(await one_turn(stack, member, opus))
+        await asyncio.sleep(rng.uniform(0.2, 0.6))
+    return samples
+
+
+async def level(stack: Stack, members: list[Member], count: int, rounds: int, *,
+                profile: bool) -> dict[str, Any]:
+    opus = utterance_opus(UTTERANCE_S, 21)
+    rng = random.Random(count)
+    if profile:
+        await stack.bot.call("profile", start=True)
+    cpu0, (busy0, total0), wall0 = _process_cpu_s(stack.bot.pid), _machine_busy(), time.monotonic()
+    results = await asyncio.gather(*(_guild_loop(stack, m, opus, rounds, rng) for m in members[:count]))
+    cpu1, (busy1, total1), wall1 = _process_cpu_s(stack.bot.pid), _machine_busy(), time.monotonic()
+    report: dict[str, Any] = {
+        "guilds": count,
+        "turns": analyse([s for r in results for s in r], streaming_critical_path()),
+        "bot_cpu_cores": round((cpu1 - cpu0) / (wall1 - wall0), 2),
+        "machine_busy_fraction": round((busy1 - busy0) / max(1, total1 - total0), 2),
+    }
+    if profile:
+        report["profile"] = (await stack.bot.call("profile", start=False, lines=30))["profile"]
+    return report
+
+
+async def measure(levels: list[int], rounds: int, *, profile: bool = True) -> dict[str, Any]:
+    async with running_stack(max(levels), log_name="scaling") as stack:
+        memory = await measure_stack(stack)
+        members: list[Member] = stack.members  # type: ignore[attr-defined]
+        configure_streaming(stack)
+        out = []
+        for count in levels:
+            await asyncio.sleep(2.0)
+            out.append(await level(stack, members, count, rounds, profile=profile and count == max(levels)))
+            brief = out[-1]["turns"].get("overhead", {})
+            print(f"{count} guilds: overhead p50 {brief.get('p50')} ms p95 {brief.get('p95')} ms, "
+                  f"bot {out[-1]['bot_cpu_cores']} cores, machine {out[-1]['machine_busy_fraction']}",
+                  file=sys.stderr, flush=True)
+    return {"memory": memory, "levels": out}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--levels", type=int, nargs="+", default=[1, 5, 20, 50])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-profile", action="store_true")
+    args = parser.parse_args()
+    print(json.dumps(asyncio.run(measure(args.levels, args.rounds, profile=not args.no_profile)), indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,173 @@
+"""The whole stack on loopback for the benchmarks: the fakes here, the real bot in a subprocess.
+
+The fake Discord (gateway, REST, voice server with real DAVE groups) and the fake Mistral run on
+this process's event loop; the bot runs ``bench.botproc`` (``assemble(settings)``, as shipped) in
+its own process, so the fakes' CPU does not land on the bot's event loop. Both processes read
+``time.monotonic()`` (CLOCK_MONOTONIC), so timestamps from either side compare directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.e2e.conversation_support import spoken_question  # noqa: E402
+from tests.fakes.discord import FakeDiscord  # noqa: E402
+from tests.fakes.mistral import FakeMistral  # noqa: E402
+from tests.fakes.tls import make_test_certificates  # noqa: E402
+from tests.fakes.voice import FakeVoiceServer, SimulatedSpeaker  # noqa: E402
+from tests.fakes.voice.audio import encode_opus  # noqa: E402
+from tests.harness import TEST_DISCORD_TOKEN, World, build_world  # noqa: E402
+
+PREFIX = "@@"
+
+
+@dataclass
+class Member:
+    """A guild with a simulated user in its voice channel, and when each of their packets left."""
+
+    world: World
+    speaker: SimulatedSpeaker
+    sent_at: list[float] = field(default_factory=list)
+
+    @property
+    def guild_id(self) -> int:
+        return self.world.guild.id
+
+
+def timed_speaker(speaker: SimulatedSpeaker, sent_at: list[float]) -> None:
+    """Record ``time.monotonic()`` as each datagram of ``speaker`` goes onto the socket."""
+    send = speaker._send
+
+    def _send(packet: bytes) -> None:
+        send(packet)
+        sent_at.append(time.monotonic())
+
+    speaker._send = _send  # type: ignore[method-assign]
+
+
+def utterance_opus(seconds: float, seed: int) -> list[bytes]:
+    """A simulated user's question, pre-encoded once so the fakes spend no CPU on it per turn."""
+    return encode_opus(spoken_question(seconds, seed=seed))
+
+
+class BotProcess:
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.pid = process.pid
+        self._lock = asyncio.Lock()
+
+    async def _line(self) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        while True:
+            raw = await self.process.stdout.readline()
+            if not raw:
+                raise RuntimeError("bot process exited; see its stderr log")
+            text = raw.decode()
+            if text.startswith(PREFIX):
+                return json.loads(text[len(PREFIX):])
+
+    async def call(self, cmd: str, **args: Any) -> dict[str, Any]:
+        async with self._lock:
+            assert self.process.stdin is not None
+            self.process.stdin.write((json.dumps({"cmd": cmd, **args}) + "\n").encode())
+            await self.process.stdin.drain()
+            return await self._line()
+
+    async def turns(self, guild_id: int) -> list[dict[str, float]]:
+        return (await self.call("timings", guild=guild_id))["turns"]
+
+    def rss_mb(self) -> float:
+        return rss_mb(self.pid)
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+@dataclass
+class Stack:
+    fake_discord: FakeDiscord
+    fake_voice: FakeVoiceServer
+    fake_mistral: FakeMistral
+    bot: BotProcess
+    worlds: list[World]
+    workdir: Path
+
+    async def join(self, world: World, *, seed: int = 0) -> Member:
+        """The simulated user is in the voice channel; /join brings the bot in; DAVE settles."""
+        speaker = self.fake_voice.add_speaker(world.guild.id, world.voice.id, world.member_id, seed=seed)
+        member = Member(world, speaker)
+        timed_speaker(speaker, member.sent_at)
+        reply = await (await self.fake_discord.invoke(
+            guild_id=world.guild.id, user_id=world.member_id, command="join", channel_id=world.text.id,
+        )).wait_reply(timeout=60)
+        if "Joined" not in reply.content:
+            raise RuntimeError(f"/join answered {reply.content!r}")
+        await self.fake_voice.wait_connected(world.guild.id)
+        await self.fake_voice.wait_dave_settled(world.guild.id)
+        return member
+
+
+@contextlib.asynccontextmanager
+async def running_stack(guilds: int = 1, *, log_name: str = "bot") -> AsyncIterator[Stack]:
+    workdir = Path(tempfile.mkdtemp(prefix="voxcord-bench-"))
+    certs = make_test_certificates(workdir / "tls")
+    async with contextlib.AsyncExitStack() as stack:
+        fake_discord = await stack.enter_async_context(FakeDiscord(certs))
+        fake_voice = await stack.enter_async_context(FakeVoiceServer(certs))
+        fake_discord.attach_voice_server(fake_voice)
+        fake_mistral = await stack.enter_async_context(FakeMistral())
+        worlds = [build_world(fake_discord, f"Guild {i}") for i in range(guilds)]
+        for world in worlds:
+            await fake_discord.set_voice_state(world.guild.id, world.member_id, world.voice.id)
+        env = {
+            **os.environ,
+            **fake_discord.settings_env(),
+            "DISCORD_TOKEN": TEST_DISCORD_TOKEN,
+            "MISTRAL_API_KEY": fake_mistral.api_key,
+            "MISTRAL_SERVER_URL": fake_mistral.url,
+            "DATABASE_URL": f"sqlite:///{workdir / 'voxcord.db'}",
+            "PYTHONPATH": str(ROOT),
+        }
+        stderr = (workdir / f"{log_name}.log").open("wb")
+        stack.callback(stderr.close)
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench.botproc", cwd=ROOT, env=env,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=stderr,
+        )
+        bot = BotProcess(process)
+
+        async def stop_bot() -> None:
+            if process.returncode is None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(bot.call("quit"), 15)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(process.wait(), 15)
+                if process.returncode is None:
+                    process.kill()
+                    await process.wait()
+
+        stack.push_async_callback(stop_bot)
+        try:
+            ready = await asyncio.wait_for(bot._line(), 60)
+        except Exception as error:
+            raise RuntimeError(f"bot did not start; log: {workdir / (log_name + '.log')}") from error
+        assert ready.get("ready"), ready
+        yield Stack(fake_discord, fake_voice, fake_mistral, bot, worlds, workdir)
