@@ -63,6 +63,10 @@ def _word_before(text: str, end: int) -> str:
     return text[start:end].lstrip("\"'([{“‘«*_")
 
 
+def _has_words(text: str) -> bool:
+    return any(char.isalnum() for char in text)
+
+
 class SentenceSplitter:
     """Feed streamed text deltas; get back sentences ready to be spoken, in order.
 
@@ -88,7 +92,7 @@ class SentenceSplitter:
     def flush(self) -> list[str]:
         sentences = self._drain(final=True)
         rest = self._join(self._carry, speakable(self._buffer))
-        if rest:
+        if _has_words(rest):
             sentences.append(rest)
         self._buffer = self._carry = ""
         self._emitted = 0
@@ -104,6 +108,8 @@ class SentenceSplitter:
                 return out
             piece, self._buffer = self._buffer[:end], self._buffer[end:].lstrip()
             text = self._join(self._carry, speakable(piece))
+            if not _has_words(text):
+                continue  # punctuation alone ("!" after "?") is nothing to say
             if len(text) < self._min_chars:
                 self._carry = text
                 continue
@@ -141,7 +147,11 @@ class SentenceSplitter:
                 j += 1
             if j == n:
                 # Nothing after the terminator yet: "3." may become "3.14", "e." may become "e.g.".
-                return j if final else None
+                # "?" and "!" cannot grow into anything but a longer run, so they are confirmed
+                # now: waiting for the next token costs a token's time on every question.
+                if final or ("!" in run or "?" in run) and text[j - 1] in "?!":
+                    return j
+                return None
             if not text[j].isspace():
                 i = j  # decimal, URL, "e.g", "U.S": not a boundary
                 continue

@@ -35,7 +35,7 @@ class Hearing:
         vad_factory: Callable[[], VoiceActivityDetector] = SpectralVad,
         silence_end: float = 0.4,
         max_utterance: float = 30.0,
-        tick_interval: float = 0.05,
+        tick_interval: float = 0.02,  # end-of-speech is noticed within one frame time
         sleep: Callable[[float], object] = asyncio.sleep,
     ) -> None:
         self._consumer = consumer

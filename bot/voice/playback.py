@@ -45,6 +45,10 @@ UNDERRUN_WAIT = 0.005
 # FFmpeg until more arrives; on underrun we push it out with this much silence, at most.
 DEMUX_BLOCK_SAMPLES = 2048
 ENCODER_DELAY_SAMPLES = 720  # 30 ms, above the measured upper bound
+# FFmpeg's raw-PCM demuxer holds input until a whole block arrives, so a first TTS chunk shorter
+# than a block would wait for the next one (67 ms in bench/turns.py). If no more audio follows
+# this soon, the first chunk is flushed with silence instead.
+FIRST_AUDIO_FLUSH_SECONDS = 0.01
 JOIN_TIMEOUT = 2.0
 
 _END = object()  # pump -> reader: FFmpeg's output has ended
@@ -209,7 +213,14 @@ class StreamingOpusSource(discord.FFmpegAudio):
         written = 0  # samples
         try:
             while True:
-                item = self._pcm.get()
+                if self._pad_armed and self.first_packet_ready_at is None and not self._finished:
+                    try:
+                        item = self._pcm.get(timeout=FIRST_AUDIO_FLUSH_SECONDS)
+                    except queue.Empty:
+                        item = _PAD
+                        self._pad_armed = False
+                else:
+                    item = self._pcm.get()
                 if item is _CLOSE:
                     return
                 if item is _PAD:

@@ -106,8 +106,10 @@ def test_sentence_is_only_emitted_once_confirmed() -> None:
     assert splitter.feed("I met Dr") == []
     assert splitter.feed(". Who in the park today.") == []  # "Dr." then a capital: still an abbreviation
     assert splitter.feed(" He waved") == ["I met Dr. Who in the park today."]
-    assert splitter.feed(" at me!") == []  # "!" at the very end may be followed by more "!"
-    assert splitter.feed(" ") == ["He waved at me!"]
+    # "!" and "?" are confirmed at once: a following "!" could only lengthen the run, and waiting
+    # for the next token would delay every exclamation and question by a token.
+    assert splitter.feed(" at me!") == ["He waved at me!"]
+    assert splitter.feed(" ") == []
     assert splitter.flush() == []
 
 
@@ -181,3 +183,10 @@ def test_flush_resets_for_reuse() -> None:
 )
 def test_speakable(raw: str, spoken: str) -> None:
     assert speakable(raw) == spoken
+
+
+def test_a_question_is_spoken_without_waiting_for_the_next_token() -> None:
+    splitter = SentenceSplitter()
+    assert splitter.feed("Do you want to hear more about Paris?") == ["Do you want to hear more about Paris?"]
+    assert splitter.feed("!") == []  # a stray extra mark is not a sentence of its own
+    assert splitter.flush() == []
