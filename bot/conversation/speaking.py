@@ -9,7 +9,6 @@ history can record only what was actually heard.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -91,10 +90,11 @@ class ReplySpeaker:
             maxsize=self._prefetch
         )
         producer = asyncio.create_task(self._start_syntheses(sentences, slots), name="tts-prefetch")
+        task: asyncio.Task[None] | None = None
         try:
             offset = 0.0
             while True:
-                slot = await slots.get()
+                slot = await _next_slot(slots, producer)
                 if slot is _END:
                     break
                 text, audio, task = slot  # type: ignore[misc]
@@ -111,8 +111,10 @@ class ReplySpeaker:
             await producer
         finally:
             producer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await producer
+            if task is not None:
+                task.cancel()  # the sentence being spoken may still be synthesising (barge-in)
+            # wait(), not await: a failed producer must not replace the exception in flight.
+            await asyncio.wait({producer})
             while not slots.empty():
                 slot = slots.get_nowait()
                 if slot is not _END:
@@ -120,18 +122,16 @@ class ReplySpeaker:
         return self.ledger
 
     async def _start_syntheses(self, sentences: AsyncIterator[str], slots: asyncio.Queue[object]) -> None:
-        tasks: list[asyncio.Task[None]] = []
-        try:
-            async for text in sentences:
-                audio: asyncio.Queue[object] = asyncio.Queue()
-                task = asyncio.create_task(self._synthesize(text, audio), name="tts-sentence")
-                tasks.append(task)
+        # Syntheses handed over in ``slots`` belong to ``speak`` (it cancels them when it stops).
+        async for text in sentences:
+            audio: asyncio.Queue[object] = asyncio.Queue()
+            task = asyncio.create_task(self._synthesize(text, audio), name="tts-sentence")
+            try:
                 await slots.put((text, audio, task))
-            await slots.put(_END)
-        except BaseException:
-            for task in tasks:
-                task.cancel()
-            raise
+            except BaseException:
+                task.cancel()  # never handed over
+                raise
+        await slots.put(_END)
 
     async def _synthesize(self, text: str, audio: asyncio.Queue[object]) -> None:
         try:
@@ -139,3 +139,20 @@ class ReplySpeaker:
                 audio.put_nowait(chunk)
         finally:
             audio.put_nowait(_END)
+
+
+async def _next_slot(slots: asyncio.Queue[object], producer: asyncio.Task[None]) -> object:
+    """The next queued sentence, or the failure of the sentence source (e.g. the chat stream
+    broke mid-reply): without this, a producer that died before queuing ``_END`` left ``speak``
+    waiting forever and the guild's turn loop stuck."""
+    getter = asyncio.ensure_future(slots.get())
+    try:
+        await asyncio.wait({getter, producer}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        got = getter.done()
+        if not got:
+            getter.cancel()  # Queue.get leaves the item queued when cancelled before it returns
+    if got:
+        return getter.result()
+    producer.result()  # raises the producer's failure
+    return await slots.get()  # it ended cleanly, so _END is queued
