@@ -35,6 +35,17 @@ class SpeechStarted:
 
 
 @dataclass(frozen=True, slots=True)
+class VoiceOnset:
+    """A few voiced frames in a row: maybe speech, not yet confirmed (opt-in, ``onset_frames``).
+
+    Lets a speaking bot fall quiet at once (barge-in) without waiting ``min_speech`` for
+    ``SpeechStarted``; a consumer must treat it as tentative, since noise can cause it.
+    """
+
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class UtteranceAudio:
     """The next piece of the current utterance: 16 kHz mono int16 PCM, whole 20 ms frames.
     The first piece includes up to ``preroll`` of audio from before the speech onset."""
@@ -52,7 +63,7 @@ class UtteranceEnded:
     at: float
 
 
-Event = SpeechStarted | UtteranceAudio | UtteranceEnded
+Event = VoiceOnset | SpeechStarted | UtteranceAudio | UtteranceEnded
 
 
 def _frames(seconds: float) -> int:
@@ -78,6 +89,7 @@ class UtteranceSegmenter:
         min_speech: float = 0.2,
         max_utterance: float = 30.0,
         preroll: float = 0.2,
+        onset_frames: int | None = None,
     ) -> None:
         if silence_end <= 0 or min_speech <= 0 or max_utterance <= min_speech or preroll < 0:
             raise ValueError("need silence_end > 0, min_speech > 0, max_utterance > min_speech, preroll >= 0")
@@ -98,6 +110,9 @@ class UtteranceSegmenter:
         self._unvoiced_run = 0
         self._pending = b""
         self._last_arrival: float | None = None
+        self._onset_frames = onset_frames
+        self._voiced_run = 0
+        self._onset_sent = False
 
     @property
     def speaking(self) -> bool:
@@ -165,6 +180,13 @@ class UtteranceSegmenter:
         # (If the deque is full, appending drops an entry that already left the window.)
         history.append((frame, voiced, now))
         self._voiced_in_window += voiced
+        if self._onset_frames is not None:
+            self._voiced_run = self._voiced_run + 1 if voiced else 0
+            if self._voiced_in_window == 0:
+                self._onset_sent = False  # that tentative onset came to nothing
+            if not self._onset_sent and self._voiced_run >= self._onset_frames:
+                self._onset_sent = True
+                events.append(VoiceOnset(at=now))
         if self._voiced_in_window >= self._min_frames:
             self._open(now, events, audio)
 
@@ -195,3 +217,5 @@ class UtteranceSegmenter:
     def _reset_idle(self) -> None:
         self._history.clear()
         self._voiced_in_window = 0
+        self._voiced_run = 0
+        self._onset_sent = False

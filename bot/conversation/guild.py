@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from bot.audio.utterances import Event, SpeechStarted, UtteranceAudio, UtteranceEnded
+from bot.audio.utterances import Event, SpeechStarted, UtteranceAudio, UtteranceEnded, VoiceOnset
 from bot.conversation.addressing import AddressingPolicy
 from bot.conversation.prompt import build_messages
 from bot.conversation.sentences import SentenceSplitter
@@ -24,6 +24,10 @@ from bot.mistral import ChatMessage, ChatModel, ChatUsage, MistralError, SpeechS
 from bot.store import Database, Turn
 
 log = logging.getLogger(__name__)
+
+# A tentative onset pauses the reply; speech is confirmed (SpeechStarted) about 150-250 ms later.
+# Past this without confirmation it was noise, and the reply resumes.
+ONSET_GRACE_SECONDS = 0.5
 
 NO_VOICE_HINT = "I'm speaking with the default voice: an admin can give me one with /voice set."
 
@@ -46,6 +50,10 @@ class ReplyPlayer(Protocol):
     async def wait_done(self) -> None: ...
 
     def interrupt(self) -> float: ...
+
+    def pause(self) -> None: ...
+
+    def resume(self) -> None: ...
 
     @property
     def playing(self) -> bool: ...
@@ -140,6 +148,7 @@ class GuildConversation:
         self._worker: asyncio.Task[None] | None = None
         self._answering: asyncio.Task[None] | None = None
         self._told_about_voice = False
+        self._onset_timer: asyncio.TimerHandle | None = None
 
     # lifecycle ------------------------------------------------------------------------------
 
@@ -147,6 +156,7 @@ class GuildConversation:
         self._worker = asyncio.get_running_loop().create_task(self._run(), name=f"conversation-{self.guild_id}")
 
     async def stop(self) -> None:
+        self._cancel_onset_timer()
         self._interrupt_reply()
         tasks = [t for t in (self._worker, *self._transcriptions) if t is not None]
         for task in tasks:
@@ -158,7 +168,17 @@ class GuildConversation:
     # hearing --------------------------------------------------------------------------------
 
     def on_heard(self, user_id: int, event: Event) -> None:
+        if isinstance(event, VoiceOnset):
+            # 60 ms of voice: fall quiet now rather than after the 200 ms that confirm speech.
+            # If it was a cough or noise, the reply carries on where it paused.
+            if self._player.playing and self._onset_timer is None:
+                self._player.pause()
+                self._onset_timer = asyncio.get_running_loop().call_later(
+                    ONSET_GRACE_SECONDS, self._resume_after_false_onset
+                )
+            return
         if isinstance(event, SpeechStarted):
+            self._cancel_onset_timer()
             if self._player.playing or self._answering is not None:
                 self._interrupt_reply()
             self._open_utterance(user_id)
@@ -170,6 +190,15 @@ class GuildConversation:
             queue = self._utterances.pop(user_id, None)
             if queue is not None:
                 queue.put_nowait(None)
+
+    def _resume_after_false_onset(self) -> None:
+        self._onset_timer = None
+        self._player.resume()
+
+    def _cancel_onset_timer(self) -> None:
+        if self._onset_timer is not None:
+            self._onset_timer.cancel()
+            self._onset_timer = None
 
     def _open_utterance(self, user_id: int) -> None:
         previous = self._utterances.pop(user_id, None)

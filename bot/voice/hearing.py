@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 
 class HearingConsumer(Protocol):
     def on_heard(self, user_id: int, event: Event) -> None:
-        """Called on the event loop, in order per speaker: SpeechStarted, UtteranceAudio…, UtteranceEnded."""
+        """Called on the event loop, in order per speaker: [VoiceOnset,] SpeechStarted, UtteranceAudio…,
+        UtteranceEnded."""
         ...
 
 
@@ -36,6 +37,7 @@ class Hearing:
         silence_end: float = 0.4,
         max_utterance: float = 30.0,
         tick_interval: float = 0.02,  # end-of-speech is noticed within one frame time
+        onset_frames: int | None = 3,  # 60 ms of voice: a tentative onset, for a fast barge-in
         sleep: Callable[[float], object] = asyncio.sleep,
     ) -> None:
         self._consumer = consumer
@@ -44,6 +46,7 @@ class Hearing:
         self._silence_end = silence_end
         self._max_utterance = max_utterance
         self._tick_interval = tick_interval
+        self._onset_frames = onset_frames
         self._sleep = sleep
         self._speakers: dict[int, UtteranceSegmenter] = {}
         self._ticker: asyncio.Task[None] | None = None
@@ -78,6 +81,7 @@ class Hearing:
             segmenter = self._speakers[user_id] = UtteranceSegmenter(
                 self._vad_factory(), clock=self._clock,
                 silence_end=self._silence_end, max_utterance=self._max_utterance,
+                onset_frames=self._onset_frames,
             )
         self._deliver(user_id, segmenter.push(pcm16k, self._clock()))
 

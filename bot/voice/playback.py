@@ -306,6 +306,8 @@ class VoiceOutput(Protocol):
         self, source: discord.AudioSource, *, after: Callable[[Exception | None], Any] | None = None
     ) -> None: ...
     def stop(self) -> None: ...
+    def pause(self) -> None: ...
+    def resume(self) -> None: ...
 
 
 @dataclass(slots=True, eq=False)
@@ -388,6 +390,17 @@ class SpeechPlayer:
             return self._last_played
         await reply.done.wait()
         return reply.source.played_seconds
+
+    def pause(self) -> None:
+        """Fall quiet at once but keep the reply: someone may be starting to talk (a tentative
+        onset). discord.py's player stops reading packets; FFmpeg keeps encoding meanwhile."""
+        if self._reply is not None and self._reply.started:
+            self._voice.pause()
+
+    def resume(self) -> None:
+        """The onset was not speech after all: carry on from the packet after the last one sent."""
+        if self._reply is not None and self._reply.started:
+            self._voice.resume()
 
     def interrupt(self) -> float:
         """Barge-in: stop now, drop queued audio, kill FFmpeg. Returns seconds actually played."""
