@@ -17,7 +17,7 @@ import functools
 import importlib.util
 import sys
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
 from bot.audio.frames import DISCORD_CHANNELS, DISCORD_SAMPLE_RATE, FRAME_SAMPLES, SAMPLE_WIDTH
 
@@ -120,9 +120,44 @@ def _strerror(lib: ctypes.CDLL, code: int) -> str:
     return lib.opus_strerror(code).decode("ascii", "replace")
 
 
-class OpusDecoder:
+class _NativeState:
+    """Owns one libopus encoder or decoder state: freed by close(), a with-block or the GC."""
+
+    __slots__ = ()
+    _kind = "codec"
+    _destroy = ""  # the libopus function that frees this kind of state
+    _lib: ctypes.CDLL
+    _state: int | None
+
+    def _live(self) -> int:
+        if self._state is None:
+            raise OpusError(f"{self._kind} is closed")
+        return self._state
+
+    def close(self) -> None:
+        """Free the native state now. Idempotent."""
+        state, self._state = self._state, None
+        if state is not None:
+            getattr(self._lib, self._destroy)(state)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        # getattr: __init__ may have failed before _state was set.
+        if getattr(self, "_state", None) is not None:
+            self.close()
+
+
+class OpusDecoder(_NativeState):
     """48 kHz stereo Opus → interleaved int16 PCM, one instance per speaker (decoder state is
     per stream: packet loss concealment and FEC depend on the previous packets)."""
+
+    _kind = "decoder"
+    _destroy = "opus_decoder_destroy"
 
     __slots__ = ("_buf", "_buf_addr", "_decode", "_lib", "_state")
 
@@ -172,32 +207,13 @@ class OpusDecoder:
             raise OpusDecodeError(f"opus_packet_get_nb_samples: {_strerror(self._lib, n)}")
         return n
 
-    def _live(self) -> int:
-        if self._state is None:
-            raise OpusError("decoder is closed")
-        return self._state
-
-    def close(self) -> None:
-        """Free the native decoder now. Idempotent."""
-        state, self._state = self._state, None
-        if state is not None:
-            self._lib.opus_decoder_destroy(state)
-
-    def __enter__(self) -> OpusDecoder:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        # getattr: __init__ may have failed before _state was set.
-        if getattr(self, "_state", None) is not None:
-            self.close()
 
 
-class OpusEncoder:
+class OpusEncoder(_NativeState):
     """48 kHz stereo int16 PCM → Opus packets. For tests, fakes and the loopback transport."""
 
+    _kind = "encoder"
+    _destroy = "opus_encoder_destroy"
     __slots__ = ("_buf", "_buf_addr", "_lib", "_state")
 
     def __init__(
@@ -243,23 +259,3 @@ class OpusEncoder:
             raise OpusError(f"opus_encode: {_strerror(self._lib, n)} ({len(pcm)} bytes of PCM)")
         return ctypes.string_at(self._buf_addr, n)
 
-    def _live(self) -> int:
-        if self._state is None:
-            raise OpusError("encoder is closed")
-        return self._state
-
-    def close(self) -> None:
-        """Free the native encoder now. Idempotent."""
-        state, self._state = self._state, None
-        if state is not None:
-            self._lib.opus_encoder_destroy(state)
-
-    def __enter__(self) -> OpusEncoder:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        if getattr(self, "_state", None) is not None:
-            self.close()
