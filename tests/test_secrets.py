@@ -24,8 +24,7 @@ from bot.config import Settings, describe_settings_error
 from bot.logs import RedactingFormatter
 from bot.mistral import ChatMessage, ChatModel, MistralError, RetryPolicy
 from bot.mistral.redaction import install_log_redaction
-from tests.e2e.conversation_support import call_in_progress, spoken_question
-from tests.e2e.test_conversation import wait_turns
+from tests.e2e.conversation_support import call_in_progress, spoken_question, wait_turns
 from tests.fakes.mistral import FakeMistral
 from tests.harness import TEST_DISCORD_TOKEN, TEST_MISTRAL_KEY, build_world, running_bot, settings_for
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 from collections.abc import AsyncIterator
@@ -11,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from bot.app import VoxcordBot
+from bot.store.models import Turn
 from tests.bot.audio.synth import speech_like, stereo, to_int16
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.mistral import FakeMistral
@@ -72,3 +74,13 @@ async def call_in_progress(
         await fake_voice.wait_dave_settled(world.guild.id)
         yield Call(bot=bot, world=world, speaker=speaker, fake_discord=fake_discord, fake_voice=fake_voice,
                    fake_mistral=fake_mistral)
+
+
+async def wait_turns(bot, guild_id: int, count: int, deadline: float = 20.0) -> list[Turn]:
+    """The guild's stored turns once there are at least ``count`` (the bot commits them as it goes)."""
+    async with asyncio.timeout(deadline):
+        while True:
+            turns = await bot.database.turns.recent(guild_id, limit=50)
+            if len(turns) >= count:
+                return turns
+            await asyncio.sleep(0.05)

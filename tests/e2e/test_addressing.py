@@ -10,8 +10,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from tests.e2e.conversation_support import Call, call_in_progress, spoken_question
-from tests.e2e.test_conversation import wait_turns
+from tests.e2e.conversation_support import Call, call_in_progress, spoken_question, wait_turns
 from tests.fakes.mistral import FakeMistral
 from tests.harness import World, build_world
 

@@ -18,6 +18,7 @@ from tests.e2e.conversation_support import (
     dominant_frequency,
     ref_audio_of,
     spoken_question,
+    wait_turns,
 )
 from tests.fakes.discord import Attachment
 from tests.fakes.mistral.audio import speech_samples
@@ -26,14 +27,6 @@ from tests.harness import build_world
 QUESTION = "What is the capital of France?"
 ANSWER = "Paris is the capital of France. It sits on the river Seine."
 
-
-async def wait_turns(bot, guild_id: int, count: int, deadline: float = 20.0) -> list[Turn]:
-    async with asyncio.timeout(deadline):
-        while True:
-            turns = await bot.database.turns.recent(guild_id, limit=50)
-            if len(turns) >= count:
-                return turns
-            await asyncio.sleep(0.05)
 
 
 async def test_a_spoken_question_gets_a_spoken_answer_in_the_guilds_voice(

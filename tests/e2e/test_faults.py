@@ -20,8 +20,7 @@ from bot.conversation.guild import GuildConversation
 from bot.mistral import ChatModel, RetryPolicy, SpeechSynthesizer, StreamingTranscriber
 from bot.store import Database
 from tests.bot.audio.synth import speech_like, to_int16
-from tests.e2e.conversation_support import Call, call_in_progress, spoken_question
-from tests.e2e.test_conversation import wait_turns
+from tests.e2e.conversation_support import Call, call_in_progress, spoken_question, wait_turns
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.mistral import FakeMistral
 from tests.harness import build_world
