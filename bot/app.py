@@ -168,7 +168,7 @@ class VoxcordBot(commands.AutoShardedBot):
         if self.application_id:
             log.info("Invite link: %s", invite_url(self.application_id))
         if self._purger is not None:
-            self._purger.start(lambda: [guild.id for guild in self.guilds])
+            self._purger.start()
 
     async def on_voice_state_update(
         self, member: discord.Member, before: discord.VoiceState, after: discord.VoiceState

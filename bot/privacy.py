@@ -333,21 +333,22 @@ class RetentionPurger:
         self._interval = interval
         self._first_delay = first_delay
         self._sleep = sleep
-        self._guild_ids: Callable[[], Iterable[int]] = lambda: ()
         self._task: asyncio.Task[None] | None = None
 
     async def run_once(self, guild_ids: Iterable[int] | None = None) -> dict[int, int]:
-        """One sweep over ``guild_ids`` (default: the guilds the bot is in); removed turns per guild."""
+        """One sweep over ``guild_ids`` (default: every guild with stored text, including guilds
+        the bot has left); removed turns per guild."""
         removed: dict[int, int] = {}
-        for guild_id in list(self._guild_ids() if guild_ids is None else guild_ids):
+        if guild_ids is None:
+            guild_ids = await self._db.turns.guild_ids()
+        for guild_id in list(guild_ids):
             count = await purge_guild(self._db, guild_id, self._clock())
             if count:
                 removed[guild_id] = count
                 log.info("Guild %s: retention purge removed %d turns", guild_id, count)
         return removed
 
-    def start(self, guild_ids: Callable[[], Iterable[int]]) -> None:
-        self._guild_ids = guild_ids
+    def start(self) -> None:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="retention-purge")
 
@@ -359,7 +360,7 @@ class RetentionPurger:
                 await task
 
     async def _run(self) -> None:
-        # The first sweep waits until the gateway has delivered the guild list.
+        # The first sweep waits a little so start-up (gateway, command sync) goes first.
         await self._sleep(self._first_delay)
         while True:
             try:

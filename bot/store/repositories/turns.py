@@ -83,6 +83,13 @@ class TurnRepository(Repository):
         async with self._tx.read() as connection:
             return (await connection.execute(statement)).scalar_one()
 
+    async def guild_ids(self) -> list[int]:
+        """Every guild with stored turns, including guilds the bot has since left (retention
+        applies to their text too)."""
+        statement = select(turns.c.guild_id).distinct().order_by(turns.c.guild_id)
+        async with self._tx.read() as connection:
+            return list((await connection.execute(statement)).scalars())
+
     async def clear(self, guild_id: int) -> int:
         """Delete a guild's whole history; returns how many turns were removed."""
         async with self._tx.write() as connection:

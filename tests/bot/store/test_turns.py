@@ -180,3 +180,9 @@ async def test_guilds_never_see_each_others_turns(database: Database) -> None:
     assert await database.turns.delete_for_speaker(G2, ADA) == 0
     assert await database.turns.purge_older_than(T0 + timedelta(days=1), guild_id=G2) == 0
     assert await database.turns.count(G1) == 2
+
+
+async def test_guild_ids_lists_every_guild_with_turns(database: Database) -> None:
+    assert await database.turns.guild_ids() == []
+    await database.turns.add_many([turn("a", minute=0, guild=G2), turn("b", minute=1), turn("c", minute=2, guild=G2)])
+    assert await database.turns.guild_ids() == [G1, G2]
