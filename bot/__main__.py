@@ -83,7 +83,9 @@ async def assemble(settings: Settings, *, guild_ready_timeout: float = 2.0) -> A
                 server_url=settings.mistral_server_url,
                 async_client=mistral_http,
             )
-            retry = RetryPolicy()
+            retry = RetryPolicy(
+                max_attempts=settings.retry_max_attempts, max_total_seconds=settings.retry_max_total_seconds
+            )
             # One process: in-memory buckets. With REDIS_URL, every process (shard group) shares
             # the same buckets and budget counters.
             counters: CounterStore
@@ -104,10 +106,17 @@ async def assemble(settings: Settings, *, guild_ready_timeout: float = 2.0) -> A
                 database=database,
                 privacy=privacy,
                 transcriber=StreamingTranscriber(
-                    mistral, realtime_model=settings.stt_model, batch_model=settings.stt_batch_model, retry=retry
+                    mistral, realtime_model=settings.stt_model, batch_model=settings.stt_batch_model, retry=retry,
+                    final_timeout=settings.stt_final_timeout,
                 ),
-                chat=ChatModel(mistral, model=settings.chat_model, retry=retry),
-                synthesizer=SpeechSynthesizer(mistral, model=settings.tts_model, retry=retry),
+                chat=ChatModel(
+                    mistral, model=settings.chat_model, retry=retry,
+                    first_token_timeout=settings.chat_first_token_timeout,
+                ),
+                synthesizer=SpeechSynthesizer(
+                    mistral, model=settings.tts_model, retry=retry,
+                    first_audio_timeout=settings.tts_first_audio_timeout,
+                ),
                 ffmpeg_executable=ffmpeg_executable(),
                 default_voice_id=settings.tts_default_voice,
                 meter=meter,

@@ -59,6 +59,14 @@ class Settings(BaseSettings):
     clip_max_bytes: Annotated[int, Field(gt=0)] = 10 * 1024 * 1024
     clip_max_input_seconds: Annotated[float, Field(gt=0)] = 60.0
 
+    # How long to wait on Mistral before a retry, and how far the retries may go. A stalled
+    # service costs the user at most about attempts x timeout before the bot apologises.
+    chat_first_token_timeout: Annotated[float, Field(gt=0)] = 15.0
+    tts_first_audio_timeout: Annotated[float, Field(gt=0)] = 10.0
+    stt_final_timeout: Annotated[float, Field(gt=0)] = 5.0
+    retry_max_attempts: Annotated[int, Field(ge=1, le=10)] = 4
+    retry_max_total_seconds: Annotated[float, Field(gt=0)] = 20.0
+
     # Prices (USD) for usage accounting and budgets; defaults are Mistral's published prices.
     price_stt_realtime_usd_per_minute: Annotated[float, Field(ge=0)] = 0.006
     price_chat_input_usd_per_million_tokens: Annotated[float, Field(ge=0)] = 0.10

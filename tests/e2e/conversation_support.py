@@ -56,11 +56,14 @@ class Call:
 async def call_in_progress(
     fake_discord: FakeDiscord, fake_voice: FakeVoiceServer, fake_mistral: FakeMistral, data_dir: Path,
     *, world: World | None = None, bot: VoxcordBot | None = None, seed: int = 0,
+    settings: dict[str, object] | None = None,
 ) -> AsyncIterator[Call]:
     world = world or build_world(fake_discord)
     await fake_discord.set_voice_state(world.guild.id, world.member_id, world.voice.id)
+    overrides = settings or {}
     settings = settings_for(
         fake_discord, data_dir, mistral_server_url=fake_mistral.url, mistral_api_key=fake_mistral.api_key,
+        **overrides,
     )
     async with contextlib.AsyncExitStack() as stack:
         if bot is None:

@@ -186,6 +186,28 @@ async def test_one_guild_stuck_on_a_stalled_chat_does_not_hold_up_another(
     assert not apologies(fake_discord)
 
 
+async def test_a_stalled_chat_apologises_within_the_configured_timeouts(
+    fake_discord, fake_voice, fake_mistral, fake_discord_env, tmp_path: Path
+) -> None:
+    """CHAT_FIRST_TOKEN_TIMEOUT and RETRY_MAX_ATTEMPTS bound how long a stalled chat can hold a turn:
+    two stalled attempts of 0.5 s, then one apology, and the next turn is answered."""
+    script(fake_mistral, QUESTION, ANSWER)
+    fake_mistral.faults.stall_next("chat", times=2)
+    settings = {"chat_first_token_timeout": 0.5, "retry_max_attempts": 2, "retry_max_total_seconds": 5.0}
+    async with call_in_progress(fake_discord, fake_voice, fake_mistral, tmp_path, settings=settings) as call:
+        await call.speaker.speak(spoken_question(0.7, seed=1))
+        await wait_until(lambda: len(apologies(fake_discord)) == 1)
+        assert len(fake_mistral.requests_to("chat")) == 2
+
+        script(fake_mistral, NEXT_QUESTION, NEXT_ANSWER)
+        await call.speaker.speak(spoken_question(0.7, seed=2))
+        turns = await wait_turns(call.bot, call.world.guild.id, 3, deadline=GUARD_S)
+
+    assert [(t.role, t.text) for t in turns] == [
+        ("user", QUESTION), ("user", NEXT_QUESTION), ("assistant", NEXT_ANSWER)]
+    assert len(apologies(fake_discord)) == 1
+
+
 # --------------------------------------------------------------------- component level: a stall
 
 class RecordingPlayer:
