@@ -12,7 +12,7 @@ import statistics
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 Stage = Literal[
     "speech_end",
@@ -23,16 +23,9 @@ Stage = Literal[
     "first_packet_sent",
     "done",
 ]
-# In pipeline order; durations are measured between consecutive recorded stages.
-STAGES: tuple[Stage, ...] = (
-    "speech_end",
-    "transcript_final",
-    "first_token",
-    "first_sentence",
-    "first_tts_audio",
-    "first_packet_sent",
-    "done",
-)
+# In pipeline order (the order of the Literal above); durations are measured between
+# consecutive recorded stages.
+STAGES: tuple[Stage, ...] = get_args(Stage)
 DEFAULT_LOG_SIZE = 50
 
 
