@@ -10,9 +10,9 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from bot.audio.utterances import Event, SpeechStarted, UtteranceAudio, UtteranceEnded, VoiceOnset
 from bot.conversation.addressing import AddressingPolicy
@@ -21,7 +21,7 @@ from bot.conversation.sentences import SentenceSplitter
 from bot.conversation.speaking import ReplySpeaker, SpeechLedger
 from bot.conversation.timings import TimingsLog, TurnTimings
 from bot.mistral import ChatMessage, ChatModel, ChatUsage, MistralError, SpeechSynthesizer, StreamingTranscriber
-from bot.store import Database, Turn
+from bot.store import Database, Turn, VoiceClip
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,9 @@ class PendingTurn:
     speaker_name: str
     text: str
     timings: TurnTimings
+    persona: str | None = None
+    # The user's row being written while the reply is generated; the reply's row waits for it.
+    saved: asyncio.Future[Turn] | None = None
 
 
 class GuildConversation:
@@ -149,6 +152,7 @@ class GuildConversation:
         self._answering: asyncio.Task[None] | None = None
         self._told_about_voice = False
         self._onset_timer: asyncio.TimerHandle | None = None
+        self._bookkeeping: set[asyncio.Task[None]] = set()
 
     # lifecycle ------------------------------------------------------------------------------
 
@@ -164,6 +168,8 @@ class GuildConversation:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self._bookkeeping:
+            await asyncio.wait(self._bookkeeping)
 
     # hearing --------------------------------------------------------------------------------
 
@@ -227,26 +233,33 @@ class GuildConversation:
             if refusal:
                 await self._say(refusal)
             return
+        # Read while the person is still talking, so the answer does not wait on the database.
+        settings_read = asyncio.ensure_future(self._db.guilds.get(self.guild_id))
         try:
             transcript = await self._stt.transcribe(audio())
         except MistralError as error:
+            _abandon(settings_read)
             log.warning("Guild %s: transcription failed: %s", self.guild_id, error)
             await self._say("Sorry, I couldn't make out what was said: the transcription service failed.")
             return
+        except BaseException:
+            _abandon(settings_read)
+            raise
         timings.mark("transcript_final")
-        await self._meter.record(self.guild_id, user_id, "stt_seconds", transcript.audio_seconds)
+        self._in_background(self._meter.record(self.guild_id, user_id, "stt_seconds", transcript.audio_seconds))
         text = transcript.text.strip()
         if not _has_words(text):
+            _abandon(settings_read)
             return  # noise or silence: no turn
         name = self._roster.display_name(user_id)
-        settings = await self._db.guilds.get(self.guild_id)
+        settings = await settings_read
         policy = AddressingPolicy(
             mode=settings.addressing_mode, wake_words=[w for w in (settings.wake_word, self._bot_name) if w]
         )
         if not policy.is_addressed(text, self._roster.humans_in_channel()):
             await self._db.turns.add(self._turn(user_id, name, "context", text))
             return
-        turn = PendingTurn(user_id=user_id, speaker_name=name, text=text, timings=timings)
+        turn = PendingTurn(user_id=user_id, speaker_name=name, text=text, timings=timings, persona=settings.persona)
         if self._turns.full():
             dropped = self._turns.get_nowait()  # the newest question matters most
             log.info("Guild %s: turn backlog full, dropping %r", self.guild_id, dropped.text[:40])
@@ -280,21 +293,33 @@ class GuildConversation:
                 self.timings.add(turn.timings)
 
     async def _answer(self, turn: PendingTurn) -> None:
-        settings = await self._db.guilds.get(self.guild_id)
-        history = await self._db.turns.recent(
-            self.guild_id, limit=self._limits.history_turns, max_chars=self._limits.history_chars
+        # Only the reads the request needs stand between the transcript and the chat request,
+        # and they run together; the user's turn is written while the model thinks.
+        history, clip = await asyncio.gather(
+            self._db.turns.recent(
+                self.guild_id, limit=self._limits.history_turns, max_chars=self._limits.history_chars
+            ),
+            self._db.clips.get(self.guild_id),
         )
-        # The user's turn is committed before answering: a crash mid-reply still keeps it.
-        await self._db.turns.add(self._turn(turn.user_id, turn.speaker_name, "user", turn.text))
         messages = [
             ChatMessage(role=m["role"], content=m["content"])
             for m in build_messages(
-                persona=settings.persona, history=history, speaker_name=turn.speaker_name, text=turn.text,
+                persona=turn.persona, history=history, speaker_name=turn.speaker_name, text=turn.text,
                 max_turns=self._limits.history_turns, max_chars=self._limits.history_chars,
                 bot_name=self._bot_name,
             )
         ]
-        clip = await self._db.clips.get(self.guild_id)
+        # Committed long before the first word is spoken (one insert against the second a reply
+        # takes to start), so a crash mid-reply still keeps the question.
+        turn.saved = asyncio.ensure_future(
+            self._db.turns.add(self._turn(turn.user_id, turn.speaker_name, "user", turn.text))
+        )
+        try:
+            await self._speak_reply(turn, messages, clip)
+        finally:
+            await asyncio.shield(self._settle_user_turn(turn))
+
+    async def _speak_reply(self, turn: PendingTurn, messages: list[ChatMessage], clip: VoiceClip | None) -> None:
         if clip is None and not self._told_about_voice:
             self._told_about_voice = True
             await self._say(NO_VOICE_HINT)
@@ -317,14 +342,14 @@ class GuildConversation:
             # Not interrupt()'s return value: a barge-in has usually stopped the player already
             # (_interrupt_reply), and a second interrupt() reports 0 s played.
             played = self._player.played_seconds
-            await asyncio.shield(self._record_reply(speaker.ledger, interrupted=True, played=played))
+            await asyncio.shield(self._record_reply(turn, speaker.ledger, interrupted=True, played=played))
             raise
         except BaseException:
             self._player.interrupt()
             raise
         finally:
             await asyncio.shield(self._record_speech_usage(speaker.ledger))
-        await self._record_reply(ledger, interrupted=False, played=ledger.seconds)
+        await self._record_reply(turn, ledger, interrupted=False, played=ledger.seconds)
 
     async def _record_speech_usage(self, ledger: SpeechLedger) -> None:
         if ledger.characters:
@@ -351,10 +376,28 @@ class GuildConversation:
         await self._meter.record(self.guild_id, user_id, "chat_input_tokens", usage.input_tokens)
         await self._meter.record(self.guild_id, user_id, "chat_output_tokens", usage.output_tokens)
 
-    async def _record_reply(self, ledger: SpeechLedger, *, interrupted: bool, played: float) -> None:
+    async def _record_reply(self, turn: PendingTurn, ledger: SpeechLedger, *, interrupted: bool, played: float) -> None:
         text = ledger.heard_text(played) if interrupted else ledger.text()
+        # The question's row first, so history keeps question and answer in order.
+        await self._settle_user_turn(turn)
         if text:
             await self._db.turns.add(self._turn(None, self._bot_name, "assistant", text, interrupted=interrupted))
+
+    async def _settle_user_turn(self, turn: PendingTurn) -> None:
+        saved, turn.saved = turn.saved, None
+        if saved is None:
+            return
+        try:
+            await saved
+        except Exception:
+            # The reply was (being) spoken regardless; losing the question's row is logged loudly.
+            log.exception("Guild %s: could not store the user's turn", self.guild_id)
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Bookkeeping that must not delay the reply (usage rows); stop() waits for it."""
+        task = asyncio.get_running_loop().create_task(work, name="conversation-bookkeeping")
+        self._bookkeeping.add(task)
+        task.add_done_callback(self._bookkeeping.discard)
 
     def _interrupt_reply(self) -> None:
         """Barge-in: stop the sound now and cancel the reply; its task records what was heard."""
@@ -374,6 +417,14 @@ class GuildConversation:
             await self._notify(message)
         except Exception:
             log.warning("Guild %s: could not post to the text channel", self.guild_id)
+
+
+def _abandon(read: asyncio.Future[Any]) -> None:
+    """Cancel a prefetch nobody will await; a finished one's failure is marked as seen."""
+    if not read.done():
+        read.cancel()
+    elif not read.cancelled():
+        read.exception()
 
 
 def _has_words(text: str) -> bool:
