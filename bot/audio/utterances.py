@@ -118,6 +118,11 @@ class UtteranceSegmenter:
     def speaking(self) -> bool:
         return self._speaking
 
+    @property
+    def gap_deadline(self) -> float | None:
+        """When (on the injected clock) ``tick`` will call the stream over if nothing arrives."""
+        return None if self._last_arrival is None else self._last_arrival + self._silence_end
+
     def push(self, frame: bytes, at: float | None = None) -> list[Event]:
         """Feed received audio (arrival time ``at``, default now). Returns the events it caused,
         in order; consecutive audio is merged into one ``UtteranceAudio``."""

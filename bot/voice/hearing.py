@@ -1,8 +1,11 @@
 """Hearing: each speaker's 16 kHz frames in, attributed utterance events out.
 
 Sits between the receive path (a ``SpeechSink``) and the conversation: one segmenter and one
-VAD per speaker (the VAD's noise floor is per microphone), and a tick task, because Discord
-clients signal silence by simply no longer sending packets.
+VAD per speaker (the VAD's noise floor is per microphone), and a timer per speaker, because
+Discord clients signal silence by simply no longer sending packets: it fires when the speaker's
+silence would end the utterance, so the end of a turn is noticed on time rather than at the next
+tick (a periodic tick stays as the backstop). The timer is lazy, not re-armed per packet: when it
+fires early (audio kept coming) it re-arms for the remaining time.
 """
 
 from __future__ import annotations
@@ -50,6 +53,8 @@ class Hearing:
         self._sleep = sleep
         self._speakers: dict[int, UtteranceSegmenter] = {}
         self._ticker: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._gap_timers: dict[int, asyncio.TimerHandle] = {}
 
     @property
     def speakers(self) -> frozenset[int]:
@@ -61,7 +66,8 @@ class Hearing:
 
     def start(self) -> None:
         if self._ticker is None:
-            self._ticker = asyncio.get_running_loop().create_task(self._tick_forever(), name="hearing-ticks")
+            self._loop = asyncio.get_running_loop()
+            self._ticker = self._loop.create_task(self._tick_forever(), name="hearing-ticks")
 
     async def stop(self) -> None:
         ticker, self._ticker = self._ticker, None
@@ -69,6 +75,10 @@ class Hearing:
             ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await ticker
+        self._loop = None
+        for timer in self._gap_timers.values():
+            timer.cancel()
+        self._gap_timers.clear()
         now = self._clock()
         for user_id in list(self._speakers):
             self._deliver(user_id, self._speakers.pop(user_id).close(now))
@@ -84,8 +94,13 @@ class Hearing:
                 onset_frames=self._onset_frames,
             )
         self._deliver(user_id, segmenter.push(pcm16k, self._clock()))
+        if user_id not in self._gap_timers and self._loop is not None:
+            self._arm_gap_timer(user_id, self._silence_end)
 
     def on_speaker_gone(self, user_id: int) -> None:
+        timer = self._gap_timers.pop(user_id, None)
+        if timer is not None:
+            timer.cancel()
         segmenter = self._speakers.pop(user_id, None)
         if segmenter is not None:
             self._deliver(user_id, segmenter.close(self._clock()))
@@ -96,6 +111,23 @@ class Hearing:
         now = self._clock()
         for user_id, segmenter in list(self._speakers.items()):
             self._deliver(user_id, segmenter.tick(now))
+
+    def _arm_gap_timer(self, user_id: int, delay: float) -> None:
+        assert self._loop is not None
+        # 1 ms late rather than early: the segmenter ends the utterance only once the full
+        # silence has passed on its own clock.
+        self._gap_timers[user_id] = self._loop.call_later(delay + 0.001, self._on_gap_timer, user_id)
+
+    def _on_gap_timer(self, user_id: int) -> None:
+        del self._gap_timers[user_id]
+        segmenter = self._speakers.get(user_id)
+        if segmenter is None:
+            return
+        now = self._clock()
+        self._deliver(user_id, segmenter.tick(now))
+        deadline = segmenter.gap_deadline
+        if deadline is not None and self._loop is not None and user_id not in self._gap_timers:
+            self._arm_gap_timer(user_id, max(deadline - now, 0.0))
 
     async def _tick_forever(self) -> None:
         while True:

@@ -48,7 +48,7 @@ ENCODER_DELAY_SAMPLES = 720  # 30 ms, above the measured upper bound
 # FFmpeg's raw-PCM demuxer holds input until a whole block arrives, so a first TTS chunk shorter
 # than a block would wait for the next one (67 ms in bench/turns.py). If no more audio follows
 # this soon, the first chunk is flushed with silence instead.
-FIRST_AUDIO_FLUSH_SECONDS = 0.01
+FIRST_AUDIO_FLUSH_SECONDS = 0.002
 JOIN_TIMEOUT = 2.0
 
 _END = object()  # pump -> reader: FFmpeg's output has ended

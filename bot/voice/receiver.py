@@ -121,7 +121,7 @@ class VoiceReceiver:
         decoder_factory: Callable[[], Decoder] = OpusDecoder,
         resampler_factory: Callable[[], Resampler] = DownmixResampler,
         jitter_depth: int = 3,
-        batch_interval: float = 0.02,
+        batch_interval: float = 0.005,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``batch_interval``: after the first chunk of a batch wakes the loop, delivery waits this
