@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from contextlib import AbstractAsyncContextManager
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Final
 
 from sqlalchemy import Table, event, pool
@@ -69,12 +71,17 @@ def _sqlite_on_begin(connection: Connection) -> None:
 class Transactions:
     """Opens read and write transactions on one engine; the only way repositories get a connection."""
 
-    __slots__ = ("_reader", "_writer", "dialect_name")
+    __slots__ = ("_reader", "_write_turn", "_writer", "dialect_name")
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._reader = engine
         self._writer = engine.execution_options(**{_WRITE_OPTION: True})
         self.dialect_name: str = engine.dialect.name
+        # SQLite has one writer at a time. Writers of this process queue here, in order, instead
+        # of each holding a pooled connection inside SQLite's busy handler, whose sleeps grow to
+        # 100 ms: with 20 talking guilds that turned into seconds and "database is locked"
+        # (bench/scaling.py). busy_timeout still covers writers in other processes.
+        self._write_turn: asyncio.Lock | None = asyncio.Lock() if self.dialect_name == "sqlite" else None
 
     def read(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """A transaction for queries: one consistent snapshot for all statements in it."""
@@ -82,7 +89,15 @@ class Transactions:
 
     def write(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """A transaction that writes: committed on normal exit, rolled back on any exception."""
-        return self._writer.begin()
+        if self._write_turn is None:
+            return self._writer.begin()
+        return self._one_writer_at_a_time()
+
+    @asynccontextmanager
+    async def _one_writer_at_a_time(self) -> AsyncIterator[AsyncConnection]:
+        assert self._write_turn is not None
+        async with self._write_turn, self._writer.begin() as connection:
+            yield connection
 
     def upsert(self, table: Table) -> sqlite.Insert | postgresql.Insert:
         """INSERT ... ON CONFLICT for this dialect; both spell on_conflict_do_update the same."""
