@@ -134,7 +134,7 @@ async def assemble(settings: Settings, *, guild_ready_timeout: float = 2.0) -> A
             yield VoxcordBot(
                 settings=settings, database=database, sessions=sessions, clips=clips, engine=engine,
                 connector=aiohttp.TCPConnector(ssl=tls), guild_ready_timeout=guild_ready_timeout,
-                meter=meter, command_limiter=CommandLimiter(limiter, limits),
+                meter=meter, command_limiter=CommandLimiter(database=database, limiter=limiter, limits=limits),
                 privacy=privacy, purger=RetentionPurger(database=database),
             )
     finally:

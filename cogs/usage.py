@@ -1,4 +1,5 @@
-"""/usage show|budget|turn-rate: what this server's conversations cost this month, and its limits."""
+"""/usage show|budget|turn-rate|member-turn-rate|command-rate: what this server's conversations cost
+this month, and its limits."""
 
 from __future__ import annotations
 
@@ -13,11 +14,12 @@ from bot.limits import KIND_LABELS
 
 if TYPE_CHECKING:
     from bot.app import VoxcordBot
-    from bot.limits import UsageMeter
+    from bot.limits import GuildLimits, UsageMeter
     from bot.limits.budget import UsageReport
 
 MAX_BUDGET_USD = 1_000_000.0
 MAX_TURN_RATE = 600
+MAX_COMMAND_RATE = 600
 
 
 def _quantity(kind: str, quantity: float) -> str:
@@ -27,7 +29,25 @@ def _quantity(kind: str, quantity: float) -> str:
     return f"{round(quantity):,}"
 
 
-def format_report(report: UsageReport, turn_rate: float) -> str:
+def _count(number: float, noun: str) -> str:
+    return f"{number:g} {noun}{'' if number == 1 else 's'}"
+
+
+def _rate(limits: GuildLimits, name: str, who: str) -> str:
+    source = "set here" if name in limits.own else "default"
+    return f"{getattr(limits, name):g} a minute {who} ({source})"
+
+
+def format_limits(limits: GuildLimits) -> list[str]:
+    return [
+        f"**Voice turn limit:** {_rate(limits, 'guild_turns', 'for the server')}, "
+        f"{_rate(limits, 'member_turns', 'per member')}.",
+        f"**Command limit:** {_rate(limits, 'guild_commands', 'for the server')}, "
+        f"{_rate(limits, 'member_commands', 'per member')}.",
+    ]
+
+
+def format_report(report: UsageReport, limits: GuildLimits) -> str:
     budget = report.budget
     lines = [f"**Usage for {budget.month}** (UTC month; resets {discord.utils.format_dt(budget.resets_at, 'D')})"]
     if not report.by_kind:
@@ -42,7 +62,7 @@ def format_report(report: UsageReport, turn_rate: float) -> str:
     else:
         state = " (reached: I'm not answering until it is raised or the month ends)" if budget.exhausted else ""
         lines.append(f"**Budget:** ${budget.spent_usd:.4f} of ${budget.limit_usd:.2f} used{state}.")
-    lines.append(f"**Voice turn limit:** {turn_rate:g} a minute for the server.")
+    lines.extend(format_limits(limits))
     return "\n".join(lines)
 
 
@@ -61,14 +81,12 @@ class UsageCog(commands.GroupCog, group_name="usage"):
 
     @app_commands.command(name="show")
     async def show(self, interaction: discord.Interaction) -> None:
-        """Show this month's usage and cost for this server, and its budget."""
+        """Show this month's usage and cost for this server, its budget and its rate limits."""
         assert interaction.guild_id is not None
         meter = self._meter()
         report = await meter.report(interaction.guild_id)
         settings = await self.bot.database.guilds.get(interaction.guild_id)
-        await interaction.response.send_message(
-            format_report(report, meter.guild_turn_rate(settings.turn_rate_per_minute)), ephemeral=True
-        )
+        await interaction.response.send_message(format_report(report, meter.guild_limits(settings)), ephemeral=True)
 
     @app_commands.command(name="budget")
     @app_commands.describe(usd="Monthly limit in US dollars (0 stops all spending); leave empty for no limit.")
@@ -94,10 +112,54 @@ class UsageCog(commands.GroupCog, group_name="usage"):
         """Limit how many spoken questions a minute the bot takes in this server."""
         assert interaction.guild_id is not None
         meter = self._meter()
-        await self.bot.database.guilds.update(interaction.guild_id, turn_rate_per_minute=per_minute)
-        rate = meter.guild_turn_rate(per_minute)
+        settings = await self.bot.database.guilds.update(interaction.guild_id, turn_rate_per_minute=per_minute)
+        rate = meter.guild_limits(settings).guild_turns
         await interaction.response.send_message(
-            f"I'll take up to {rate:g} spoken questions a minute in this server.", ephemeral=True
+            f"I'll take up to {_count(rate, 'spoken question')} a minute in this server.", ephemeral=True
+        )
+
+    @app_commands.command(name="member-turn-rate")
+    @app_commands.describe(per_minute="Spoken questions a minute from one member; leave empty for the default.")
+    @app_commands.default_permissions(manage_guild=True)
+    @app_commands.checks.has_permissions(manage_guild=True)
+    async def member_turn_rate(
+        self, interaction: discord.Interaction, per_minute: app_commands.Range[int, 1, MAX_TURN_RATE] | None = None
+    ) -> None:
+        """Limit how many spoken questions a minute the bot takes from one member here."""
+        assert interaction.guild_id is not None
+        meter = self._meter()
+        settings = await self.bot.database.guilds.update(
+            interaction.guild_id, member_turn_rate_per_minute=per_minute
+        )
+        limits = meter.guild_limits(settings)
+        await interaction.response.send_message(
+            f"I'll take up to {_count(limits.member_turns, 'spoken question')} a minute from each member "
+            f"(and {limits.guild_turns:g} from the whole server).", ephemeral=True
+        )
+
+    @app_commands.command(name="command-rate")
+    @app_commands.describe(
+        per_member="Slash commands a minute from one member; leave empty for the default.",
+        per_server="Slash commands a minute from the whole server; leave empty for the default.",
+    )
+    @app_commands.default_permissions(manage_guild=True)
+    @app_commands.checks.has_permissions(manage_guild=True)
+    async def command_rate(
+        self,
+        interaction: discord.Interaction,
+        per_member: app_commands.Range[int, 1, MAX_COMMAND_RATE] | None = None,
+        per_server: app_commands.Range[int, 1, MAX_COMMAND_RATE] | None = None,
+    ) -> None:
+        """Limit how many slash commands a minute the bot takes here; empty options go back to the default."""
+        assert interaction.guild_id is not None
+        meter = self._meter()
+        settings = await self.bot.database.guilds.update(
+            interaction.guild_id, member_command_rate_per_minute=per_member, command_rate_per_minute=per_server
+        )
+        limits = meter.guild_limits(settings)
+        await interaction.response.send_message(
+            f"I'll take up to {_count(limits.member_commands, 'command')} a minute from each member "
+            f"and {limits.guild_commands:g} from the whole server.", ephemeral=True
         )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.limits.buckets import CounterStore, Decision, MemoryCounterStore, Rate, RateLimiter
 from bot.limits.budget import BudgetStatus, MonthlyBudgets, month_start, next_month_start
-from bot.limits.meter import CommandLimiter, LimitSettings, UsageMeter
+from bot.limits.meter import CommandLimiter, GuildLimits, LimitSettings, UsageMeter
 from bot.limits.pricing import DEFAULT_PRICES, KIND_LABELS, PriceTable
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "CommandLimiter",
     "CounterStore",
     "Decision",
+    "GuildLimits",
     "LimitSettings",
     "MemoryCounterStore",
     "MonthlyBudgets",

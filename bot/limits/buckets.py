@@ -148,6 +148,12 @@ class RateLimiter:
     An episode starts with a refusal and lasts until the bucket has a token again; its notice
     marker is a counter that expires exactly then, so it lives in the same (possibly shared)
     store as the bucket and the next episode gets its own notice.
+
+    A bucket belongs to a key *and* a rate. When an admin changes a limit the next hit uses a
+    fresh, full bucket at the new rate (and a fresh episode): a raise frees a limited member at
+    once, and a cut lets at most the new burst through before the new rate holds. Reusing the old
+    bucket instead would keep a raised member waiting at the old rate's refill. The old bucket
+    expires on its own once it would have refilled.
     """
 
     def __init__(self, store: CounterStore, *, clock: Callable[[], float] = time.time) -> None:
@@ -156,6 +162,7 @@ class RateLimiter:
 
     async def hit(self, key: str, rate: Rate, *, cost: float = 1.0) -> Decision:
         now = self._clock()
+        key = f"{key}@{rate.per_minute!r}/{rate.burst!r}"
         allowed, retry_after = await self._store.take(
             f"bucket:{key}", capacity=rate.burst, refill_per_second=rate.refill_per_second, cost=cost, now=now
         )

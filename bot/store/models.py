@@ -50,6 +50,10 @@ class GuildSettings:
     consent_mode: ConsentMode = "opt_out"
     monthly_budget_usd: float | None = None
     turn_rate_per_minute: int | None = None
+    # The guild's own rates; None means the operator's default (RATE_* settings).
+    member_turn_rate_per_minute: int | None = None
+    member_command_rate_per_minute: int | None = None
+    command_rate_per_minute: int | None = None
     # None means "never saved": the defaults above are in force.
     updated_at: datetime | None = None
 

@@ -36,6 +36,10 @@ guild_settings = Table(
     Column("monthly_budget_usd", Double, nullable=True),
     Column("turn_rate_per_minute", Integer, nullable=True),
     Column("updated_at", UTCDateTime, nullable=False),
+    # v3; NULL means the operator's RATE_* default.
+    Column("member_turn_rate_per_minute", Integer, nullable=True),
+    Column("member_command_rate_per_minute", Integer, nullable=True),
+    Column("command_rate_per_minute", Integer, nullable=True),
 )
 
 turns = Table(

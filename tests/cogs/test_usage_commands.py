@@ -1,4 +1,5 @@
-"""/usage show|budget|turn-rate and the global slash-command rate limit, through the loopback Discord."""
+"""/usage show|budget|turn-rate|member-turn-rate|command-rate and the slash-command rate limit,
+through the loopback Discord."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.store import GuildSettings
 from tests.fakes.discord import FakeDiscord
 from tests.harness import build_world, running_bot, settings_for
 
@@ -66,3 +68,60 @@ async def test_commands_over_the_rate_get_one_notice_then_no_answer(fake_discord
         other = await run(fake_discord, world.guild.id, world.admin_id, "usage show")
         assert "Usage for" in other.content
         assert not dropped.answers, "one notice per episode: later refusals are not answered"
+
+
+async def test_rate_commands_are_for_admins_and_survive_a_restart(fake_discord, world, tmp_path: Path) -> None:
+    settings = settings_for(fake_discord, tmp_path)
+    async with running_bot(fake_discord, settings) as bot:
+        shown = await run(fake_discord, world.guild.id, world.member_id, "usage show")
+        assert "**Voice turn limit:** 30 a minute for the server (default), 8 a minute per member (default)." in (
+            shown.content)
+        assert "**Command limit:** 60 a minute for the server (default), 12 a minute per member (default)." in (
+            shown.content)
+        for command, options in (("usage member-turn-rate", {"per_minute": 1}),
+                                 ("usage command-rate", {"per_member": 1, "per_server": 1})):
+            denied = await run(fake_discord, world.guild.id, world.member_id, command, **options)
+            assert denied.ephemeral and ("Manage Server" in denied.content or "Manage Guild" in denied.content)
+        assert await bot.database.guilds.get(world.guild.id) == GuildSettings(guild_id=world.guild.id)
+
+        member_rate = await run(fake_discord, world.guild.id, world.admin_id, "usage member-turn-rate", per_minute=2)
+        assert member_rate.ephemeral and "2 spoken questions a minute from each member" in member_rate.content
+        command_rate = await run(fake_discord, world.guild.id, world.admin_id, "usage command-rate",
+                                 per_member=20, per_server=90)
+        assert command_rate.ephemeral and "20 commands a minute from each member and 90" in command_rate.content
+
+    async with running_bot(fake_discord, settings) as bot:  # a restart: the store kept them
+        shown = await run(fake_discord, world.guild.id, world.member_id, "usage show")
+        assert "30 a minute for the server (default), 2 a minute per member (set here)." in shown.content
+        assert "90 a minute for the server (set here), 20 a minute per member (set here)." in shown.content
+        cleared = await run(fake_discord, world.guild.id, world.admin_id, "usage command-rate", per_member=30)
+        assert "30 commands a minute from each member and 60 from the whole server" in cleared.content, (
+            "an empty option goes back to the default")
+        await run(fake_discord, world.guild.id, world.admin_id, "usage member-turn-rate")
+        saved = await bot.database.guilds.get(world.guild.id)
+        assert (saved.member_turn_rate_per_minute, saved.member_command_rate_per_minute,
+                saved.command_rate_per_minute) == (None, 30, None)
+
+
+async def test_out_of_range_rates_are_refused_by_discord_before_the_bot(fake_discord, world, tmp_path: Path) -> None:
+    async with running_bot(fake_discord, settings_for(fake_discord, tmp_path)) as bot:
+        command = next(c for c in bot.tree.get_commands() if c.name == "usage")
+        ranges = {(sub.name, p.name): (p.min_value, p.max_value)
+                  for sub in command.commands for p in sub.parameters if p.name.startswith("per_")}
+        assert ranges == {("turn-rate", "per_minute"): (1, 600), ("member-turn-rate", "per_minute"): (1, 600),
+                          ("command-rate", "per_member"): (1, 600), ("command-rate", "per_server"): (1, 600)}
+
+
+async def test_an_admins_command_rate_limits_the_next_command_over_it(fake_discord, world, tmp_path: Path) -> None:
+    async with running_bot(fake_discord, settings_for(fake_discord, tmp_path)):
+        await run(fake_discord, world.guild.id, world.admin_id, "usage command-rate", per_member=2, per_server=3)
+        for _ in range(2):
+            assert "Usage for" in (await run(fake_discord, world.guild.id, world.member_id, "usage show")).content
+        limited = await run(fake_discord, world.guild.id, world.member_id, "usage show")
+        assert limited.ephemeral and "Slow down" in limited.content
+        dropped = await fake_discord.invoke(guild_id=world.guild.id, user_id=world.member_id, command="usage show")
+        # The server's third command; answered after the dropped one was handled.
+        assert "Usage for" in (await run(fake_discord, world.guild.id, world.admin_id, "usage show")).content
+        assert not dropped.answers, "one notice per episode: later refusals are not answered"
+        server_limited = await run(fake_discord, world.guild.id, world.admin_id, "usage show")
+        assert server_limited.ephemeral and "This server is sending me too many commands" in server_limited.content

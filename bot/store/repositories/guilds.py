@@ -53,7 +53,12 @@ def _check_field(field: str, value: Any) -> None:
         case "text_channel_id":
             if value is not None and (not _is_int(value) or value <= 0):
                 raise InvalidSettingError(field, "must be a channel id or None")
-        case "turn_rate_per_minute":
+        case (
+            "turn_rate_per_minute"
+            | "member_turn_rate_per_minute"
+            | "member_command_rate_per_minute"
+            | "command_rate_per_minute"
+        ):
             if value is not None and (not _is_int(value) or value < 1):
                 raise InvalidSettingError(field, "must be a positive whole number or None")
         case "monthly_budget_usd":

@@ -119,6 +119,19 @@ async def test_limiter_episode_markers_are_per_key(store, now) -> None:
         assert (await limiter.hit(key, rate)).first_refusal
 
 
+async def test_a_changed_rate_gets_its_own_bucket_and_episode(store, now) -> None:
+    # An admin's new limit applies to the very next hit: a raise frees a limited member at once
+    # (the old bucket would keep them waiting for its slow refill), a cut holds after its burst.
+    limiter = RateLimiter(store, clock=now)
+    slow, fast = Rate.per_minute_with_burst(1), Rate.per_minute_with_burst(3)
+    assert (await limiter.hit("u", slow)).allowed
+    assert (await limiter.hit("u", slow)).first_refusal
+    assert [(await limiter.hit("u", fast)).allowed for _ in range(4)] == [True, True, True, False]
+    assert not (await limiter.hit("u", slow)).allowed, "back to the old rate: its bucket is still empty"
+    now.t += 60
+    assert (await limiter.hit("u", slow)).allowed
+
+
 def test_rate_defaults_burst_to_a_minutes_worth() -> None:
     assert Rate.per_minute_with_burst(30).burst == 30
     assert Rate.per_minute_with_burst(0.5).burst == 1.0

@@ -135,10 +135,10 @@ async def test_december_rolls_over_into_the_next_year(database: Database, clocks
     assert report.budget.resets_at == dt.datetime(2027, 1, 1, tzinfo=dt.UTC)
 
 
-async def test_commands_are_limited_per_member_and_per_guild(clocks: Clocks) -> None:
+async def test_commands_are_limited_per_member_and_per_guild(database: Database, clocks: Clocks) -> None:
     store = MemoryCounterStore(clock=clocks.seconds)
-    limiter = CommandLimiter(RateLimiter(store, clock=clocks.seconds),
-                             LimitSettings(user_commands_per_minute=2, guild_commands_per_minute=3))
+    limiter = CommandLimiter(database=database, limiter=RateLimiter(store, clock=clocks.seconds),
+                             limits=LimitSettings(user_commands_per_minute=2, guild_commands_per_minute=3))
     assert [await limiter.check(GUILD, ALICE) for _ in range(2)] == [None, None]
     first = await limiter.check(GUILD, ALICE)
     assert first and "30 s" in first

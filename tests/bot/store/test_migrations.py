@@ -10,20 +10,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_mock_engine, inspect, text
+from sqlalchemy import create_mock_engine, insert, inspect, text
 from sqlalchemy.engine import Connection
 
 from bot.store import Database, DatabaseOpenError, SchemaTooNewError, Turn
 from bot.store.engine import create_engine
 from bot.store.migrations import MIGRATIONS, Migration
 from bot.store.migrator import check_sequence
-from bot.store.schema import metadata
+from bot.store.schema import guild_settings, metadata
 from bot.store.url import parse_database_url
 
 from .support import FakeClock
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+LATEST = len(MIGRATIONS)
+NEXT = LATEST + 1  # a migration the tests add on top of the real ones
 
 
 def _sqlite_url(tmp_path: Path) -> str:
@@ -46,7 +48,7 @@ def _versions(tmp_path: Path) -> list[tuple[object, ...]]:
 
 async def test_open_creates_the_schema_and_records_each_version(database_url: str, clock: FakeClock) -> None:
     async with Database.open(database_url, clock=clock) as db:
-        assert await db.schema_version() == len(MIGRATIONS) == 2
+        assert await db.schema_version() == LATEST == 3
         engine = create_engine(parse_database_url(database_url))
         try:
             async with engine.connect() as connection:
@@ -59,7 +61,7 @@ async def test_open_creates_the_schema_and_records_each_version(database_url: st
         finally:
             await engine.dispose()
     assert {"guild_settings", "turns", "voice_clips", "usage_records", "member_privacy"} <= tables
-    assert list(versions) == [1, 2]
+    assert list(versions) == [1, 2, 3]
 
 
 async def test_live_schema_matches_what_migrations_build(database_url: str, clock: FakeClock) -> None:
@@ -96,9 +98,40 @@ async def test_reopen_applies_nothing_twice_and_keeps_data(database_url: str, cl
         await db.guilds.update(1, persona="pirate")
     for _ in range(2):
         async with Database.open(database_url, clock=clock) as db:
-            assert await db.schema_version() == 2
+            assert await db.schema_version() == LATEST
             assert [t.text for t in await db.turns.recent(1, limit=10)] == ["hello"]
             assert (await db.guilds.get(1)).persona == "pirate"
+
+
+async def test_v3_upgrades_a_v2_database_keeping_its_rows(database_url: str, clock: FakeClock) -> None:
+    # A database last opened by the v2 code, with a guild that set everything v2 knew about.
+    async with Database.open(database_url, clock=clock, migrations=MIGRATIONS[:2]) as db:
+        await db.turns.add(Turn(None, 1, 7, "Ada", "user", "before v3", T0))
+    v2_row = {
+        "guild_id": 1, "persona": "pirate", "addressing_mode": "always", "wake_word": "vox",
+        "text_channel_id": 42, "show_partial_transcripts": True, "retention_days": 9, "consent_mode": "opt_in",
+        "monthly_budget_usd": 4.5, "turn_rate_per_minute": 6, "updated_at": T0,
+    }
+    engine = create_engine(parse_database_url(database_url))
+    try:
+        async with engine.begin() as connection:
+            # Only v2's columns: the statement names exactly the ones given.
+            await connection.execute(insert(guild_settings).values(**v2_row))
+    finally:
+        await engine.dispose()
+
+    async with Database.open(database_url, clock=clock) as db:
+        assert await db.schema_version() == 3
+        settings = await db.guilds.get(1)
+        assert {name: getattr(settings, name) for name in v2_row} == v2_row
+        new_rates = ("member_turn_rate_per_minute", "member_command_rate_per_minute", "command_rate_per_minute")
+        assert [getattr(settings, name) for name in new_rates] == [None, None, None], "NULL: the operator default"
+        assert [t.text for t in await db.turns.recent(1, limit=5)] == ["before v3"]
+        updated = await db.guilds.update(1, member_turn_rate_per_minute=2, command_rate_per_minute=90)
+        assert (updated.member_turn_rate_per_minute, updated.command_rate_per_minute, updated.persona) == (
+            2, 90, "pirate")
+    async with Database.open(database_url, clock=clock) as db:
+        assert (await db.guilds.get(1)).member_turn_rate_per_minute == 2, "kept across a reopen"
 
 
 async def test_sqlite_file_and_its_folder_are_created(tmp_path: Path) -> None:
@@ -106,18 +139,18 @@ async def test_sqlite_file_and_its_folder_are_created(tmp_path: Path) -> None:
     async with Database.open(f"sqlite:///{path}") as db:
         assert db.dialect == "sqlite"
     assert path.is_file()
-    assert _rows(path, "SELECT max(version) FROM schema_version") == [(2,)]
+    assert _rows(path, "SELECT max(version) FROM schema_version") == [(LATEST,)]
 
 
 async def test_concurrent_opens_apply_each_migration_once(tmp_path: Path) -> None:
     url = _sqlite_url(tmp_path)
     databases = await asyncio.gather(*(Database.open(url) for _ in range(6)))
     try:
-        assert [await db.schema_version() for db in databases] == [2] * 6
+        assert [await db.schema_version() for db in databases] == [LATEST] * 6
     finally:
         for db in databases:
             await db.close()
-    assert _versions(tmp_path) == [(1,), (2,)]
+    assert _versions(tmp_path) == [(v,) for v in range(1, LATEST + 1)]
 
 
 async def test_concurrent_opens_from_separate_processes(tmp_path: Path) -> None:
@@ -145,8 +178,8 @@ async def test_concurrent_opens_from_separate_processes(tmp_path: Path) -> None:
     ]
     outputs = [await p.communicate() for p in processes]
     assert [p.returncode for p in processes] == [0] * 4, [err.decode() for _, err in outputs]
-    assert [out.decode().strip() for out, _ in outputs] == ["2"] * 4
-    assert _versions(tmp_path) == [(1,), (2,)]
+    assert [out.decode().strip() for out, _ in outputs] == [str(LATEST)] * 4
+    assert _versions(tmp_path) == [(v,) for v in range(1, LATEST + 1)]
 
 
 async def test_two_open_databases_on_one_file_write_concurrently(tmp_path: Path) -> None:
@@ -195,11 +228,11 @@ async def test_failed_migration_rolls_back_whole_and_stays_at_previous_version(t
 
     url = _sqlite_url(tmp_path)
     with pytest.raises(RuntimeError, match="migration bug"):
-        await Database.open(url, migrations=(*MIGRATIONS, Migration(3, "broken", broken)))
+        await Database.open(url, migrations=(*MIGRATIONS, Migration(NEXT, "broken", broken)))
     tables = {name for (name,) in _rows(tmp_path / "voxcord.db", "SELECT name FROM sqlite_master")}
     assert "half_done" not in tables  # the DDL was inside the transaction, not autocommitted
     async with Database.open(url) as db:
-        assert await db.schema_version() == 2
+        assert await db.schema_version() == LATEST
 
 
 async def test_new_migration_applies_on_existing_database(tmp_path: Path) -> None:
@@ -210,17 +243,17 @@ async def test_new_migration_applies_on_existing_database(tmp_path: Path) -> Non
     def add_column(connection: Connection) -> None:
         connection.execute(text("ALTER TABLE turns ADD COLUMN language TEXT"))
 
-    async with Database.open(url, migrations=(*MIGRATIONS, Migration(3, "language", add_column))) as db:
-        assert await db.schema_version() == 3
+    async with Database.open(url, migrations=(*MIGRATIONS, Migration(NEXT, "language", add_column))) as db:
+        assert await db.schema_version() == NEXT
         assert [t.text for t in await db.turns.recent(1, limit=5)] == ["kept"]
     assert ("language",) in _rows(tmp_path / "voxcord.db", "SELECT name FROM pragma_table_info('turns')")
 
 
 async def test_database_newer_than_code_is_refused(tmp_path: Path) -> None:
     url = _sqlite_url(tmp_path)
-    async with Database.open(url, migrations=(*MIGRATIONS, Migration(3, "future", _noop))):
+    async with Database.open(url, migrations=(*MIGRATIONS, Migration(NEXT, "future", _noop))):
         pass
-    with pytest.raises(SchemaTooNewError, match="version 3"):
+    with pytest.raises(SchemaTooNewError, match=f"version {NEXT}"):
         await Database.open(url)
 
 
@@ -304,6 +337,7 @@ def test_postgres_ddl_uses_native_types() -> None:
     assert "created_at TIMESTAMP WITH TIME ZONE NOT NULL" in ddl
     assert "guild_id BIGINT NOT NULL" in ddl
     assert "CREATE INDEX ix_turns_guild_speaker ON turns (guild_id, speaker_id)" in ddl
+    assert "ALTER TABLE guild_settings ADD COLUMN member_turn_rate_per_minute INTEGER" in ddl
 
 
 def test_sqlite_ids_are_rowid_aliases() -> None:
