@@ -15,6 +15,7 @@ import asyncio
 import json
 import logging
 import re
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -131,8 +132,14 @@ class FakeMistral:
         """Hold a handler open until the fake shuts down."""
         await self._closing.wait()
 
-    async def delay(self, seconds: float) -> None:
-        """Injected latency through ``sleep``, cut short when the fake shuts down."""
+    async def delay(self, seconds: float, *, until: float | None = None) -> None:
+        """Injected latency through ``sleep``, cut short when the fake shuts down.
+
+        ``until`` (a ``time.monotonic()`` instant, e.g. ``received_at`` + latency): with real time,
+        sleep only until then, so the fake's own work (validating, synthesising audio, sending
+        earlier chunks) never adds to the injected latency. An injected ``sleep`` gets ``seconds``."""
+        if until is not None and self.sleep is asyncio.sleep:
+            seconds = until - time.monotonic()
         if seconds <= 0:
             return
         sleeper = asyncio.ensure_future(self.sleep(seconds))

@@ -132,7 +132,9 @@ class ChatHandler:
             return json.dumps(data)
 
         await writer.send(chunk({"role": "assistant", "content": ""}, None, False))
-        await fake.delay(fake.latency.chat_first_token)
+        # Token i is due at arrival + first_token + i / rate: the fake's own time never adds up.
+        first_due = record.received_at + fake.latency.chat_first_token
+        await fake.delay(fake.latency.chat_first_token, until=first_due)
         interval = 1.0 / fake.latency.chat_tokens_per_s if fake.latency.chat_tokens_per_s else 0.0
         if not tokens:
             await writer.send(chunk({"content": ""}, finish_reason, True))
@@ -140,7 +142,7 @@ class ChatHandler:
             if writer.ended:
                 break
             if index:
-                await fake.delay(interval)
+                await fake.delay(interval, until=first_due + index * interval)
             last = index == len(tokens) - 1
             await writer.send(chunk({"content": token}, finish_reason if last else None, last))
         if writer.ended:
@@ -191,13 +193,15 @@ class SpeechHandler:
 
         response = await _open_stream(request)
         writer = _EventWriter(request, response, request.get(FAULT_KEY), record)
-        await fake.delay(fake.latency.tts_first_audio)
+        first_due = record.received_at + fake.latency.tts_first_audio
+        await fake.delay(fake.latency.tts_first_audio, until=first_due)
         size = max(1, fake.tts_chunk_bytes)
-        for offset in range(0, len(audio), size):
+        for index, offset in enumerate(range(0, len(audio), size)):
             if writer.ended:
                 break
             if offset:
-                await fake.delay(fake.latency.tts_chunk_interval)
+                await fake.delay(fake.latency.tts_chunk_interval,
+                                 until=first_due + index * fake.latency.tts_chunk_interval)
             payload = {"type": "speech.audio.delta",
                        "audio_data": base64.b64encode(audio[offset:offset + size]).decode("ascii")}
             await writer.send(json.dumps(payload), event="speech.audio.delta")
