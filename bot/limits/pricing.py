@@ -1,8 +1,10 @@
 """What each metered quantity costs, in USD. Defaults are Mistral's published prices.
 
-Sources: batch transcription $0.003/min,
-realtime transcription $0.006/min (Voxtral Transcribe 2 launch, Feb 2026; a setting, since it
-is priced separately and may change), TTS $16 per million characters, mistral-small $0.10 /
+Sources: batch transcription $0.003/min; realtime transcription $0.006/min, the launch price of
+``voxtral-mini-transcribe-realtime-2602`` (Voxtral Transcribe 2, Feb 2026), the default STT_MODEL.
+Checked 2026-11-25: Mistral's model page for the newer ``voxtral-mini-transcribe-realtime-3``
+lists $0.008/min, so an operator who switches STT_MODEL to it sets
+PRICE_STT_REALTIME_USD_PER_MINUTE=0.008. TTS $16 per million characters, mistral-small $0.10 /
 $0.30 per million input / output tokens.
 """
 
