@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from bot.audio.utterances import Event, SpeechStarted, UtteranceAudio, UtteranceEnded, VoiceOnset
 from bot.conversation.addressing import AddressingPolicy
+from bot.conversation.context import ConversationStore, ReadAhead
 from bot.conversation.prompt import build_messages
 from bot.conversation.sentences import SentenceSplitter
 from bot.conversation.speaking import ReplySpeaker, SpeechLedger
@@ -106,6 +107,7 @@ class PendingTurn:
     text: str
     timings: TurnTimings
     persona: str | None = None
+    ahead: ReadAhead | None = None  # history and clip, read while the transcript was finishing
     # The user's row being written while the reply is generated; the reply's row waits for it.
     saved: asyncio.Future[Turn] | None = None
 
@@ -133,6 +135,9 @@ class GuildConversation:
         self.guild_id = guild_id
         self._meter = meter or UnmeteredTurns()
         self._db = database
+        self._store = ConversationStore(
+            database, guild_id, history_turns=limits.history_turns, history_chars=limits.history_chars
+        )
         self._stt = transcriber
         self._chat = chat
         self._tts = synthesizer
@@ -218,14 +223,19 @@ class GuildConversation:
 
     async def _transcribe(self, user_id: int, queue: asyncio.Queue[bytes | None]) -> None:
         timings = TurnTimings(clock=self._clock)
+        ahead: ReadAhead | None = None
 
         async def audio() -> AsyncIterator[bytes]:
+            nonlocal ahead
             # Streamed to Voxtral while the person is still talking.
             while (chunk := await queue.get()) is not None:
                 yield chunk
             timings.mark("speech_end")
+            if read_context:
+                ahead = self._store.read_ahead()  # while the transcript is being finished
 
         refusal = await self._meter.admit(self.guild_id, user_id)
+        read_context = refusal is None
         if refusal is not None:
             # Nothing is sent anywhere: the utterance is drained and dropped.
             async for _chunk in audio():
@@ -238,30 +248,37 @@ class GuildConversation:
         try:
             transcript = await self._stt.transcribe(audio())
         except MistralError as error:
-            _abandon(settings_read)
+            _abandon(settings_read, ahead)
             log.warning("Guild %s: transcription failed: %s", self.guild_id, error)
             await self._say("Sorry, I couldn't make out what was said: the transcription service failed.")
             return
         except BaseException:
-            _abandon(settings_read)
+            _abandon(settings_read, ahead)
             raise
         timings.mark("transcript_final")
         self._in_background(self._meter.record(self.guild_id, user_id, "stt_seconds", transcript.audio_seconds))
         text = transcript.text.strip()
         if not _has_words(text):
-            _abandon(settings_read)
+            _abandon(settings_read, ahead)
             return  # noise or silence: no turn
         name = self._roster.display_name(user_id)
-        settings = await settings_read
+        try:
+            settings = await settings_read
+        except BaseException:
+            _abandon(None, ahead)
+            raise
         policy = AddressingPolicy(
             mode=settings.addressing_mode, wake_words=[w for w in (settings.wake_word, self._bot_name) if w]
         )
         if not policy.is_addressed(text, self._roster.humans_in_channel()):
-            await self._db.turns.add(self._turn(user_id, name, "context", text))
+            _abandon(None, ahead)
+            await self._store.add_turn(self._turn(user_id, name, "context", text))
             return
-        turn = PendingTurn(user_id=user_id, speaker_name=name, text=text, timings=timings, persona=settings.persona)
+        turn = PendingTurn(user_id=user_id, speaker_name=name, text=text, timings=timings, persona=settings.persona,
+                           ahead=ahead)
         if self._turns.full():
             dropped = self._turns.get_nowait()  # the newest question matters most
+            _abandon(None, dropped.ahead)
             log.info("Guild %s: turn backlog full, dropping %r", self.guild_id, dropped.text[:40])
         self._turns.put_nowait(turn)
 
@@ -293,14 +310,11 @@ class GuildConversation:
                 self.timings.add(turn.timings)
 
     async def _answer(self, turn: PendingTurn) -> None:
-        # Only the reads the request needs stand between the transcript and the chat request,
-        # and they run together; the user's turn is written while the model thinks.
-        history, clip = await asyncio.gather(
-            self._db.turns.recent(
-                self.guild_id, limit=self._limits.history_turns, max_chars=self._limits.history_chars
-            ),
-            self._db.clips.get(self.guild_id),
-        )
+        # Usually read while the transcript was being finished: nothing but the request itself
+        # stands between the transcript and the chat request.
+        ahead, turn.ahead = turn.ahead, None
+        context = await self._store.context(ahead)
+        history, clip = context.history, context.clip
         messages = [
             ChatMessage(role=m["role"], content=m["content"])
             for m in build_messages(
@@ -312,7 +326,7 @@ class GuildConversation:
         # Committed long before the first word is spoken (one insert against the second a reply
         # takes to start), so a crash mid-reply still keeps the question.
         turn.saved = asyncio.ensure_future(
-            self._db.turns.add(self._turn(turn.user_id, turn.speaker_name, "user", turn.text))
+            self._store.add_turn(self._turn(turn.user_id, turn.speaker_name, "user", turn.text))
         )
         try:
             await self._speak_reply(turn, messages, clip)
@@ -381,7 +395,7 @@ class GuildConversation:
         # The question's row first, so history keeps question and answer in order.
         await self._settle_user_turn(turn)
         if text:
-            await self._db.turns.add(self._turn(None, self._bot_name, "assistant", text, interrupted=interrupted))
+            await self._store.add_turn(self._turn(None, self._bot_name, "assistant", text, interrupted=interrupted))
 
     async def _settle_user_turn(self, turn: PendingTurn) -> None:
         saved, turn.saved = turn.saved, None
@@ -419,12 +433,15 @@ class GuildConversation:
             log.warning("Guild %s: could not post to the text channel", self.guild_id)
 
 
-def _abandon(read: asyncio.Future[Any]) -> None:
-    """Cancel a prefetch nobody will await; a finished one's failure is marked as seen."""
-    if not read.done():
-        read.cancel()
-    elif not read.cancelled():
-        read.exception()
+def _abandon(read: asyncio.Future[Any] | None, ahead: ReadAhead | None) -> None:
+    """Drop reads nobody will await: cancel them, or mark a finished one's failure as seen."""
+    if read is not None:
+        if not read.done():
+            read.cancel()
+        elif not read.cancelled():
+            read.exception()
+    if ahead is not None:
+        ahead.abandon()
 
 
 def _has_words(text: str) -> bool:

@@ -1,0 +1,71 @@
+"""What a reply needs from the store (recent history and the guild's voice clip), read ahead.
+
+The read starts when the user stops talking, so it runs during the ~200 ms the transcription
+needs to finish instead of between the transcript and the chat request. A read-ahead is used only
+if this conversation stored no turn since it started (the reply to an earlier question, or an
+overheard remark, would be missing from it); otherwise the history is read again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from bot.store import Database, Turn, VoiceClip
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyContext:
+    history: list[Turn]
+    clip: VoiceClip | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReadAhead:
+    """A context read in flight, and how many turns this conversation had stored when it began."""
+
+    read: asyncio.Future[ReplyContext]
+    stored_turns: int
+
+    def abandon(self) -> None:
+        """Nobody will use it: cancel it, or mark a finished read's failure as seen."""
+        if not self.read.done():
+            self.read.cancel()
+        elif not self.read.cancelled():
+            self.read.exception()
+
+
+class ConversationStore:
+    """One guild conversation's turn writes and context reads; counts its writes to judge read-aheads."""
+
+    def __init__(self, database: Database, guild_id: int, *, history_turns: int, history_chars: int) -> None:
+        self._db = database
+        self._guild_id = guild_id
+        self._history_turns = history_turns
+        self._history_chars = history_chars
+        self._stored_turns = 0
+
+    async def add_turn(self, turn: Turn) -> Turn:
+        stored = await self._db.turns.add(turn)
+        # Counted once committed: a read that began before this commit may not have seen it.
+        self._stored_turns += 1
+        return stored
+
+    def read_ahead(self) -> ReadAhead:
+        return ReadAhead(asyncio.ensure_future(self._read()), self._stored_turns)
+
+    async def context(self, ahead: ReadAhead | None) -> ReplyContext:
+        """The read-ahead's result if nothing was stored since it began, else a fresh read."""
+        if ahead is not None:
+            if ahead.stored_turns == self._stored_turns:
+                return await ahead.read
+            ahead.abandon()
+        return await self._read()
+
+    async def _read(self) -> ReplyContext:
+        # Two reads at once: each runs on its own pooled connection.
+        history, clip = await asyncio.gather(
+            self._db.turns.recent(self._guild_id, limit=self._history_turns, max_chars=self._history_chars),
+            self._db.clips.get(self._guild_id),
+        )
+        return ReplyContext(history=history, clip=clip)

@@ -1,0 +1,69 @@
+"""The reply context read ahead at the end of speech is used only while nothing was stored since."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot.conversation.context import ConversationStore
+from bot.store import Database, Turn, VoiceClip
+
+GUILD = 5
+NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
+
+
+def turn(text: str, role: str = "user") -> Turn:
+    return Turn(id=None, guild_id=GUILD, speaker_id=1, speaker_name="Ann", role=role, text=text, created_at=NOW,
+                interrupted=False)
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    async with Database.open(f"sqlite:///{tmp_path / 'c.db'}") as database:
+        yield database
+
+
+def store(db: Database) -> ConversationStore:
+    return ConversationStore(db, GUILD, history_turns=20, history_chars=6000)
+
+
+async def test_a_read_ahead_carries_history_and_clip(db: Database) -> None:
+    audio = b"RIFF" + bytes(100)
+    await db.clips.set(VoiceClip(guild_id=GUILD, audio=audio, sample_rate=24000, duration_s=1.0,
+                                 sha256=hashlib.sha256(audio).hexdigest(), source_format="wav", set_by_id=1,
+                                 set_by_name="Ann", set_at=NOW))
+    conversation = store(db)
+    await conversation.add_turn(turn("What is the capital of France?"))
+    ahead = conversation.read_ahead()
+    context = await conversation.context(ahead)
+    assert [t.text for t in context.history] == ["What is the capital of France?"]
+    assert context.clip is not None and context.clip.audio == audio
+
+
+async def test_a_turn_stored_after_the_read_ahead_began_forces_a_fresh_read(db: Database) -> None:
+    conversation = store(db)
+    await conversation.add_turn(turn("First question?"))
+    ahead = conversation.read_ahead()
+    await ahead.read  # it finished before the previous answer was stored
+    await conversation.add_turn(turn("The first answer.", role="assistant"))
+    context = await conversation.context(ahead)
+    assert [t.text for t in context.history] == ["First question?", "The first answer."]
+
+
+async def test_writes_by_others_do_not_count_but_our_own_do(db: Database) -> None:
+    conversation = store(db)
+    ahead = conversation.read_ahead()
+    await ahead.read
+    await db.turns.add(turn("Written elsewhere"))  # e.g. another process: not this conversation's write
+    context = await conversation.context(ahead)
+    assert context.history == []  # the read-ahead was used as it was
+
+
+async def test_no_read_ahead_reads_now(db: Database) -> None:
+    conversation = store(db)
+    await db.turns.add(turn("Already there"))
+    assert [t.text for t in (await conversation.context(None)).history] == ["Already there"]
