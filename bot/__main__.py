@@ -58,6 +58,12 @@ def point_discord_at(settings: Settings) -> None:
     DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord_gateway_url)
 
 
+# httpx keeps an idle connection 5 s by default, shorter than the time between two turns, so each
+# chat request and each reply's first TTS request paid a new TCP + TLS handshake to Mistral.
+# A stale connection the server closed meanwhile is detected and replaced before reuse.
+MISTRAL_CONNECTION_LIMITS = httpx2.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=55.0)
+
+
 def make_tls_context() -> ssl.SSLContext:
     # Built at start-up rather than at import so SSL_CERT_FILE / SSL_CERT_DIR from .env or the
     # environment (a corporate CA) is honoured; verification is never turned off.
@@ -76,7 +82,7 @@ async def assemble(settings: Settings, *, guild_ready_timeout: float = 2.0) -> A
     try:
         async with (
             aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=tls)) as http,
-            httpx2.AsyncClient(verify=tls) as mistral_http,
+            httpx2.AsyncClient(verify=tls, limits=MISTRAL_CONNECTION_LIMITS) as mistral_http,
             contextlib.AsyncExitStack() as stack,
         ):
             install_model_cache()  # the SDK otherwise builds ~8 pydantic classes per request
