@@ -1,4 +1,4 @@
-"""Fixtures shared by the whole suite: the loopback fakes and the assembled bot."""
+"""Fixtures shared by the whole suite: the loopback fakes, the assembled bot, the secrets check."""
 
 from __future__ import annotations
 
@@ -10,7 +10,13 @@ from tests.fakes.discord import FakeDiscord
 from tests.fakes.tls import TestCertificates
 from tests.fakes.voice import FakeVoiceServer
 
-pytest_plugins = ["tests.fakes.discord.fixtures", "tests.fakes.mistral.fixtures", "tests.services"]
+pytest_plugins = [
+    "pytester",
+    "tests.fakes.discord.fixtures",
+    "tests.fakes.mistral.fixtures",
+    "tests.secrets_check",
+    "tests.services",
+]
 
 
 @pytest.fixture

@@ -32,7 +32,8 @@ def bot_env(fake_discord: FakeDiscord, fake_mistral: FakeMistral, database: Path
     env.update({
         "DISCORD_TOKEN": TEST_DISCORD_TOKEN, "MISTRAL_API_KEY": fake_mistral.api_key,
         "MISTRAL_SERVER_URL": fake_mistral.url, "DATABASE_URL": f"sqlite:///{database}",
-        "LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1",
+        # DEBUG: the fullest log, which the suite-wide secrets check searches (tests/secrets_check.py).
+        "LOG_LEVEL": "DEBUG", "PYTHONUNBUFFERED": "1",
     })
     return env
 

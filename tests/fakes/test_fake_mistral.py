@@ -24,7 +24,16 @@ from mistralai.client.models import (
 from mistralai.extra.exceptions import RealtimeTranscriptionException
 from websockets.exceptions import ConnectionClosedError
 
+from bot.mistral.redaction import install_log_redaction
 from tests.fakes.mistral import FakeMistral, speech_samples, wav_bytes
+
+
+@pytest.fixture(autouse=True)
+def _redacted_websocket_headers() -> None:
+    """These tests drive the SDK's realtime client directly, whose websockets library logs the
+    handshake's Authorization header at DEBUG; the bot installs this redaction before any socket
+    (bot.__main__, StreamingTranscriber), so the suite-wide secrets check holds these tests to it too."""
+    install_log_redaction()
 
 REALTIME_MODEL = "voxtral-mini-transcribe-realtime-2602"
 PCM_FORMAT = AudioFormat(encoding="pcm_s16le", sample_rate=16000)
