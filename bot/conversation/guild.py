@@ -323,8 +323,8 @@ class GuildConversation:
                 bot_name=self._bot_name,
             )
         ]
-        # Committed long before the first word is spoken (one insert against the second a reply
-        # takes to start), so a crash mid-reply still keeps the question.
+        # Written while the model thinks; the first sentence waits for the commit (a few ms against
+        # the model's hundreds), so a crash once the reply is being spoken still keeps the question.
         turn.saved = asyncio.ensure_future(
             self._store.add_turn(self._turn(turn.user_id, turn.speaker_name, "user", turn.text))
         )
@@ -377,9 +377,11 @@ class GuildConversation:
                 turn.timings.mark_once("first_token")
                 for sentence in splitter.feed(delta):
                     turn.timings.mark_once("first_sentence")
+                    await self._settle_user_turn(turn)
                     yield sentence
             for sentence in splitter.flush():
                 turn.timings.mark_once("first_sentence")
+                await self._settle_user_turn(turn)
                 yield sentence
         finally:
             await stream.aclose()
