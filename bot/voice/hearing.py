@@ -114,9 +114,9 @@ class Hearing:
 
     def _arm_gap_timer(self, user_id: int, delay: float) -> None:
         assert self._loop is not None
-        # 1 ms late rather than early: the segmenter ends the utterance only once the full
-        # silence has passed on its own clock.
-        self._gap_timers[user_id] = self._loop.call_later(delay + 0.001, self._on_gap_timer, user_id)
+        # A hair late rather than early: the segmenter ends the utterance only once the full
+        # silence has passed on its own clock (an early firing just re-arms for the rest).
+        self._gap_timers[user_id] = self._loop.call_later(delay + 0.0002, self._on_gap_timer, user_id)
 
     def _on_gap_timer(self, user_id: int) -> None:
         del self._gap_timers[user_id]

@@ -121,12 +121,14 @@ class VoiceReceiver:
         decoder_factory: Callable[[], Decoder] = OpusDecoder,
         resampler_factory: Callable[[], Resampler] = DownmixResampler,
         jitter_depth: int = 3,
-        batch_interval: float = 0.005,
+        batch_interval: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``batch_interval``: after the first chunk of a batch wakes the loop, delivery waits this
         long so later chunks ride along: at most one cross-thread wakeup per interval however many
-        speakers talk, for that much added latency (0 delivers on the wakeup itself)."""
+        speakers talk, for that much added latency. The default 0 delivers on the wakeup itself:
+        every ms here delays the end of a turn and a barge-in, and chunks that arrive while the
+        loop is busy still ride along with the pending wakeup."""
         self._connection = connection
         self._decoder_factory = decoder_factory
         self._resampler_factory = resampler_factory

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -71,6 +72,7 @@ class _Stream:
         await self.send({"type": "error", "error": {"message": message, "code": code}})
 
     async def on_message(self, message: dict[str, Any]) -> None:
+        arrived = time.monotonic()
         kind = message.get("type")
         model_cls = _CLIENT_MESSAGES.get(str(kind))
         if model_cls is None:
@@ -92,7 +94,8 @@ class _Stream:
             await self._emit_deltas(final=False)
         else:
             self.ended = True
-            await self.fake.delay(self.fake.latency.stt_final)
+            # From the end message's arrival, as the other endpoints count their latency.
+            await self.fake.delay(self.fake.latency.stt_final, until=arrived + self.fake.latency.stt_final)
             await self._emit_deltas(final=True)
 
     async def _update_session(self, message: models.RealtimeTranscriptionSessionUpdateMessage) -> None:
