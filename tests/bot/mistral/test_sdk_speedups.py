@@ -1,14 +1,30 @@
-"""The SDK's per-call wrapper models are built once per type, and behave exactly as before."""
+"""The SDK speed-ups: wrapper models built once per type, and SSE parsed by a regex, each giving
+exactly the SDK's own results."""
 
 from __future__ import annotations
 
+import base64
+import json
+import random
+from collections.abc import AsyncIterator
+
 import pydantic
 import pytest
-from mistralai.client import models, utils
+from mistralai.client import Mistral, models, utils
 from mistralai.client.types import UNSET, OptionalNullable
-from mistralai.client.utils import serializers
+from mistralai.client.utils import eventstreaming, serializers
 
-from bot.mistral.sdk_speedups import _cached_create_model, cached_model_count, install_model_cache
+from bot.mistral.sdk_speedups import (
+    _SDK_STREAM_EVENTS as SDK_STREAM_EVENTS,
+)
+from bot.mistral.sdk_speedups import (
+    _cached_create_model,
+    _stream_events_async,
+    cached_model_count,
+    install_fast_event_streams,
+    install_model_cache,
+)
+from tests.fakes.mistral import FakeMistral
 
 
 @pytest.fixture
@@ -60,3 +76,91 @@ def test_unhashable_or_unusual_calls_fall_through_to_pydantic() -> None:
     second = _cached_create_model("Other", x=(int, ...))
     assert first is not second  # not the SDK's shape: never cached
     assert first(x=1).x == 1
+
+
+# -- server-sent events ---------------------------------------------------------------------------
+
+
+class ChunkedResponse:
+    """What stream_events_async reads: an httpx response's aiter_bytes() and aclose()."""
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self._chunks = chunks
+        self.closed = False
+
+    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        for chunk in self._chunks:
+            yield chunk
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+def sse_stream(rng: random.Random) -> bytes:
+    boundaries = [b"\n\n", b"\r\n\r\n", b"\r\r", b"\n\r\n", b"\n\n\n"]
+    parts = [b"\xef\xbb\xbf"] if rng.random() < 0.3 else []
+    for index in range(rng.randint(1, 12)):
+        payload = json.dumps({"type": "speech.audio.delta", "n": index, "audio_data": "A" * rng.randint(0, 9000)})
+        lines = [b": keep-alive"] if rng.random() < 0.2 else []
+        if rng.random() < 0.5:
+            lines.append(b"event: speech.audio.delta")
+        if rng.random() < 0.2:
+            lines.append(f"id: {index}".encode())
+        lines.append(b"data: " + payload.encode())
+        parts.append(b"\n".join(lines) + rng.choice(boundaries))
+    if rng.random() < 0.5:
+        parts.append(b"data: [DONE]\n\n")
+    if rng.random() < 0.3:
+        parts.append(b'data: {"tail": true}')  # no final boundary: parsed at the end
+    return b"".join(parts)
+
+
+def chunked(data: bytes, rng: random.Random) -> list[bytes]:
+    chunks, at = [], 0
+    while at < len(data):
+        size = rng.choice([1, 2, 3, 7, 100, 4096, 65536])
+        chunks.append(data[at : at + size])
+        at += size
+    return chunks
+
+
+async def parse(function: object, chunks: list[bytes]) -> tuple[list[object], bool]:
+    response = ChunkedResponse(chunks)
+    events = [event async for event in function(response, lambda raw: raw, "[DONE]")]  # type: ignore[operator]
+    return events, response.closed
+
+
+async def test_the_fast_event_parser_yields_exactly_what_the_sdks_yields() -> None:
+    rng = random.Random(7)
+    seen = 0
+    for _ in range(300):
+        chunks = chunked(sse_stream(rng), rng)
+        expected = await parse(SDK_STREAM_EVENTS, chunks)
+        assert await parse(_stream_events_async, chunks) == expected
+        seen += len(expected[0])
+    assert seen > 1000  # the streams held events, and both parsers found them
+
+
+def test_install_fast_event_streams_replaces_only_the_sdks_own_function(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(eventstreaming, "stream_events_async", SDK_STREAM_EVENTS)
+    assert install_fast_event_streams() and install_fast_event_streams()
+    assert eventstreaming.stream_events_async is _stream_events_async
+    monkeypatch.setattr(eventstreaming, "stream_events_async", lambda *args, **kwargs: None)
+    assert install_fast_event_streams() is False
+
+
+async def test_speech_streams_through_the_sdk_with_the_fast_parser(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(eventstreaming, "stream_events_async", SDK_STREAM_EVENTS)
+    async with FakeMistral() as fake:
+        client = Mistral(api_key=fake.api_key, server_url=fake.url)
+        text = "Hello there, general Kenobi."
+
+        async def audio() -> bytes:
+            stream = await client.audio.speech.complete_async(input=text, model="voxtral-mini-tts-2603",
+                                                              response_format="pcm", stream=True)
+            return b"".join([base64.b64decode(e.data.audio_data) async for e in stream
+                             if e.event == "speech.audio.delta"])
+
+        slow = await audio()
+        assert install_fast_event_streams()
+        assert await audio() == slow and len(slow) > 10_000
