@@ -26,9 +26,13 @@ class Float32ToInt16:
         self._carry = data[usable:]
         if not usable:
             return b""
-        samples = np.frombuffer(data[:usable], dtype="<f4")
-        samples = np.nan_to_num(samples, nan=0.0, posinf=1.0, neginf=-1.0)
-        return (np.clip(samples, -1.0, 1.0) * 32767.0).round().astype("<i2").tobytes()
+        # clip maps ±inf to ±1 and leaves NaN, which is zeroed last. (np.nan_to_num did the same
+        # in four passes with temporaries: the largest numpy cost on the loop at 50 guilds.)
+        scaled = np.clip(np.frombuffer(data[:usable], dtype="<f4"), -1.0, 1.0)
+        scaled *= 32767.0
+        np.rint(scaled, out=scaled)
+        scaled[np.isnan(scaled)] = 0.0
+        return scaled.astype("<i2").tobytes()
 
     @property
     def pending(self) -> int:
