@@ -38,13 +38,14 @@ def turn_table(streaming: dict[str, Any], sequential: dict[str, Any]) -> str:
 
 
 def scaling_table(levels: list[dict[str, Any]]) -> str:
-    lines = ["| talking guilds | turns | first audio p50 / p95 | overhead p50 / p95 | endpointing p95 | "
+    lines = ["| talking guilds | turns answered | first audio p50 / p95 | overhead p50 / p95 | endpointing p95 | "
              "→ first_token p95 | bot CPU (cores) | machine busy |", "|---|---|---|---|---|---|---|---|"]
     for level in levels:
         t = level["turns"]
         first, over = t["first_audio"], t["overhead"]
         lines.append(
-            f"| {level['guilds']} | {first['n']} | {first['p50']:.0f} / {first['p95']:.0f}"
+            f"| {level['guilds']} | {first['n']} of {level.get('turns_asked', first['n'])}"
+            f" | {first['p50']:.0f} / {first['p95']:.0f}"
             f" | {over['p50']:.0f} / {over['p95']:.0f} | {t['endpointing']['p95']:.0f}"
             f" | {t['step_first_token']['p95']:.0f} | {level['bot_cpu_cores']}"
             f" | {level['machine_busy_fraction']:.0%} |")
