@@ -68,7 +68,10 @@ class VoxcordTree(app_commands.CommandTree):
         limiter: CommandLimiter | None = getattr(self.client, "command_limiter", None)
         if limiter is None:
             return True
-        refusal = await limiter.check(interaction.guild_id, interaction.user.id)
+        refusal = await limiter.check(
+            interaction.guild_id, interaction.user.id,
+            manages_guild=interaction.guild_id is not None and interaction.permissions.manage_guild,
+        )
         if refusal is None:
             return True
         if refusal:

@@ -196,8 +196,11 @@ class CommandLimiter:
         self._limiter = limiter
         self._limits = limits or LimitSettings()
 
-    async def check(self, guild_id: int | None, user_id: int) -> str | None:
-        """None to run the command; a reply for the first refusal of an episode; "" to drop it."""
+    async def check(self, guild_id: int | None, user_id: int, *, manages_guild: bool = False) -> str | None:
+        """None to run the command; a reply for the first refusal of an episode; "" to drop it.
+
+        ``manages_guild``: the member may change these limits, so others using up the server's
+        commands must not lock them out; only their own per-member rate applies."""
         if guild_id is None:
             user = await self._limiter.hit(
                 f"command:user:dm:{user_id}", Rate.per_minute_with_burst(self._limits.user_commands_per_minute)
@@ -209,6 +212,8 @@ class CommandLimiter:
         )
         if not user.allowed:
             return self._member_refusal(user)
+        if manages_guild:
+            return None
         guild = await self._limiter.hit(f"command:guild:{guild_id}", Rate.per_minute_with_burst(limits.guild_commands))
         if not guild.allowed:
             return UsageMeter._notice(

@@ -113,6 +113,8 @@ async def test_out_of_range_rates_are_refused_by_discord_before_the_bot(fake_dis
 
 
 async def test_an_admins_command_rate_limits_the_next_command_over_it(fake_discord, world, tmp_path: Path) -> None:
+    carol = fake_discord.snowflakes.next()
+    world.guild.add_member(carol, "carol")
     async with running_bot(fake_discord, settings_for(fake_discord, tmp_path)):
         await run(fake_discord, world.guild.id, world.admin_id, "usage command-rate", per_member=2, per_server=3)
         for _ in range(2):
@@ -120,8 +122,15 @@ async def test_an_admins_command_rate_limits_the_next_command_over_it(fake_disco
         limited = await run(fake_discord, world.guild.id, world.member_id, "usage show")
         assert limited.ephemeral and "Slow down" in limited.content
         dropped = await fake_discord.invoke(guild_id=world.guild.id, user_id=world.member_id, command="usage show")
-        # The server's third command; answered after the dropped one was handled.
-        assert "Usage for" in (await run(fake_discord, world.guild.id, world.admin_id, "usage show")).content
+        # Carol's first command is the server's third; answered after the dropped one was handled.
+        assert "Usage for" in (await run(fake_discord, world.guild.id, carol, "usage show")).content
         assert not dropped.answers, "one notice per episode: later refusals are not answered"
-        server_limited = await run(fake_discord, world.guild.id, world.admin_id, "usage show")
+        server_limited = await run(fake_discord, world.guild.id, carol, "usage show")
         assert server_limited.ephemeral and "This server is sending me too many commands" in server_limited.content
+        # Members who can change the limit are never locked out by others using up the server's
+        # commands (only their own per-member rate applies to them).
+        for _ in range(2):
+            assert "Usage for" in (await run(fake_discord, world.guild.id, world.admin_id, "usage show")).content
+        # ...but their own per-member rate still does.
+        admin_limited = await run(fake_discord, world.guild.id, world.admin_id, "usage show")
+        assert admin_limited.ephemeral and "Slow down" in admin_limited.content
