@@ -47,7 +47,7 @@ class Database:
     def __init__(self, engine: AsyncEngine, url: URL, *, clock: Callable[[], datetime]) -> None:
         self._engine = engine
         self._url = url
-        transactions = Transactions(engine)
+        self._transactions = transactions = Transactions(engine)
         self.guilds = GuildSettingsRepository(transactions, clock=clock)
         self.turns = TurnRepository(transactions, clock=clock)
         self.clips = VoiceClipRepository(transactions, clock=clock)
@@ -112,7 +112,8 @@ class Database:
         return await current_version(self._engine)
 
     async def close(self) -> None:
-        """Close every pooled connection. Everything committed is already on disk."""
+        """Write the inserts still queued, then close every pooled connection."""
+        await self._transactions.drain()
         await self._engine.dispose()
 
     async def __aenter__(self) -> Self:

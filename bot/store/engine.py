@@ -7,11 +7,12 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Final
 
-from sqlalchemy import Table, event, pool
+from sqlalchemy import Column, Table, event, pool
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from bot.store.batching import InsertBatcher
 from bot.store.url import is_sqlite, sqlite_path
 
 # Execution option that marks a connection as about to write; read by the SQLite BEGIN hook.
@@ -71,7 +72,7 @@ def _sqlite_on_begin(connection: Connection) -> None:
 class Transactions:
     """Opens read and write transactions on one engine; the only way repositories get a connection."""
 
-    __slots__ = ("_reader", "_write_turn", "_writer", "dialect_name")
+    __slots__ = ("_inserts", "_reader", "_write_turn", "_writer", "dialect_name")
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._reader = engine
@@ -82,6 +83,7 @@ class Transactions:
         # 100 ms: with 20 talking guilds that turned into seconds and "database is locked"
         # (bench/scaling.py). busy_timeout still covers writers in other processes.
         self._write_turn: asyncio.Lock | None = asyncio.Lock() if self.dialect_name == "sqlite" else None
+        self._inserts = InsertBatcher(self)
 
     def read(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """A transaction for queries: one consistent snapshot for all statements in it."""
@@ -98,6 +100,16 @@ class Transactions:
         assert self._write_turn is not None
         async with self._write_turn, self._writer.begin() as connection:
             yield connection
+
+    async def insert(self, table: Table, values: dict[str, Any], *, returning: Column[Any] | None = None) -> Any:
+        """Insert one row, committed together with the other rows queued meanwhile (group commit).
+
+        Returns once the row is committed, with the ``returning`` column's value if given."""
+        return await self._inserts.insert(table, values, returning=returning)
+
+    async def drain(self) -> None:
+        """Wait for every queued insert to be committed."""
+        await self._inserts.drain()
 
     def upsert(self, table: Table) -> sqlite.Insert | postgresql.Insert:
         """INSERT ... ON CONFLICT for this dialect; both spell on_conflict_do_update the same."""

@@ -37,9 +37,7 @@ class TurnRepository(Repository):
 
     async def add(self, turn: Turn) -> Turn:
         """Store a new turn (id None) and return it with its id."""
-        statement = insert(turns).values(_values(turn)).returning(turns.c.id)
-        async with self._tx.write() as connection:
-            new_id = (await connection.execute(statement)).scalar_one()
+        new_id = await self._tx.insert(turns, _values(turn), returning=turns.c.id)
         return dataclasses.replace(turn, id=new_id)
 
     async def add_many(self, new_turns: Sequence[Turn]) -> list[Turn]:

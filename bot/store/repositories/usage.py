@@ -30,8 +30,7 @@ class UsageRepository(Repository):
     __slots__ = ()
 
     async def record(self, record: UsageRecord) -> None:
-        async with self._tx.write() as connection:
-            await connection.execute(_INSERT, _values(record))
+        await self._tx.insert(usage_records, _values(record))
 
     async def record_many(self, records: Sequence[UsageRecord]) -> None:
         """Store all records or none (one turn's STT, chat and TTS usage go in together)."""

@@ -1,0 +1,98 @@
+"""Group commit: single-row inserts queued behind a write share the next transaction."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Column, Integer, MetaData, Table, Text, event, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.store import Database, Turn
+from bot.store.engine import Transactions, create_engine
+from bot.store.url import parse_database_url
+
+_metadata = MetaData()
+notes = Table(
+    "notes", _metadata,
+    Column("id", Integer, primary_key=True),
+    Column("text", Text, nullable=False),
+)
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(parse_database_url(f"sqlite:///{tmp_path / 'b.db'}"))
+    async with engine.begin() as connection:
+        await connection.run_sync(_metadata.create_all)
+    yield engine
+    await engine.dispose()
+
+
+def _count_commits(engine: AsyncEngine) -> list[int]:
+    commits: list[int] = []
+    event.listen(engine.sync_engine, "commit", lambda _connection: commits.append(1))
+    return commits
+
+
+async def _rows(engine: AsyncEngine) -> dict[int, str]:
+    async with engine.connect() as connection:
+        return dict((await connection.execute(select(notes.c.id, notes.c.text))).all())
+
+
+async def test_inserts_queued_behind_a_write_share_one_commit_and_each_gets_its_own_id(engine: AsyncEngine) -> None:
+    tx = Transactions(engine)
+    commits = _count_commits(engine)
+    async with tx.write() as connection:
+        await connection.execute(notes.insert().values(text="held"))
+        queued = [asyncio.ensure_future(tx.insert(notes, {"text": f"n{i}"}, returning=notes.c.id)) for i in range(20)]
+        await asyncio.sleep(0.05)
+        assert not any(task.done() for task in queued), "nothing returns before its row is committed"
+    ids = await asyncio.gather(*queued)
+    assert len(commits) == 2  # the held write, then all twenty together
+    rows = await _rows(engine)
+    assert [rows[new_id] for new_id in ids] == [f"n{i}" for i in range(20)]
+
+
+async def test_a_bad_row_fails_only_its_own_caller(engine: AsyncEngine) -> None:
+    tx = Transactions(engine)
+    async with tx.write():
+        good = [asyncio.ensure_future(tx.insert(notes, {"text": t}, returning=notes.c.id)) for t in ("a", "b")]
+        bad = asyncio.ensure_future(tx.insert(notes, {"text": None}, returning=notes.c.id))
+        last = asyncio.ensure_future(tx.insert(notes, {"text": "c"}, returning=notes.c.id))
+        await asyncio.sleep(0.01)
+    with pytest.raises(IntegrityError):
+        await bad
+    ids = [await task for task in (*good, last)]
+    assert sorted((await _rows(engine)).values()) == ["a", "b", "c"]
+    assert len(set(ids)) == 3
+
+
+async def test_a_cancelled_caller_does_not_take_its_row_back(engine: AsyncEngine) -> None:
+    tx = Transactions(engine)
+    async with tx.write():
+        waiting = asyncio.ensure_future(tx.insert(notes, {"text": "kept"}))
+        await asyncio.sleep(0.01)
+        waiting.cancel()
+    await tx.drain()
+    assert list((await _rows(engine)).values()) == ["kept"]
+
+
+async def test_close_writes_the_turns_still_queued(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'v.db'}"
+    now = dt.datetime.now(dt.UTC)
+    db = await Database.open(url)
+    pending = [
+        asyncio.ensure_future(db.turns.add(Turn(id=None, guild_id=7, speaker_id=1, speaker_name="a", role="user",
+                                                text=f"q{n}", created_at=now, interrupted=False)))
+        for n in range(5)
+    ]
+    await asyncio.sleep(0)  # queued, not yet written
+    await db.close()
+    assert all(task.done() for task in pending)
+    async with Database.open(url) as reopened:
+        assert [t.text for t in await reopened.turns.recent(7, limit=10)] == [f"q{n}" for n in range(5)]
