@@ -61,7 +61,11 @@ def point_discord_at(settings: Settings) -> None:
 # httpx keeps an idle connection 5 s by default, shorter than the time between two turns, so each
 # chat request and each reply's first TTS request paid a new TCP + TLS handshake to Mistral.
 # A stale connection the server closed meanwhile is detected and replaced before reuse.
-MISTRAL_CONNECTION_LIMITS = httpx2.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=55.0)
+# It also keeps only 20 idle connections and opens at most 100: a guild answering holds up to
+# three streams (chat, the sentence playing, the next one prefetched), so at 50 talking guilds
+# 96 of 100 TTS requests opened a new connection (bench/scaling.py, traced) and some queued for
+# a free one. Concurrency is already bounded by the guilds answering; the pool adds no limit.
+MISTRAL_CONNECTION_LIMITS = httpx2.Limits(max_connections=None, max_keepalive_connections=100, keepalive_expiry=55.0)
 
 
 def make_tls_context() -> ssl.SSLContext:

@@ -158,6 +158,7 @@ class FakeMistral:
         async def handle(request: web.Request) -> web.StreamResponse:
             record = RecordedRequest(endpoint, request.method, request.path, dict(request.query), {})
             self.requests.append(record)
+            record.peer = request.transport.get_extra_info("peername") if request.transport else None
             record.authorized = request.headers.get("Authorization") == f"Bearer {self.api_key}"
             try:
                 if not record.authorized:

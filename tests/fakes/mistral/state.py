@@ -108,6 +108,8 @@ class RecordedRequest:
     """``time.monotonic()`` when the request arrived (retry spacing, ``Retry-After``)."""
     abandoned: bool = False
     """The client closed a streamed response before it ended (chat and speech)."""
+    peer: tuple[str, int] | None = None
+    """The client's address and port: one per TCP connection, so tests can count connections."""
 
 
 @dataclass(slots=True)
