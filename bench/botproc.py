@@ -7,7 +7,7 @@ encoding of the simulated users, DAVE, the fake Mistral) never runs on the bot's
 Control: one JSON object per line on stdin; each answer is one line on stdout prefixed ``@@``.
 Commands: ``timings`` (every recorded TurnTimings of a guild), ``sequential`` (answer a guild
 with the naive baseline of bench/sequential.py instead of the streaming engine), ``profile``
-(start / stop cProfile), ``quit``.
+(start / stop cProfile), ``lag`` (start / stop sampling the event loop's lateness), ``quit``.
 """
 
 from __future__ import annotations
@@ -34,6 +34,30 @@ from bot.conversation.engine import ConversationEngine  # noqa: E402
 PREFIX = "@@"
 
 
+class LoopLag:
+    """How late the event loop wakes a 10 ms sleeper: every callback, thread hand-off and packet
+    waits at least that long when the loop is busy (or starved of the GIL by the bot's threads)."""
+
+    PERIOD = 0.010
+
+    def __init__(self) -> None:
+        self._samples: list[float] = []
+        self._task = asyncio.get_running_loop().create_task(self._sample())
+
+    async def _sample(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(self.PERIOD)
+            self._samples.append(round((loop.time() - before - self.PERIOD) * 1000, 2))
+
+    async def stop(self) -> list[float]:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        return self._samples
+
+
 def _answer(payload: dict[str, Any]) -> None:
     sys.stdout.write(PREFIX + json.dumps(payload) + "\n")
     sys.stdout.flush()
@@ -50,6 +74,7 @@ async def serve() -> int:
     settings = Settings(_env_file=None)
     sequential = install_sequential(ConversationEngine, settings)
     profiler: cProfile.Profile | None = None
+    lag: LoopLag | None = None
     async with assemble(settings, guild_ready_timeout=0.2) as bot, bot:
         runner = asyncio.create_task(bot.start(settings.discord_token.get_secret_value()))
         await asyncio.wait({runner, asyncio.create_task(bot.wait_until_ready())},
@@ -82,6 +107,13 @@ async def serve() -> int:
                             int(command.get("lines", 25)))
                     profiler = None
                     _answer({"profile": out.getvalue()})
+            elif name == "lag":
+                if command.get("start"):
+                    lag = LoopLag()
+                    _answer({"ok": True})
+                else:
+                    _answer({"lag_ms": await lag.stop() if lag is not None else []})
+                    lag = None
             elif name == "quit":
                 _answer({"ok": True})
                 break

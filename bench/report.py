@@ -39,7 +39,8 @@ def turn_table(streaming: dict[str, Any], sequential: dict[str, Any]) -> str:
 
 def scaling_table(levels: list[dict[str, Any]]) -> str:
     lines = ["| talking guilds | turns answered | first audio p50 / p95 | overhead p50 / p95 | endpointing p95 | "
-             "→ first_token p95 | bot CPU (cores) | machine busy |", "|---|---|---|---|---|---|---|---|"]
+             "→ first_token p95 | bot loop lag p95 / max | CPU cores: bot / FFmpeg / fakes | "
+             "bot waits for a core | machine busy |", "|---|---|---|---|---|---|---|---|---|---|"]
     for level in levels:
         t = level["turns"]
         first, over = t["first_audio"], t["overhead"]
@@ -47,9 +48,20 @@ def scaling_table(levels: list[dict[str, Any]]) -> str:
             f"| {level['guilds']} | {first['n']} of {level.get('turns_asked', first['n'])}"
             f" | {first['p50']:.0f} / {first['p95']:.0f}"
             f" | {over['p50']:.0f} / {over['p95']:.0f} | {t['endpointing']['p95']:.0f}"
-            f" | {t['step_first_token']['p95']:.0f} | {level['bot_cpu_cores']}"
+            f" | {t['step_first_token']['p95']:.0f} | {_lag(level)}"
+            f" | {level['bot_cpu_cores']} / {level.get('ffmpeg_cpu_cores', '–')} / {level.get('fakes_cpu_cores', '–')}"
+            f" | {_fraction(level.get('bot_main_thread_runqueue_fraction'))}"
             f" | {level['machine_busy_fraction']:.0%} |")
     return "\n".join(lines)
+
+
+def _lag(level: dict[str, Any]) -> str:
+    lag = level.get("bot_loop_lag_ms")
+    return f"{lag['p95']:.0f} / {lag['max']:.0f} ms" if lag else "–"
+
+
+def _fraction(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0%}"
 
 
 def memory_table(memory: list[dict[str, Any]]) -> str:

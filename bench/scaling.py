@@ -7,7 +7,9 @@ simulated user ask questions at the same time (each guild starts at a random off
 then asks ``rounds`` times, waiting for each full answer). The fakes run in this process, the bot
 in its own, but all share the machine's 2 cores, as do the FFmpeg encoders (one per reply).
 Reported per level: first-audio latency and overhead p50/p95, the bot process's CPU use and the
-whole machine's, and (at the top level) a cProfile of the bot's event loop thread.
+whole machine's (and how much of it went to the FFmpeg encoders and to the fakes), how late the
+bot's event loop ran a 10 ms timer, how long its main thread waited for a free core, and (at the
+top level) a cProfile of the bot's event loop thread.
 """
 
 from __future__ import annotations
@@ -32,8 +34,24 @@ TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def _process_cpu_s(pid: int) -> float:
+    return _cpu_split(pid)[0]
+
+
+def _cpu_split(pid: int) -> tuple[float, float]:
+    """(the process's own CPU s, CPU s of its children it has reaped): the bot's FFmpeg encoders."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+    return (int(fields[11]) + int(fields[12])) / TICKS, (int(fields[13]) + int(fields[14])) / TICKS
+
+
+def _runqueue_wait_s(pid: int) -> float:
+    """Seconds the process's main thread was ready to run but waiting for a core (schedstat)."""
+    return int(Path(f"/proc/{pid}/task/{pid}/schedstat").read_text().split()[1]) / 1e9
+
+
+def _lag_summary(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples) or [0.0]
+    return {q: ordered[min(len(ordered) - 1, int(f * len(ordered)))]
+            for q, f in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))} | {"max": ordered[-1]}
 
 
 def _machine_busy() -> tuple[float, float]:
@@ -74,9 +92,15 @@ async def level(stack: Stack, members: list[Member], count: int, rounds: int, *,
     rng = random.Random(count)
     if profile:
         await stack.bot.call("profile", start=True)
-    cpu0, (busy0, total0), wall0 = _process_cpu_s(stack.bot.pid), _machine_busy(), time.monotonic()
+    await stack.bot.call("lag", start=True)
+    pid, here = stack.bot.pid, os.getpid()
+    (cpu0, children0), fakes0, wait0 = _cpu_split(pid), _cpu_split(here)[0], _runqueue_wait_s(pid)
+    (busy0, total0), wall0 = _machine_busy(), time.monotonic()
     results = await asyncio.gather(*(_guild_loop(stack, m, opus, rounds, rng) for m in members[:count]))
-    cpu1, (busy1, total1), wall1 = _process_cpu_s(stack.bot.pid), _machine_busy(), time.monotonic()
+    (cpu1, children1), fakes1, wait1 = _cpu_split(pid), _cpu_split(here)[0], _runqueue_wait_s(pid)
+    (busy1, total1), wall1 = _machine_busy(), time.monotonic()
+    lag = (await stack.bot.call("lag", start=False))["lag_ms"]
+    wall = wall1 - wall0
     samples = [s for r in results for s in r]
     answered = [s for s in samples if not s.get("missed")]
     report: dict[str, Any] = {
@@ -84,7 +108,13 @@ async def level(stack: Stack, members: list[Member], count: int, rounds: int, *,
         "turns_asked": len(samples),
         "turns_missed": len(samples) - len(answered),
         "turns": analyse(answered, streaming_critical_path()),
-        "bot_cpu_cores": round((cpu1 - cpu0) / (wall1 - wall0), 2),
+        "bot_cpu_cores": round((cpu1 - cpu0) / wall, 2),
+        # The FFmpeg encoders (one per reply) the bot reaped during the level, and this process:
+        # the fakes (simulated users' DAVE and Opus, the fake Mistral) on the same two cores.
+        "ffmpeg_cpu_cores": round((children1 - children0) / wall, 2),
+        "fakes_cpu_cores": round((fakes1 - fakes0) / wall, 2),
+        "bot_main_thread_runqueue_fraction": round((wait1 - wait0) / wall, 2),
+        "bot_loop_lag_ms": _lag_summary(lag),
         "machine_busy_fraction": round((busy1 - busy0) / max(1, total1 - total0), 2),
     }
     if profile:
@@ -104,7 +134,9 @@ async def measure(levels: list[int], rounds: int, *, profile: bool = True) -> di
             brief = out[-1]["turns"].get("overhead", {})
             print(f"{count} guilds: overhead p50 {brief.get('p50')} ms p95 {brief.get('p95')} ms, "
                   f"{out[-1]['turns_missed']} of {out[-1]['turns_asked']} turns unanswered in {TURN_TIMEOUT:g} s, "
-                  f"bot {out[-1]['bot_cpu_cores']} cores, machine {out[-1]['machine_busy_fraction']}",
+                  f"bot {out[-1]['bot_cpu_cores']} cores (+ FFmpeg {out[-1]['ffmpeg_cpu_cores']}, fakes "
+                  f"{out[-1]['fakes_cpu_cores']}), loop lag p95 {out[-1]['bot_loop_lag_ms']['p95']:.0f} ms, "
+                  f"machine {out[-1]['machine_busy_fraction']}",
                   file=sys.stderr, flush=True)
     return {"memory": memory, "levels": out}
 
