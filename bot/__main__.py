@@ -40,7 +40,7 @@ from bot.limits.redis_backend import RedisCounterStore, RedisUnavailableError
 from bot.logs import setup_logging
 from bot.mistral import ChatModel, RetryPolicy, SpeechSynthesizer, StreamingTranscriber
 from bot.mistral.redaction import install_log_redaction
-from bot.mistral.sdk_speedups import install_sdk_speedups
+from bot.mistral.sdk_speedups import install_sdk_speedups, preload_sdk
 from bot.privacy import PrivacyService, RetentionPurger, service_host
 from bot.sessions import VoiceSessions
 from bot.store import Database, DatabaseOpenError
@@ -95,6 +95,7 @@ async def assemble(settings: Settings, *, guild_ready_timeout: float = 2.0) -> A
                 server_url=settings.mistral_server_url,
                 async_client=mistral_http,
             )
+            preload_sdk(mistral)  # the first turn after a start would import ~120 SDK modules on the loop
             retry = RetryPolicy(
                 max_attempts=settings.retry_max_attempts, max_total_seconds=settings.retry_max_total_seconds
             )
