@@ -336,7 +336,7 @@ class GuildConversation:
     async def _speak_reply(self, turn: PendingTurn, messages: list[ChatMessage], clip: VoiceClip | None) -> None:
         if clip is None and not self._told_about_voice:
             self._told_about_voice = True
-            await self._say(NO_VOICE_HINT)
+            self._in_background(self._say(NO_VOICE_HINT))  # a REST round trip; the reply need not wait
         speaker = ReplySpeaker(
             self._tts, self._player,
             ref_audio=clip.audio if clip else None,

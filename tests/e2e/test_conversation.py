@@ -115,3 +115,21 @@ async def test_two_guilds_at_once_keep_their_own_history_and_voice(
     assert first_clip is not None and first_clip.audio in clips
     assert None in clips  # the second guild has no clip: default voice
 
+
+
+async def test_without_a_voice_it_answers_in_the_default_voice_and_says_once_how_to_set_one(
+    fake_discord, fake_voice, fake_mistral, fake_discord_env, tmp_path: Path
+) -> None:
+    fake_mistral.transcribe = lambda _audio: QUESTION
+    fake_mistral.reply = lambda _messages: ANSWER
+    world = build_world(fake_discord)
+    async with call_in_progress(fake_discord, fake_voice, fake_mistral, tmp_path, world=world) as call:
+        for turn, seed in enumerate((3, 4), start=1):
+            await call.speaker.speak(spoken_question(seed=seed))
+            await wait_turns(call.bot, world.guild.id, 2 * turn)
+            await call.fake_voice.bot_audio(world.guild.id).wait_for_silence()
+    hints = [m for m in fake_discord.sent_messages if "/voice set" in m.get("content", "")]
+    assert len(hints) == 1, hints
+    assert int(hints[0]["channel_id"]) == world.text.id
+    speech = fake_mistral.requests_to("speech")
+    assert speech and all(ref_audio_of(r.body) is None for r in speech)
