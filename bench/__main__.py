@@ -73,6 +73,7 @@ def headline(details: dict[str, Any]) -> dict[str, Any]:
         "turn_overhead_p50_ms": streaming["overhead"]["p50"],
         "turn_overhead_p95_ms": streaming["overhead"]["p95"],
         "turn_endpointing_p50_ms": streaming["endpointing"]["p50"],
+        "first_turn_after_start_overhead_ms": details["turns"]["first_turn_after_start"]["overhead"]["p50"],
         "turn_critical_path_ms": details["turns"]["critical_path_ms"],
         "silence_end_ms": details["turns"]["silence_end_ms"],
         "sequential_first_audio_p50_ms": sequential["first_audio"]["p50"] if sequential else None,
