@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Final
@@ -50,13 +51,32 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
         # WAL: readers do not block the writer, and a kill -9 mid-write leaves the database
         # intact (the uncommitted tail of the log is discarded on next open).
-        cursor.execute("PRAGMA journal_mode = WAL")
+        _switch_to_wal(cursor)
         # FULL fsyncs the log on every commit: a committed turn survives power loss, not only
         # a process crash. Voxcord writes a few rows per spoken turn, so the cost is small.
         cursor.execute("PRAGMA synchronous = FULL")
         cursor.execute("PRAGMA foreign_keys = ON")
     finally:
         cursor.close()
+
+
+def _switch_to_wal(cursor: Any) -> None:
+    # Switching a fresh file to WAL needs an exclusive lock, and SQLite answers "database is
+    # locked" at once, without its busy handler, when another connection opening the same fresh
+    # file holds a shared lock meanwhile (6 concurrent opens under a loaded test suite hit it).
+    # The mode is stored in the file, so once any opener has switched, the rest find it set.
+    # Only a race on a brand-new file ever waits here, at most ~1 s in all.
+    for attempt in range(50):
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except Exception as error:  # sqlite3's, or the async adapter's re-raise of it
+            if "database is locked" not in str(error) or attempt == 49:
+                raise
+            cursor.execute("PRAGMA journal_mode")
+            if str(cursor.fetchone()[0]).lower() == "wal":
+                return
+            time.sleep(0.02)  # noqa: ASYNC251 - runs in the driver's connect hook; only in this rare race
 
 
 def _sqlite_on_begin(connection: Connection) -> None:
