@@ -119,15 +119,22 @@ async def test_oversized_clip_is_refused_before_download(fake_discord, world, tm
 
 
 async def test_a_lying_size_field_never_reads_past_the_limit(fake_discord, world, tmp_path: Path) -> None:
-    settings = settings_for(fake_discord, tmp_path, clip_max_bytes=200_000)
-    async with running_bot(fake_discord, settings) as bot:
+    # A real 50 MB upload whose payload claims 1000 bytes, against the default 10 MiB limit.
+    limit = 10 * 1024 * 1024
+    liar = speech_wav(10.0) + bytes(50_000_000)
+    async with running_bot(fake_discord, settings_for(fake_discord, tmp_path)) as bot:
+        assert bot.settings.clip_max_bytes == limit
         record = await fake_discord.invoke(
             guild_id=world.guild.id, user_id=world.admin_id, command="voice set",
-            options={"clip": Attachment("liar.wav", speech_wav(10.0), size=1000)},
+            options={"clip": Attachment("liar.wav", liar, size=1000)},
         )
-        reply = await record.wait_reply(timeout=10)
+        reply = await record.wait_reply(timeout=30)
         assert "larger than" in reply.content
         assert await bot.database.clips.get(world.guild.id) is None
+    (sent,) = fake_discord.cdn.sent.values()
+    # The bot dropped the download at the limit: what left the CDN is the limit plus what the
+    # loopback socket buffers took meanwhile (~19 MB measured), far from the whole file.
+    assert limit < sent < len(liar) // 2, sent
 
 
 async def test_show_returns_the_stored_clip_and_reset_removes_it(fake_discord, world, tmp_path: Path) -> None:

@@ -51,6 +51,9 @@ class Cdn:
         self._base_url = base_url
         self.objects: dict[str, CdnObject] = {}
         self.downloads: list[str] = []  # paths fetched, in order
+        # Bytes of each path handed to the client's socket before it finished or went away; a
+        # client that stops reading early leaves this far below the object's size.
+        self.sent: dict[str, int] = {}
 
     def put(self, channel_id: int, attachment_id: int, filename: str, data: bytes,
             content_type: str | None) -> str:

@@ -25,6 +25,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 API = "/api/v10"
 
 
+CDN_CHUNK = 64 * 1024
+
+
 @dataclass(frozen=True, slots=True)
 class RecordedRequest:
     method: str
@@ -276,7 +279,21 @@ class RestApi:
             return await self.unknown(request)
         # Passed as a raw header: content_type= refuses parameters such as "; codecs=opus".
         content_type = obj.content_type or "application/octet-stream"
-        return web.Response(body=obj.data, headers={"Content-Type": content_type})
+        # Streamed in pieces, as a CDN does, counting what the client took: a download that
+        # stops at the size limit shows here as far fewer bytes sent than the file holds.
+        response = web.StreamResponse(headers={"Content-Type": content_type})
+        response.content_length = len(obj.data)
+        await response.prepare(request)
+        self._fake.cdn.sent[request.path] = 0
+        try:
+            for offset in range(0, len(obj.data), CDN_CHUNK):
+                piece = obj.data[offset:offset + CDN_CHUNK]
+                await response.write(piece)
+                self._fake.cdn.sent[request.path] += len(piece)
+            await response.write_eof()
+        except ConnectionError:
+            pass  # the client closed the download early
+        return response
 
     async def unknown(self, request: web.Request) -> web.Response:
         body, files = await read_body(request)
