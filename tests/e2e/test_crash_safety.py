@@ -124,3 +124,36 @@ async def test_sigterm_leaves_voice_and_exits_cleanly(fake_discord, fake_voice, 
     leaves = [u for u in fake_discord.voice_state_updates
               if str(u.get("guild_id")) == str(world.guild.id) and u.get("channel_id") is None]
     assert leaves, fake_discord.voice_state_updates
+
+
+async def test_sigterm_mid_reply_stores_what_was_said_and_its_usage_before_exiting(
+    fake_discord, fake_voice, fake_mistral, tmp_path: Path
+) -> None:
+    fake_mistral.transcribe = lambda _audio: QUESTION
+    fake_mistral.reply = lambda _messages: ANSWER
+    world = build_world(fake_discord)
+    await fake_discord.set_voice_state(world.guild.id, world.member_id, world.voice.id)
+    database = tmp_path / "voxcord.db"
+    async with bot_process(bot_env(fake_discord, fake_mistral, database), tmp_path / "bot.log") as process:
+        await fake_discord.wait_ready(timeout=30)
+        speaker = fake_voice.add_speaker(world.guild.id, world.voice.id, world.member_id)
+        await join(fake_discord, fake_voice, world)
+        # The answer's speech trickles out, so the signal lands while it is being spoken.
+        fake_mistral.latency.tts_chunk_interval = 0.5
+        await speaker.speak(spoken_question(seed=1))
+        audio = fake_voice.bot_audio(world.guild.id)
+        async with asyncio.timeout(30):
+            while not audio.frames:
+                await asyncio.sleep(0.02)
+        process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(10):  # the operator's contract: gone within 10 s
+            code = await process.wait()
+    assert code == 0, (tmp_path / "bot.log").read_text()
+
+    turns = await asyncio.to_thread(read_turns, database)
+    assert [(role, text) for role, _name, text, _interrupted in turns[:1]] == [("user", QUESTION)], turns
+    (_role, _name, said, interrupted), = [t for t in turns if t[0] == "assistant"]
+    assert interrupted and said and ANSWER.startswith(said.rstrip("…").rstrip()[:10]), turns
+    with contextlib.closing(sqlite3.connect(database)) as connection:
+        kinds = {kind for (kind,) in connection.execute("SELECT DISTINCT kind FROM usage_records")}
+    assert {"stt_seconds", "chat_input_tokens", "tts_characters"} <= kinds, kinds
