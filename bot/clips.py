@@ -55,10 +55,11 @@ class VoiceClipService:
         """Read at most ``max_bytes``: a lying size field or an endless body stops at the limit."""
         limit = self._limits.max_bytes
         if upload.declared_size > limit:
-            raise ClipRefusedError(
-                f"That file is {_megabytes(upload.declared_size)}; the limit is {_megabytes(limit)}. "
-                "Upload a shorter clip (10 to 30 seconds of clear speech is ideal)."
-            )
+            size, cap = _megabytes(upload.declared_size), _megabytes(limit)
+            # Rounded, a file just over the limit would read "10 MB; the limit is 10 MB".
+            over = (f"That file is {size}; the limit is {cap}." if size != cap
+                    else f"That file is larger than the {cap} limit.")
+            raise ClipRefusedError(f"{over} Upload a shorter clip (10 to 30 seconds of clear speech is ideal).")
         if upload.declared_size == 0:
             raise ClipRefusedError("That file is empty. Upload an audio clip of someone speaking.")
         buffer = bytearray()

@@ -10,9 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bot.audio.clip import ClipRejected, normalise_clip
 from cogs.voice_clip import CONSENT_ID
 from tests.bot.audio.media import encode_audio, wav_bytes
 from tests.bot.audio.synth import speech_like, to_int16
+from tests.bot.audio.test_clip import HOSTILE, LIMITS, _good_wav
 from tests.fakes.discord import Attachment, FakeDiscord
 from tests.fakes.discord.interactions import Reply
 from tests.harness import build_world, running_bot, settings_for
@@ -173,3 +175,40 @@ async def test_voice_survives_a_restart(fake_discord, world, tmp_path: Path) -> 
     async with running_bot(fake_discord, settings) as bot:
         stored = await bot.database.clips.get(world.guild.id)
         assert stored is not None and stored.set_by_name == "alice"
+
+
+async def test_the_whole_hostile_corpus_through_voice_set_is_refused_with_each_files_reason(
+    fake_discord, world, tmp_path: Path
+) -> None:
+    # The corpus of tests/bot/audio/test_clip.py, uploaded for real through the fake Discord to one
+    # running bot, one after the other: each gets its own reason, nothing is stored, no consent is
+    # offered, and the bot is still fine afterwards (a good clip is then accepted).
+    settings = settings_for(fake_discord, tmp_path, rate_user_commands_per_minute=100)  # 21 commands in a row
+    async with running_bot(fake_discord, settings) as bot:
+        for case, (make, _code) in HOSTILE.items():
+            data = make()
+            if not data:
+                expected = "empty"
+            elif len(data) > LIMITS.max_bytes:
+                expected = "larger than"
+            else:
+                try:
+                    normalise_clip(data, LIMITS)
+                except ClipRejected as rejected:
+                    expected = rejected.reason
+                else:
+                    raise AssertionError(f"{case} is not hostile")
+            record = await fake_discord.invoke(
+                guild_id=world.guild.id, user_id=world.admin_id, command="voice set",
+                options={"clip": Attachment(f"{case}.mp3", data, content_type="audio/mpeg")},
+            )
+            reply = await record.wait_reply(timeout=30)
+            assert reply.flags & EPHEMERAL, case
+            assert expected in reply.content, (case, reply.content)
+            assert not reply.components, f"{case}: no consent button for a refused clip"
+        assert await bot.database.clips.get(world.guild.id) is None
+        good = await (await fake_discord.invoke(
+            guild_id=world.guild.id, user_id=world.admin_id, command="voice set",
+            options={"clip": Attachment("good.wav", _good_wav(), content_type="audio/wav")},
+        )).wait_reply(timeout=30)
+        assert "is usable" in good.content and good.components
