@@ -118,8 +118,21 @@ async def test_moved_by_an_admin_the_session_follows(
 ) -> None:
     async with call_in_progress(fake_discord, fake_voice, fake_mistral, tmp_path) as call:
         guild_id, target = call.world.guild.id, call.world.other_voice.id
+        tasks_before = engine_tasks()
+        socket = call.bot.sessions.get(guild_id).voice_client._connection.socket
         await fake_discord.set_voice_state(guild_id, fake_discord.bot_user.id, target)
         await eventually(lambda: call.bot.sessions.get(guild_id).channel_id == target, "session follows the move")
         status = await (await fake_discord.invoke(
             guild_id=guild_id, user_id=call.world.member_id, command="status")).wait_reply(timeout=10)
         assert f"<#{target}>" in status.content
+
+        # One engine still (the move did not start a second), and leaving releases all of it.
+        # (Hearing a member who follows into the new channel is not modelled by the fake voice
+        # server: its simulated speakers do not move with the bot's session.)
+        await eventually(lambda: engine_tasks() == tasks_before, f"{engine_tasks()} != {tasks_before}")
+
+        await (await fake_discord.invoke(
+            guild_id=guild_id, user_id=call.world.member_id, command="leave")).wait_reply(timeout=10)
+        await eventually(lambda: not engine_tasks(), f"engine tasks left: {engine_tasks()}")
+        await eventually(lambda: not ffmpeg_children(), f"FFmpeg left: {ffmpeg_children()}")
+        assert socket.fileno() == -1, "the voice UDP socket of the first channel is closed"
