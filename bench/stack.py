@@ -145,6 +145,10 @@ async def running_stack(guilds: int = 1, *, log_name: str = "bot") -> AsyncItera
             "MISTRAL_SERVER_URL": fake_mistral.url,
             "DATABASE_URL": f"sqlite:///{workdir / 'voxcord.db'}",
             "PYTHONPATH": str(ROOT),
+            # The product's voice-turn limits (8 a minute per member by default) would refuse the
+            # benchmark's back-to-back questions: a full run once lost a barge-in reply to them.
+            "RATE_USER_TURNS_PER_MINUTE": "600",
+            "RATE_GUILD_TURNS_PER_MINUTE": "600",
         }
         stderr = (workdir / f"{log_name}.log").open("wb")
         stack.callback(stderr.close)
