@@ -96,3 +96,13 @@ def test_python_m_bot_with_empty_environment_exits_2_naming_both(tmp_path: Path)
     assert "DISCORD_TOKEN" in result.stderr
     assert "MISTRAL_API_KEY" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_every_setting_is_documented_in_the_readme_and_env_example() -> None:
+    names = {name.upper() for name in Settings.model_fields}
+    readme = (ROOT / "README.md").read_text()
+    table = {line.split("`")[1] for line in readme.splitlines() if line.startswith("| `") and "`" in line[3:]}
+    example = (ROOT / ".env.example").read_text()
+    in_example = {line.lstrip("# ").split("=", 1)[0] for line in example.splitlines() if "=" in line}
+    assert names - table == set(), "missing from the README's settings table"
+    assert names - in_example == set(), "missing from .env.example"
