@@ -1,4 +1,5 @@
-"""Every test runs under a secrets check: no token or key in any log record or any file it leaves.
+"""Every test runs under a secrets check: no token or key in any log record, any file it leaves,
+or anything the bot sent to the fake Discord (messages, interaction replies, attached files).
 
 For each test a handler on the root logger sees every record at DEBUG (discord.py, aiohttp,
 websockets, SQLAlchemy's SQL and rows, the SDKs, the bot) and searches its raw text as it is
@@ -18,12 +19,14 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import json
 import logging
 import os
 import traceback
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -103,6 +106,7 @@ class SecretsCheck(logging.Handler):
         self.extra: set[str] = set()
         self.records_seen = 0
         self.files_seen = 0
+        self.replies_seen = 0
         self.leak_count = 0
         self.leaks: list[Leak] = []
 
@@ -145,6 +149,27 @@ class SecretsCheck(logging.Handler):
                 if secret.encode() in data:
                     text = data.decode("latin-1")  # keeps every byte, so offsets match
                     self.add(Leak(f"file {path.relative_to(folder)}", excerpt(text, secret, secrets)))
+                    break
+
+    def scan_discord(self, fake: Any) -> None:
+        """Everything the bot sent to the fake Discord: channel messages, interaction answers
+        (callbacks, follow-ups, edits) and the files attached to any of them."""
+        secrets = self.secrets()
+        pieces: list[tuple[str, bytes]] = [
+            ("channel message", json.dumps(message, default=str).encode()) for message in fake.sent_messages
+        ]
+        for record in fake.interactions.records.values():
+            for answer in record.answers:
+                pieces.append((f"interaction {answer.kind}", json.dumps(answer.payload, default=str).encode()))
+                pieces += [(f"file {upload.filename}", upload.data) for upload in answer.files]
+        for uploads in fake.messages.uploads.values():
+            pieces += [(f"file {upload.filename}", upload.data) for upload in uploads]
+        for where, data in pieces:
+            self.replies_seen += 1
+            for secret in secrets:
+                if secret.encode() in data:
+                    text = data.decode("latin-1")
+                    self.add(Leak(f"sent to Discord ({where})", excerpt(text, secret, secrets)))
                     break
 
     def report(self) -> str:
@@ -195,6 +220,7 @@ class Totals:
     tests: int = 0
     records: int = 0
     files: int = 0
+    replies: int = 0
 
 
 _TOTALS = pytest.StashKey[Totals]()
@@ -207,8 +233,8 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
     totals = config.stash[_TOTALS]
     if totals.tests:
-        terminalreporter.write_line(f"secrets check: {totals.tests} tests, {totals.records} log records at DEBUG "
-                                    f"and {totals.files} files searched")
+        terminalreporter.write_line(f"secrets check: {totals.tests} tests, {totals.records} log records at DEBUG, "
+                                    f"{totals.files} files and {totals.replies} messages sent to Discord searched")
 
 
 @pytest.fixture(autouse=True)
@@ -227,8 +253,12 @@ def secrets_check(request: pytest.FixtureRequest) -> Iterator[SecretsCheck]:
         yield check
     if tmp_path is not None:
         check.scan_files(tmp_path)
+    fake_discord = request.node.funcargs.get("fake_discord") if hasattr(request.node, "funcargs") else None
+    if fake_discord is not None:
+        check.scan_discord(fake_discord)
     totals = request.config.stash[_TOTALS]
     totals.tests += 1
     totals.records += check.records_seen
     totals.files += check.files_seen
+    totals.replies += check.replies_seen
     check.assert_clean()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import traceback
 from pathlib import Path
+from types import SimpleNamespace
 
 import discord
 import pytest
@@ -195,3 +196,21 @@ def test_the_check_reads_the_configured_environment(monkeypatch: pytest.MonkeyPa
     handler.handle(logging.makeLogRecord({"name": "bot.example", "msg": "nothing to see"}))
     assert handler.records_seen == 2 and handler.leak_count == 1
     assert "token-from-the-environment-42" not in handler.report()
+
+
+def test_what_the_bot_sent_to_discord_is_searched_too() -> None:
+    # Replies, follow-ups and attachments reach users: a secret there is a leak like a log line.
+    upload = SimpleNamespace(filename="export.txt", data=f"key={TEST_MISTRAL_KEY}".encode())
+    fake = SimpleNamespace(
+        sent_messages=[{"content": "Joined the voice channel."}],
+        interactions=SimpleNamespace(records={"1": SimpleNamespace(answers=[
+            SimpleNamespace(kind="followup", payload={"content": f"token {TEST_DISCORD_TOKEN}"}, files=()),
+            SimpleNamespace(kind="edit", payload={"content": "fine"}, files=(upload,)),
+        ])}),
+        messages=SimpleNamespace(uploads={}),
+    )
+    check = SecretsCheck()
+    check.scan_discord(fake)
+    assert check.replies_seen == 4
+    assert [leak.where for leak in check.leaks] == ["sent to Discord (interaction followup)",
+                                                   "sent to Discord (file export.txt)"]
