@@ -19,8 +19,8 @@ positions (alternation order = the SDK's boundary order), and the SDK's own ``_p
 
 **Lazy imports.** ``preload_sdk`` imports at start what the SDK imports on first use (below).
 
-Each of the first two fixes replaces one module-level name that the SDK looks up at call time, and nothing else; if
-a future SDK changes that shape, it is left alone.
+Each of the first two fixes replaces one module-level name that the SDK looks up at call time,
+and nothing else; if a future SDK changes that shape, it is left alone.
 """
 
 from __future__ import annotations
