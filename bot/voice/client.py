@@ -8,12 +8,13 @@ CLIENT_DISCONNECT (op 13) from the moment the connection exists, before receivin
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import discord
 from discord.utils import MISSING
-from discord.voice_state import SocketReader, VoiceConnectionState
+from discord.voice_state import ConnectionFlowState, SocketReader, VoiceConnectionState
 
 from bot.audio.opus import OpusDecoder
 from bot.audio.resample import DownmixResampler
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
 
 class VoxcordConnectionState(VoiceConnectionState):
-    """discord.py's connection state with two reconnect defects worked around.
+    """discord.py's connection state with two reconnect defects and a lost wake-up worked around.
 
     Resume (close code 4015, "voice server crashed"): discord.py 2.7.1 re-sends op 4 on the main
     gateway, and Discord answers VOICE_STATE_UPDATE then VOICE_SERVER_UPDATE; in the ``connected``
@@ -53,6 +54,20 @@ class VoxcordConnectionState(VoiceConnectionState):
         if resume:  # only the 4015 path asks for a resume
             await self.disconnect(cleanup=False)
         await super()._connect(reconnect, timeout, self_deaf, self_mute, False)
+
+    async def _wait_for_state(
+        self, state: ConnectionFlowState, *other_states: ConnectionFlowState, timeout: float | None = None  # noqa: ASYNC109
+    ) -> None:
+        # discord.py 2.7.1 waits through utils.sane_wait_for, which wraps Event.wait() in a new
+        # task, while the state setter only pulses the event (set, then clear at once). A state
+        # change landing before that task first runs is lost, and the connect hangs until its
+        # timeout: ~1 /join in 10 right after start, when VOICE_STATE_UPDATE and
+        # VOICE_SERVER_UPDATE arrive 1 ms apart (state got_both_voice_updates, event clear, one
+        # waiter left). Awaiting Event.wait() here registers the waiter before this task yields.
+        states = (state, *other_states)
+        while self.state not in states:
+            async with asyncio.timeout(timeout):
+                await self._state_event.wait()
 
     def _create_socket(self) -> None:
         reconnecting = self.socket is not MISSING

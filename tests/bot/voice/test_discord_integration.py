@@ -4,10 +4,12 @@ localhost), including the socket swap discord.py performs when it reconnects."""
 import asyncio
 import os
 import socket
+import threading
 from types import SimpleNamespace
 
 import discord
-from discord.voice_state import VoiceConnectionState
+import pytest
+from discord.voice_state import ConnectionFlowState, VoiceConnectionState
 
 from bot.voice.client import VoxcordConnectionState, VoxcordVoiceClient
 from bot.voice.receiver import VoiceReceiver
@@ -99,3 +101,28 @@ async def test_voxcord_voice_client_hooks_the_connection_and_cleans_up():
     finally:
         vc._connection._socket_reader.stop()
         await client.close()
+
+
+def _connection_state_in(state: ConnectionFlowState, cls: type[VoiceConnectionState]) -> VoiceConnectionState:
+    # Only the attributes the state setter and the wait use; no voice client, no socket reader.
+    connection = cls.__new__(cls)
+    connection._state = state
+    connection._state_event = asyncio.Event()
+    connection._connected = threading.Event()
+    return connection
+
+
+@pytest.mark.parametrize(("cls", "woken"), [(VoxcordConnectionState, True), (VoiceConnectionState, False)])
+async def test_a_state_change_right_after_the_check_still_wakes_the_connect(
+    cls: type[VoiceConnectionState], woken: bool
+) -> None:
+    # The voice handshake checks the state, then waits; the second voice update lands in between
+    # (the loop runs it before the wait has registered). discord.py 2.7.1's own wait misses it
+    # (asserted here, so a fixed discord.py shows up) and ours does not.
+    connection = _connection_state_in(ConnectionFlowState.got_voice_state_update, cls)
+    waiting = asyncio.ensure_future(connection._wait_for_state(ConnectionFlowState.got_both_voice_updates))
+    await asyncio.sleep(0)  # the waiter checked the state and is about to wait
+    connection.state = ConnectionFlowState.got_both_voice_updates
+    done, _ = await asyncio.wait({waiting}, timeout=0.5)
+    waiting.cancel()
+    assert bool(done) is woken
