@@ -14,11 +14,13 @@ import signal
 import sqlite3
 import sys
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from tests.e2e.conversation_support import spoken_question
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.mistral import FakeMistral
+from tests.fakes.voice.speaker import SimulatedSpeaker
 from tests.harness import TEST_DISCORD_TOKEN, World, build_world
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,16 +63,20 @@ async def join(fake_discord: FakeDiscord, fake_voice, world: World) -> None:
     await fake_voice.wait_dave_settled(world.guild.id)
 
 
-def read_turns(database: Path) -> list[tuple]:
-    with contextlib.closing(sqlite3.connect(database)) as connection:
-        assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-        return connection.execute(
-            "SELECT role, speaker_name, text, interrupted FROM turns ORDER BY id").fetchall()
+@dataclass
+class ProcessCall:
+    world: World
+    database: Path
+    env: dict[str, str]
+    process: asyncio.subprocess.Process
+    speaker: SimulatedSpeaker
 
 
-async def test_sigkill_mid_reply_keeps_every_committed_turn(
-    fake_discord, fake_voice, fake_mistral, tmp_path: Path
-) -> None:
+@contextlib.asynccontextmanager
+async def call_in_a_bot_process(
+    fake_discord: FakeDiscord, fake_voice, fake_mistral: FakeMistral, tmp_path: Path
+) -> AsyncIterator[ProcessCall]:
+    """``python -m bot`` in voice with one member, who will ask QUESTION and be told ANSWER."""
     fake_mistral.transcribe = lambda _audio: QUESTION
     fake_mistral.reply = lambda _messages: ANSWER
     world = build_world(fake_discord)
@@ -81,6 +87,21 @@ async def test_sigkill_mid_reply_keeps_every_committed_turn(
         await fake_discord.wait_ready(timeout=30)
         speaker = fake_voice.add_speaker(world.guild.id, world.voice.id, world.member_id)
         await join(fake_discord, fake_voice, world)
+        yield ProcessCall(world, database, env, process, speaker)
+
+
+def read_turns(database: Path) -> list[tuple]:
+    with contextlib.closing(sqlite3.connect(database)) as connection:
+        assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        return connection.execute(
+            "SELECT role, speaker_name, text, interrupted FROM turns ORDER BY id").fetchall()
+
+
+async def test_sigkill_mid_reply_keeps_every_committed_turn(
+    fake_discord, fake_voice, fake_mistral, tmp_path: Path
+) -> None:
+    async with call_in_a_bot_process(fake_discord, fake_voice, fake_mistral, tmp_path) as call:
+        world, database, env, process, speaker = call.world, call.database, call.env, call.process, call.speaker
         await speaker.speak(spoken_question(seed=1))
         await fake_voice.bot_audio(world.guild.id).wait_for_silence()
         # The second answer's speech trickles out, so the kill lands mid-reply.
@@ -129,15 +150,8 @@ async def test_sigterm_leaves_voice_and_exits_cleanly(fake_discord, fake_voice, 
 async def test_sigterm_mid_reply_stores_what_was_said_and_its_usage_before_exiting(
     fake_discord, fake_voice, fake_mistral, tmp_path: Path
 ) -> None:
-    fake_mistral.transcribe = lambda _audio: QUESTION
-    fake_mistral.reply = lambda _messages: ANSWER
-    world = build_world(fake_discord)
-    await fake_discord.set_voice_state(world.guild.id, world.member_id, world.voice.id)
-    database = tmp_path / "voxcord.db"
-    async with bot_process(bot_env(fake_discord, fake_mistral, database), tmp_path / "bot.log") as process:
-        await fake_discord.wait_ready(timeout=30)
-        speaker = fake_voice.add_speaker(world.guild.id, world.voice.id, world.member_id)
-        await join(fake_discord, fake_voice, world)
+    async with call_in_a_bot_process(fake_discord, fake_voice, fake_mistral, tmp_path) as call:
+        world, database, process, speaker = call.world, call.database, call.process, call.speaker
         # The answer's speech trickles out, so the signal lands while it is being spoken.
         fake_mistral.latency.tts_chunk_interval = 0.5
         await speaker.speak(spoken_question(seed=1))
