@@ -27,16 +27,16 @@ import discord
 import ffmpeg
 from discord.oggparse import OggError, OggStream
 
+from bot.audio.frames import OPUS_SILENCE, TTS_SAMPLE_RATE
+
 log = logging.getLogger(__name__)
 
-TTS_SAMPLE_RATE = 24_000
 SAMPLE_WIDTH = 2  # s16le mono
 FRAME_SECONDS = 0.020
 OPUS_BITRATE = "64k"
-# A valid Opus frame of silence (what discord.py sends when playback ends). Returned on underrun
-# so the player keeps its 20 ms cadence: blocking instead would make AudioPlayer send the late
-# packets in a burst to catch up, which Discord clients play back garbled.
-OPUS_SILENCE = b"\xf8\xff\xfe"
+# OPUS_SILENCE is returned on underrun so the player keeps its 20 ms cadence: blocking instead
+# would make AudioPlayer send the late packets in a burst to catch up, which Discord clients play
+# back garbled.
 # How long ``read`` waits for a late packet before sending silence instead.
 UNDERRUN_WAIT = 0.005
 # FFmpeg's raw PCM demuxer reads stdin in blocks of ~0.1 s rounded down to a power of two
