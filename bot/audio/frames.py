@@ -15,6 +15,7 @@ FRAME_SAMPLES = 960  # per channel, 20 ms at 48 kHz
 STT_SAMPLE_RATE = 16_000
 STT_CHANNELS = 1
 SAMPLE_WIDTH = 2  # bytes per int16 sample
+TTS_SAMPLE_RATE = 24_000  # Voxtral TTS speaks 24 kHz mono; the player's FFmpeg reads it
 
 # Byte sizes of one 20 ms frame in each format, used to slice and preallocate.
 DISCORD_FRAME_BYTES = FRAME_SAMPLES * DISCORD_CHANNELS * SAMPLE_WIDTH  # 3840
