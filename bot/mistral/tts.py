@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 from mistralai.client.models import SpeechStreamAudioDelta
 from mistralai.client.types import UNSET
 
+from bot.audio.frames import TTS_SAMPLE_RATE
+
 from .pcm import Float32ToInt16
 from .retry import NO_SDK_RETRIES, RetryPolicy, classify
 
@@ -23,7 +25,7 @@ log = logging.getLogger(__name__)
 
 _OPERATION = "speech"
 # The API's ``pcm`` response format is float32 little-endian, 24 kHz, mono.
-SAMPLE_RATE = 24_000
+SAMPLE_RATE = TTS_SAMPLE_RATE
 
 
 class SpeechSynthesizer:

@@ -21,16 +21,14 @@ import discord
 from discord.oggparse import OggError, OggStream
 
 from bot.audio.ffmpeg import ffmpeg_args
-from bot.audio.frames import FRAME_DURATION_S, SAMPLE_WIDTH, TTS_SAMPLE_RATE
-from bot.voice.rtp import OPUS_SILENCE_FRAME
+from bot.audio.frames import FRAME_DURATION_S, OPUS_SILENCE, SAMPLE_WIDTH, TTS_SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 
 FRAME_SECONDS = FRAME_DURATION_S
-# A valid Opus frame of silence (what discord.py sends when playback ends). Returned on underrun
-# so the player keeps its 20 ms cadence: blocking instead would make AudioPlayer send the late
-# packets in a burst to catch up, which Discord clients play back garbled.
-OPUS_SILENCE = OPUS_SILENCE_FRAME
+# OPUS_SILENCE is returned on underrun so the player keeps its 20 ms cadence: blocking instead
+# would make AudioPlayer send the late packets in a burst to catch up, which Discord clients play
+# back garbled.
 # How long ``read`` waits for a late packet before sending silence instead.
 UNDERRUN_WAIT = 0.005
 # FFmpeg's raw PCM demuxer reads stdin in blocks of ~0.1 s rounded down to a power of two

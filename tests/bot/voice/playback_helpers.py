@@ -14,7 +14,8 @@ import discord
 import imageio_ffmpeg
 import numpy as np
 
-from bot.voice.opus_source import OPUS_SILENCE, StreamingOpusSource
+from bot.audio.frames import OPUS_SILENCE
+from bot.voice.opus_source import StreamingOpusSource
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 RATE = 24_000

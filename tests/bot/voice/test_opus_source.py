@@ -12,7 +12,8 @@ import time
 import numpy as np
 import pytest
 
-from bot.voice.opus_source import FRAME_SECONDS, OPUS_SILENCE, StreamingOpusSource
+from bot.audio.frames import OPUS_SILENCE
+from bot.voice.opus_source import FRAME_SECONDS, StreamingOpusSource
 from tests.bot.voice.playback_helpers import FFMPEG, Reader, chunks, decode, peaks, tone
 
 
