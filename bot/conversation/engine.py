@@ -19,7 +19,7 @@ from bot.conversation.timings import TimingsLog
 from bot.privacy import plain_name
 from bot.voice.client import VoxcordVoiceClient
 from bot.voice.hearing import Hearing
-from bot.voice.playback import SpeechPlayer
+from bot.voice.player import SpeechPlayer
 
 if TYPE_CHECKING:
     from bot.mistral import ChatModel, SpeechSynthesizer, StreamingTranscriber

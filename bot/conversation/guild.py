@@ -10,13 +10,17 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from bot.audio.utterances import Event, SpeechStarted, UtteranceAudio, UtteranceEnded, VoiceOnset
+from bot.conversation import events
 from bot.conversation.addressing import AddressingPolicy
 from bot.conversation.context import ConversationStore, ReadAhead
+from bot.conversation.ports import Notify, ReplyPlayer, Roster, TurnMeter, UnmeteredTurns
+
+__all__ = ["DEFAULT_LIMITS", "ConversationLimits", "GuildConversation", "Notify", "ReplyPlayer", "Roster", "TurnMeter"]
 from bot.conversation.prompt import build_messages
 from bot.conversation.sentences import SentenceSplitter
 from bot.conversation.speaking import ReplySpeaker, SpeechLedger
@@ -33,62 +37,6 @@ ONSET_GRACE_SECONDS = 0.5
 NO_VOICE_HINT = "I'm speaking with the default voice: an admin can give me one with /voice set."
 
 
-class Roster(Protocol):
-    """Who is in the bot's voice channel; backed by discord.py's cache in production."""
-
-    def display_name(self, user_id: int) -> str: ...
-
-    def humans_in_channel(self) -> int: ...
-
-
-class ReplyPlayer(Protocol):
-    def begin_reply(self) -> None: ...
-
-    def feed(self, pcm: bytes) -> None: ...
-
-    def finish(self) -> None: ...
-
-    async def wait_done(self) -> None: ...
-
-    def interrupt(self) -> float: ...
-
-    def pause(self) -> None: ...
-
-    def resume(self) -> None: ...
-
-    @property
-    def playing(self) -> bool: ...
-
-    @property
-    def first_packet_sent_at(self) -> float | None: ...
-
-    @property
-    def played_seconds(self) -> float:
-        """Seconds of the current (or else the last) reply handed to Discord so far."""
-        ...
-
-
-Notify = Callable[[str], Awaitable[None]]
-
-
-class TurnMeter(Protocol):
-    """Rate limits, budgets and usage accounting; the conversation asks before it spends money."""
-
-    async def admit(self, guild_id: int, user_id: int) -> str | None:
-        """None to go ahead; otherwise a short notice to post (or "" to refuse silently)."""
-        ...
-
-    async def record(self, guild_id: int, user_id: int | None, kind: str, quantity: float) -> None: ...
-
-
-class UnmeteredTurns:
-    async def admit(self, guild_id: int, user_id: int) -> str | None:
-        return None
-
-    async def record(self, guild_id: int, user_id: int | None, kind: str, quantity: float) -> None:
-        return None
-
-
 @dataclass(frozen=True, slots=True)
 class ConversationLimits:
     history_turns: int = 20
@@ -102,6 +50,7 @@ DEFAULT_LIMITS = ConversationLimits()
 
 @dataclass(slots=True)
 class PendingTurn:
+    turn_id: int
     user_id: int
     speaker_name: str
     text: str
@@ -110,6 +59,7 @@ class PendingTurn:
     ahead: ReadAhead | None = None  # history and clip, read while the transcript was finishing
     # The user's row being written while the reply is generated; the reply's row waits for it.
     saved: asyncio.Future[Turn] | None = None
+    reply_text: str = ""  # what was heard of the reply
 
 
 class GuildConversation:
@@ -131,8 +81,11 @@ class GuildConversation:
         timings_log: TimingsLog | None = None,
         default_voice_id: str | None = None,
         meter: TurnMeter | None = None,
+        bus: events.EventBus | None = None,
     ) -> None:
         self.guild_id = guild_id
+        self.events = bus if bus is not None else events.EventBus()
+        self._turn_ids = 0
         self._meter = meter or UnmeteredTurns()
         self._db = database
         self._store = ConversationStore(
@@ -189,6 +142,8 @@ class GuildConversation:
                 )
             return
         if isinstance(event, SpeechStarted):
+            self.events.publish(events.SpeechStarted(
+                guild_id=self.guild_id, at=event.detected_at, user_id=user_id, began_at=event.at))
             self._cancel_onset_timer()
             if self._player.playing or self._answering is not None:
                 self._interrupt_reply()
@@ -198,6 +153,8 @@ class GuildConversation:
             if queue is not None:
                 queue.put_nowait(event.pcm)
         elif isinstance(event, UtteranceEnded):
+            self.events.publish(events.SpeechEnded(
+                guild_id=self.guild_id, at=event.at, user_id=user_id, duration=event.duration, reason=event.reason))
             queue = self._utterances.pop(user_id, None)
             if queue is not None:
                 queue.put_nowait(None)
@@ -240,15 +197,21 @@ class GuildConversation:
             # Nothing is sent anywhere: the utterance is drained and dropped.
             async for _chunk in audio():
                 pass
+            self._reject(user_id, "", "refused")
             if refusal:
                 await self._say(refusal)
             return
+        def partial(text: str) -> None:
+            self.events.publish(events.TranscriptPartial(
+                guild_id=self.guild_id, at=self._clock(), user_id=user_id, text=text))
+
         # Read while the person is still talking, so the answer does not wait on the database.
         settings_read = asyncio.ensure_future(self._db.guilds.get(self.guild_id))
         try:
-            transcript = await self._stt.transcribe(audio())
+            transcript = await self._stt.transcribe(audio(), on_partial=partial)
         except MistralError as error:
             _abandon(settings_read, ahead)
+            self._reject(user_id, "", "transcription_failed")
             log.warning("Guild %s: transcription failed: %s", self.guild_id, error)
             await self._say("Sorry, I couldn't make out what was said: the transcription service failed.")
             return
@@ -256,10 +219,15 @@ class GuildConversation:
             _abandon(settings_read, ahead)
             raise
         timings.mark("transcript_final")
+        self.events.publish(events.TranscriptFinal(
+            guild_id=self.guild_id, at=self._clock(), user_id=user_id, text=transcript.text,
+            audio_seconds=transcript.audio_seconds, source=transcript.source))
+        self._usage(user_id, "stt_seconds", transcript.audio_seconds)
         self._in_background(self._meter.record(self.guild_id, user_id, "stt_seconds", transcript.audio_seconds))
         text = transcript.text.strip()
         if not _has_words(text):
             _abandon(settings_read, ahead)
+            self._reject(user_id, text, "no_words")
             return  # noise or silence: no turn
         name = self._roster.display_name(user_id)
         try:
@@ -272,27 +240,38 @@ class GuildConversation:
         )
         if not policy.is_addressed(text, self._roster.humans_in_channel()):
             _abandon(None, ahead)
+            self._reject(user_id, text, "not_addressed", name)
             await self._store.add_turn(self._turn(user_id, name, "context", text))
             return
-        turn = PendingTurn(user_id=user_id, speaker_name=name, text=text, timings=timings, persona=settings.persona,
-                           ahead=ahead)
+        self._turn_ids += 1
+        turn = PendingTurn(turn_id=self._turn_ids, user_id=user_id, speaker_name=name, text=text, timings=timings,
+                           persona=settings.persona, ahead=ahead)
         if self._turns.full():
             dropped = self._turns.get_nowait()  # the newest question matters most
             _abandon(None, dropped.ahead)
             log.info("Guild %s: turn backlog full, dropping %r", self.guild_id, dropped.text[:40])
+            self._reject(dropped.user_id, dropped.text, "backlog_full", dropped.speaker_name)
         self._turns.put_nowait(turn)
+        self.events.publish(events.TurnAccepted(
+            guild_id=self.guild_id, at=self._clock(), turn_id=turn.turn_id, user_id=user_id, speaker_name=name,
+            text=text))
 
     # answering ------------------------------------------------------------------------------
 
     async def _run(self) -> None:
         while True:
             turn = await self._turns.get()
+            self.events.publish(events.ReplyStarted(
+                guild_id=self.guild_id, at=self._clock(), turn_id=turn.turn_id, user_id=turn.user_id))
+            outcome: events.ReplyOutcome = "failed"
             self._answering = asyncio.current_task()
             answer = asyncio.get_running_loop().create_task(self._answer(turn), name="answer")
             self._answering = answer
             try:
                 await answer
+                outcome = "spoken"
             except asyncio.CancelledError:
+                outcome = "interrupted"
                 # Cancelling the worker while it awaits `answer` cancels `answer` too, so
                 # answer.cancelled() cannot tell a stop from a barge-in; our own count can.
                 current = asyncio.current_task()
@@ -308,6 +287,10 @@ class GuildConversation:
             finally:
                 self._answering = None
                 self.timings.add(turn.timings)
+                self.events.publish(events.ReplyFinished(
+                    guild_id=self.guild_id, at=self._clock(), turn_id=turn.turn_id, user_id=turn.user_id,
+                    speaker_name=turn.speaker_name, question=turn.text, text=turn.reply_text, outcome=outcome,
+                    timings=turn.timings))
 
     async def _answer(self, turn: PendingTurn) -> None:
         # Usually read while the transcript was being finished: nothing but the request itself
@@ -356,6 +339,10 @@ class GuildConversation:
             # Not interrupt()'s return value: a barge-in has usually stopped the player already
             # (_interrupt_reply), and a second interrupt() reports 0 s played.
             played = self._player.played_seconds
+            turn.reply_text = speaker.ledger.heard_text(played)
+            self.events.publish(events.ReplyInterrupted(
+                guild_id=self.guild_id, at=self._clock(), turn_id=turn.turn_id, user_id=turn.user_id,
+                heard_text=turn.reply_text, played_seconds=played, spoken_seconds=speaker.ledger.seconds))
             await asyncio.shield(self._record_reply(turn, speaker.ledger, interrupted=True, played=played))
             raise
         except BaseException:
@@ -363,14 +350,24 @@ class GuildConversation:
             raise
         finally:
             await asyncio.shield(self._record_speech_usage(speaker.ledger))
+        turn.reply_text = ledger.text()
         await self._record_reply(turn, ledger, interrupted=False, played=ledger.seconds)
 
     async def _record_speech_usage(self, ledger: SpeechLedger) -> None:
         if ledger.characters:
+            self._usage(None, "tts_characters", ledger.characters)
             await self._meter.record(self.guild_id, None, "tts_characters", ledger.characters)
 
     async def _sentences(self, turn: PendingTurn, messages: list[ChatMessage]) -> AsyncIterator[str]:
         splitter = SentenceSplitter()
+        index = 0
+
+        def written(sentence: str) -> None:
+            nonlocal index
+            self.events.publish(events.ReplySentence(
+                guild_id=self.guild_id, at=self._clock(), turn_id=turn.turn_id, index=index, text=sentence))
+            index += 1
+
         stream = self._chat.stream(messages, max_tokens=self._limits.max_reply_tokens)
         try:
             async for delta in stream:
@@ -378,10 +375,12 @@ class GuildConversation:
                 for sentence in splitter.feed(delta):
                     turn.timings.mark_once("first_sentence")
                     await self._settle_user_turn(turn)
+                    written(sentence)
                     yield sentence
             for sentence in splitter.flush():
                 turn.timings.mark_once("first_sentence")
                 await self._settle_user_turn(turn)
+                written(sentence)
                 yield sentence
         finally:
             await stream.aclose()
@@ -389,6 +388,8 @@ class GuildConversation:
                 await asyncio.shield(self._record_chat_usage(turn.user_id, stream.usage))
 
     async def _record_chat_usage(self, user_id: int, usage: ChatUsage) -> None:
+        self._usage(user_id, "chat_input_tokens", usage.input_tokens)
+        self._usage(user_id, "chat_output_tokens", usage.output_tokens)
         await self._meter.record(self.guild_id, user_id, "chat_input_tokens", usage.input_tokens)
         await self._meter.record(self.guild_id, user_id, "chat_output_tokens", usage.output_tokens)
 
@@ -423,6 +424,16 @@ class GuildConversation:
             answering.cancel()
 
     # helpers --------------------------------------------------------------------------------
+
+    def _reject(self, user_id: int, text: str, reason: events.RejectReason, name: str | None = None) -> None:
+        if name is None:
+            name = self._roster.display_name(user_id)
+        self.events.publish(events.TurnRejected(
+            guild_id=self.guild_id, at=self._clock(), user_id=user_id, speaker_name=name, text=text, reason=reason))
+
+    def _usage(self, user_id: int | None, kind: events.UsageKind, quantity: float) -> None:
+        self.events.publish(events.UsageIncurred(
+            guild_id=self.guild_id, at=self._clock(), user_id=user_id, kind=kind, quantity=quantity))
 
     def _turn(self, user_id: int | None, name: str, role: str, text: str, *, interrupted: bool = False) -> Turn:
         return Turn(id=None, guild_id=self.guild_id, speaker_id=user_id, speaker_name=name, role=role,
