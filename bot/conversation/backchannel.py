@@ -15,7 +15,7 @@ _WORDS = frozenset({
     "yeah", "yes", "yep", "yup", "ya", "okay", "ok", "k", "right", "sure", "alright", "cool", "nice", "wow",
     "great", "true", "exactly", "indeed", "totally", "gotcha", "interesting",
     # French, German, Spanish
-    "oui", "ouais", "d'accord", "voilà", "ah", "bon", "ja", "genau", "stimmt", "sí", "si", "vale", "claro",
+    "oui", "ouais", "d'accord", "voilà", "bon", "ja", "genau", "stimmt", "sí", "si", "vale", "claro",
 })
 # Two-word ones, judged as a pair.
 _PAIRS = frozenset({("i", "see"), ("got", "it"), ("makes", "sense"), ("of", "course"), ("all", "right"),

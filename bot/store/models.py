@@ -54,6 +54,11 @@ class GuildSettings:
     member_turn_rate_per_minute: int | None = None
     member_command_rate_per_minute: int | None = None
     command_rate_per_minute: int | None = None
+    # v4, issue 12: the language spoken here (None: detect it), terms to bias recognition toward
+    # (comma separated), and bot users whose audio is heard (comma-separated ids; None: no bots).
+    language: str | None = None
+    vocabulary: str | None = None
+    heard_bots: str | None = None
     # None means "never saved": the defaults above are in force.
     updated_at: datetime | None = None
 
