@@ -21,7 +21,7 @@ from bot.conversation.timings import TimingsLog
 from bot.conversation.turn import DEFAULT_LIMITS, ConversationLimits
 from bot.conversation.turn_detection import DEFAULT_TURN_DETECTION, TurnDetection
 from bot.privacy import plain_name
-from bot.voice.playback import SpeechPlayer
+from bot.voice.player import SpeechPlayer
 
 if TYPE_CHECKING:
     from bot.mistral import ChatModel, SpeechSynthesizer, StreamingTranscriber

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from bot.voice.receiver import SpeechSink
+    from bot.voice.handoff import SpeechSink
 
 Notify = Callable[[str], Awaitable[None]]
 """Posts a short message to the guild's text channel."""
