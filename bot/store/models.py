@@ -54,7 +54,9 @@ class GuildSettings:
     member_turn_rate_per_minute: int | None = None
     member_command_rate_per_minute: int | None = None
     command_rate_per_minute: int | None = None
-    # v4, issue 12: the language spoken here (None: detect it), terms to bias recognition toward
+    # Where each finished turn is captioned as text (a channel or thread); None: captions off.
+    captions_channel_id: int | None = None
+    # v5, issue 12: the language spoken here (None: detect it), terms to bias recognition toward
     # (comma separated), and bot users whose audio is heard (comma-separated ids; None: no bots).
     language: str | None = None
     vocabulary: str | None = None

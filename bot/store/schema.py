@@ -40,7 +40,9 @@ guild_settings = Table(
     Column("member_turn_rate_per_minute", Integer, nullable=True),
     Column("member_command_rate_per_minute", Integer, nullable=True),
     Column("command_rate_per_minute", Integer, nullable=True),
-    # v4; NULL: detect the language, no vocabulary, no bot heard.
+    # v4; NULL means captions are off.
+    Column("captions_channel_id", BigInteger, nullable=True),
+    # v5; NULL: detect the language, no vocabulary, no bot heard.
     Column("language", Text, nullable=True),
     Column("vocabulary", Text, nullable=True),
     Column("heard_bots", Text, nullable=True),

@@ -1,4 +1,4 @@
-"""V4 (issue 12): a guild's spoken language, its vocabulary for recognition, and the bots it hears."""
+"""V5 (issue 12): a guild's spoken language, its vocabulary for recognition, and the bots it hears."""
 
 from __future__ import annotations
 
