@@ -15,6 +15,7 @@ from bot.app import VoxcordBot
 from bot.store.models import Turn
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.mistral import FakeMistral
+from tests.fakes.synth import spoken_question  # noqa: F401 - moved to the fakes; kept for imports from here
 from tests.fakes.voice import FakeVoiceServer, SimulatedSpeaker
 from tests.harness import World, build_world, running_bot, settings_for
 
