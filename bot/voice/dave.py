@@ -103,6 +103,12 @@ class DaveFrameDecryptor:
             if encrypted:
                 self._fail(NOT_READY, user_id, None)
                 return None
+            if connection.dave_protocol_version:
+                # An E2EE call whose group we have not joined yet (joining, reconnecting): members
+                # encrypt, so a plain frame is forged or broken. davey would refuse it once ready
+                # (its passthrough window is only opened by a transition); refuse it now too.
+                self._fail(UNENCRYPTED, user_id, None)
+                return None
             self.stats.passthrough += 1
             return payload
         if not encrypted and connection.dave_protocol_version == 0:
