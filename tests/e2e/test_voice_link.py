@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from bot.voice.client import VoxcordVoiceClient
-from tests.e2e.hearing_support import GUARD_S, call_with
+from tests.e2e.hearing_support import GUARD_S, call_with, voice
 from tests.e2e.test_hearing import assert_clean, assert_heard, speak
 from tests.fakes.voice.audio import encode_opus
 
@@ -32,7 +32,7 @@ async def test_padded_packets_with_dave_on_are_heard_exactly(env, tmp_path: Path
     200 bytes: the padding must be stripped before the DAVE frame is parsed (its trailer is read
     from the end), or DAVE fails on every padded frame (discord.js PR #11449)."""
     async with call_with(*env, tmp_path, speakers=1) as (call, (bob,)):
-        frames = len(encode_opus(_voice(2.0, seed=81))) + 5
+        frames = len(encode_opus(voice(2.0, seed=81))) + 5
         padding = {i: 1 + (i * 37) % 200 for i in range(frames) if i % 3}
         sent = await speak(call, bob, 2.0, seed=81, padding=padding)
         [heard] = await call.recorder.wait_utterances(bob.user_id, 1)
@@ -96,7 +96,7 @@ async def test_an_unencrypted_frame_while_dave_is_on_is_dropped_and_counted(env,
     counted as a DAVE failure and never decoded; the real frame still takes its place."""
     async with call_with(*env, tmp_path, speakers=1) as (call, (bob,)):
         stats = call.voice_client.receive_stats
-        opus = encode_opus(_voice(1.0, seed=87))
+        opus = encode_opus(voice(1.0, seed=87))
         await call.announced(bob)
         plain = 0
         sent = []
@@ -111,9 +111,3 @@ async def test_an_unencrypted_frame_while_dave_is_on_is_dropped_and_counted(env,
         assert stats.dave.passthrough == 0, stats.snapshot()
         assert stats.decoded == len(sent), stats.snapshot()  # the plain frames never were
         assert_clean(call)
-
-
-def _voice(seconds: float, *, seed: int):
-    from tests.e2e.hearing_support import voice
-
-    return voice(seconds, seed=seed)
