@@ -111,3 +111,34 @@ async def test_an_unencrypted_frame_while_dave_is_on_is_dropped_and_counted(env,
         assert stats.dave.passthrough == 0, stats.snapshot()
         assert stats.decoded == len(sent), stats.snapshot()  # the plain frames never were
         assert_clean(call)
+
+
+async def test_a_member_leaving_rekeys_and_the_others_stay_heard_without_a_gap(env, tmp_path: Path) -> None:
+    """Bob talks (real time) while Carol leaves: CLIENT_DISCONNECT (op 13), then the fake proposes
+    her Remove as the external sender and a remaining member commits it (a real davey commit with
+    its UpdatePath), announced to the bot (op 29) and executed (op 22). The group moves to a new
+    epoch without Carol; Bob's utterance arrives whole and Alice and Bob are heard afterwards."""
+    async with call_with(*env, tmp_path, speakers=3) as (call, (bob, alice, carol)):
+        state = call.voice_client._connection
+        epoch = state.dave_session.epoch
+        stats = call.voice_client.receive_stats
+        talking = asyncio.create_task(speak(call, bob, 3.0, seed=88, realtime=True))
+        await asyncio.sleep(1.0)  # mid-sentence
+        await call.fake.set_voice_state(call.guild_id, carol.user_id, None)
+        call.voice.remove_speaker(call.guild_id, call.channel_id, carol.user_id)
+        await call.settled()
+        sent_bob = await talking
+        [heard_bob] = await call.recorder.wait_utterances(bob.user_id, 1)
+
+        assert state.dave_session.epoch == epoch + 1
+        assert str(carol.user_id) not in state.dave_session.get_user_ids()
+        log.info("remove mid-speech: DAVE failures %s, concealed %d", stats.dave.failures, stats.concealed)
+        assert not stats.dave.failures and stats.concealed == 0, stats.snapshot()
+        assert_heard(heard_bob, bob, sent_bob)
+
+        after = await asyncio.gather(speak(call, alice, 1.0, seed=89), speak(call, bob, 1.0, seed=90))
+        for speaker, sent, count in ((alice, after[0], 1), (bob, after[1], 2)):
+            heard = await call.recorder.wait_utterances(speaker.user_id, count)
+            assert_heard(heard[-1], speaker, sent)
+        assert stats.dave.passthrough == 0 and not stats.dave.failures, stats.snapshot()
+        assert_clean(call)
