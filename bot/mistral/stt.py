@@ -50,7 +50,9 @@ from mistralai.client.models import (
     TurnDetectionStartEvent,
 )
 
-from .pcm import pcm16_to_wav
+from bot.audio.frames import STT_SAMPLE_RATE
+from bot.audio.wav import pcm16_to_wav
+
 from .redaction import install_log_redaction
 from .retry import NO_SDK_RETRIES, RetryPolicy
 from .stt_types import (
@@ -80,7 +82,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16_000
+SAMPLE_RATE = STT_SAMPLE_RATE
 _BYTES_PER_SECOND = SAMPLE_RATE * 2
 # Keeps each append well under WebSocket message limits even after a slow connect let audio pile up.
 _MAX_APPEND_BYTES = 64 * 1024
