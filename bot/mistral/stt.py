@@ -72,14 +72,6 @@ if TYPE_CHECKING:
     from mistralai.client import Mistral
     from mistralai.extra.realtime import RealtimeConnection
 
-__all__ = [
-    "SessionOptions",
-    "StreamingTranscriber",
-    "Transcript",
-    "TurnDetectionSettings",
-    "TurnEvent",
-]
-
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = STT_SAMPLE_RATE
