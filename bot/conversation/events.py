@@ -84,6 +84,7 @@ RejectReason = Literal[
     "no_words",  # noise or silence
     "not_addressed",  # overheard: kept as context
     "backlog_full",  # a newer question displaced it from the queue
+    "backchannel",  # "mm-hm" said while the bot spoke: heard as context, not a turn
 ]
 
 
@@ -134,7 +135,9 @@ class ReplyInterrupted(ConversationEvent):
         return min(1.0, self.played_seconds / self.spoken_seconds)
 
 
-ReplyOutcome = Literal["spoken", "interrupted", "failed"]
+# "withdrawn": the member went on talking before the reply's first audio, or the server's turn
+# resumed after an eager end: nothing of it was heard and its question joins the next turn.
+ReplyOutcome = Literal["spoken", "interrupted", "failed", "withdrawn"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,10 @@ class ScriptedTranscriber:
         self.texts = list(texts)
         self.audio_bytes: list[int] = []
 
-    async def transcribe(self, audio: AsyncIterator[bytes], *, on_partial=None) -> Transcript:  # noqa: ANN001
+    turn_detection_available = False
+
+    async def transcribe(self, audio: AsyncIterator[bytes], *, on_partial=None, on_turn=None,  # noqa: ANN001
+                         on_language=None, options=None) -> Transcript:  # noqa: ANN001
         received = 0
         async for chunk in audio:
             received += len(chunk)
@@ -125,6 +128,9 @@ class Alone:
 
     def humans_in_channel(self) -> int:
         return 1
+
+    def names_in_channel(self) -> list[str]:
+        return ["member7"]
 
 
 class Crowd(Alone):
