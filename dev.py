@@ -38,6 +38,16 @@ def _fingerprint() -> str:
     return digest.hexdigest()
 
 
+def install_steps(python: str, *, lock: str, project: str) -> list[list[str]]:
+    """The pip commands that fill an environment; the Dockerfile runs the same ones (a test checks)."""
+    pip = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    return [
+        [*pip, "-r", lock],
+        # The project itself, without re-resolving: the lock already pinned every dependency.
+        [*pip, "--no-deps", "-e", project],
+    ]
+
+
 def ensure_venv() -> None:
     if sys.version_info < (3, 11):
         sys.exit(f"Voxcord needs Python 3.11 or newer; this is {sys.version.split()[0]}.")
@@ -48,10 +58,8 @@ def ensure_venv() -> None:
         print("Creating .venv ...", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
     print("Installing locked dependencies into .venv ...", flush=True)
-    pip = [str(PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    subprocess.run([*pip, "-r", str(LOCK)], check=True)
-    # The project itself, without re-resolving: the lock already pinned every dependency.
-    subprocess.run([*pip, "--no-deps", "-e", str(ROOT)], check=True)
+    for step in install_steps(str(PYTHON), lock=str(LOCK), project=str(ROOT)):
+        subprocess.run(step, check=True)
     STAMP.write_text(wanted)
 
 

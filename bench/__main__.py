@@ -73,6 +73,10 @@ def headline(details: dict[str, Any]) -> dict[str, Any]:
         "turn_overhead_p50_ms": streaming["overhead"]["p50"],
         "turn_overhead_p95_ms": streaming["overhead"]["p95"],
         "turn_endpointing_p50_ms": streaming["endpointing"]["p50"],
+        # Silence the player put inside a reply (holes in sentences, gaps beyond the speech's own),
+        # with the fake TTS at real time +-40 ms jitter; and its price: first TTS audio -> first packet.
+        "inserted_silence_ms_per_reply": streaming.get("inserted_silence", {}).get("mean"),
+        "playback_start_after_tts_p50_ms": streaming.get("step_first_packet_sent", {}).get("p50"),
         "first_turn_after_start_overhead_ms": details["turns"]["first_turn_after_start"]["overhead"]["p50"],
         "turn_critical_path_ms": details["turns"]["critical_path_ms"],
         "silence_end_ms": details["turns"]["silence_end_ms"],

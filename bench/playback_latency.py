@@ -17,7 +17,7 @@ import time
 import imageio_ffmpeg
 import numpy as np
 
-from bot.voice.playback import StreamingOpusSource
+from bot.voice.opus_source import StreamingOpusSource
 
 
 def _tone(seconds: float) -> bytes:

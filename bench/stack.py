@@ -15,7 +15,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,6 +109,7 @@ class Stack:
     bot: BotProcess
     worlds: list[World]
     workdir: Path
+    seated: Any = None
 
     async def join(self, world: World, *, seed: int = 0) -> Member:
         """The simulated user is in the voice channel; /join brings the bot in; DAVE settles."""
@@ -126,7 +127,10 @@ class Stack:
 
 
 @contextlib.asynccontextmanager
-async def running_stack(guilds: int = 1, *, log_name: str = "bot") -> AsyncIterator[Stack]:
+async def running_stack(guilds: int = 1, *, log_name: str = "bot", env_overrides: dict[str, str] | None = None,
+                        seat: Callable[[FakeDiscord], Awaitable[object]] | None = None) -> AsyncIterator[Stack]:
+    """``seat`` sets up more guilds on the fake Discord before the bot connects (its result is
+    ``Stack.seated``); ``env_overrides`` adds to the bot process's environment."""
     workdir = Path(tempfile.mkdtemp(prefix="voxcord-bench-"))
     certs = make_test_certificates(workdir / "tls")
     async with contextlib.AsyncExitStack() as stack:
@@ -137,6 +141,7 @@ async def running_stack(guilds: int = 1, *, log_name: str = "bot") -> AsyncItera
         worlds = [build_world(fake_discord, f"Guild {i}") for i in range(guilds)]
         for world in worlds:
             await fake_discord.set_voice_state(world.guild.id, world.member_id, world.voice.id)
+        seated = await seat(fake_discord) if seat is not None else None
         env = {
             **os.environ,
             **fake_discord.settings_env(),
@@ -149,6 +154,7 @@ async def running_stack(guilds: int = 1, *, log_name: str = "bot") -> AsyncItera
             # benchmark's back-to-back questions: a full run once lost a barge-in reply to them.
             "RATE_USER_TURNS_PER_MINUTE": "600",
             "RATE_GUILD_TURNS_PER_MINUTE": "600",
+            **(env_overrides or {}),
         }
         stderr = (workdir / f"{log_name}.log").open("wb")
         stack.callback(stderr.close)
@@ -174,4 +180,4 @@ async def running_stack(guilds: int = 1, *, log_name: str = "bot") -> AsyncItera
         except Exception as error:
             raise RuntimeError(f"bot did not start; log: {workdir / (log_name + '.log')}") from error
         assert ready.get("ready"), ready
-        yield Stack(fake_discord, fake_voice, fake_mistral, bot, worlds, workdir)
+        yield Stack(fake_discord, fake_voice, fake_mistral, bot, worlds, workdir, seated)

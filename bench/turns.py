@@ -25,9 +25,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.stack import Member, Stack, running_stack, utterance_opus  # noqa: E402
-from tests.fakes.mistral.audio import SECONDS_PER_CHARACTER, TTS_SAMPLE_RATE  # noqa: E402
+from tests.fakes.mistral.audio import SECONDS_PER_CHARACTER, TTS_SAMPLE_RATE, speech_samples  # noqa: E402
 from tests.fakes.mistral.sse import tokens_of  # noqa: E402
 from tests.fakes.mistral.state import Latency  # noqa: E402
+from tests.fakes.voice.alignment import align, played_audio  # noqa: E402
 from tests.fakes.voice.rtp import OPUS_SILENCE  # noqa: E402
 
 QUESTION = "What is the capital of France?"
@@ -38,6 +39,7 @@ STT_FINAL = 0.200
 CHAT_FIRST_TOKEN = 0.300
 TOKENS_PER_S = 30.0
 TTS_FIRST_AUDIO = 0.300
+TTS_JITTER = 0.040  # each TTS chunk up to 40 ms early or late around the real-time schedule (issue 13)
 SILENCE_END = 0.400  # Hearing's default end-of-speech silence: a product decision, reported apart
 UTTERANCE_S = 1.2
 TURN_TIMEOUT = 30.0
@@ -77,7 +79,7 @@ def configure_streaming(stack: Stack) -> None:
     fake.transcribe = lambda _audio: QUESTION
     fake.reply = lambda _messages: ANSWER
     fake.latency = Latency(stt_final=STT_FINAL, chat_first_token=CHAT_FIRST_TOKEN, chat_tokens_per_s=TOKENS_PER_S,
-                           tts_first_audio=TTS_FIRST_AUDIO,
+                           tts_first_audio=TTS_FIRST_AUDIO, tts_jitter=TTS_JITTER,
                            tts_chunk_interval=tts_chunk_seconds(fake.tts_chunk_bytes))
 
 
@@ -103,7 +105,8 @@ def pct(values: Iterable[float], q: float) -> float:
 
 def summary(values: list[float]) -> dict[str, float]:
     return {"p50": round(statistics.median(values), 1), "p95": round(pct(values, 0.95), 1),
-            "min": round(min(values), 1), "max": round(max(values), 1), "n": len(values)}
+            "min": round(min(values), 1), "max": round(max(values), 1), "mean": round(statistics.fmean(values), 1),
+            "n": len(values)}
 
 
 async def _wait_turn(stack: Stack, guild_id: int, after: float, *, poll: float = 0.25) -> dict[str, float]:
@@ -146,15 +149,34 @@ async def _wait_reply_played(stack: Stack, guild_id: int, after: float, quiet: f
     return first
 
 
-async def one_turn(stack: Stack, member: Member, opus: list[bytes]) -> dict[str, Any]:
-    """The user asks; wait until the bot has played its whole answer. Times in seconds."""
+def inserted_silence_ms(stack: Stack, guild_id: int, first_rx: float, asked_at: float) -> float:
+    """Silence the bot put into the reply that began at ``first_rx``: its frames decoded and lined
+    up, sentence by sentence, with the speech the fake TTS made for the requests after ``asked_at``
+    (tests/fakes/voice/alignment.py)."""
+    frames = [f for f in stack.fake_voice.bot_audio(guild_id).frames if f.received_at >= first_rx]
+    voiced = [i for i, f in enumerate(frames) if f.opus != OPUS_SILENCE]
+    spoken = [r.body["input"] for r in stack.fake_mistral.requests_to("speech") if r.received_at > asked_at]
+    if not voiced or not spoken:
+        return float("nan")
+    sentences = [speech_samples(text).astype("float64") for text in spoken]
+    report = align(played_audio(frames[: voiced[-1] + 1]), sentences, tts_rate=TTS_SAMPLE_RATE)
+    return report.inserted_ms
+
+
+async def one_turn(stack: Stack, member: Member, opus: list[bytes], *,
+                   check_playback: bool = False) -> dict[str, Any]:
+    """The user asks; wait until the bot has played its whole answer. Times in seconds.
+    ``check_playback`` also lines the reply up with the TTS audio (decoding costs the fakes' CPU,
+    so the scaling runs leave it off)."""
     start = len(member.sent_at)
     await member.speaker.speak_opus(opus)
     sent = member.sent_at[start:]
     last_sent, last_voiced = sent[-1], sent[len(opus) - 1]
     first_rx = await _wait_reply_played(stack, member.guild_id, last_sent)
     turn = await _wait_turn(stack, member.guild_id, sent[0])
-    return {"last_sent": last_sent, "last_voiced": last_voiced, "stamps": turn, "first_rx": first_rx}
+    inserted = inserted_silence_ms(stack, member.guild_id, first_rx, sent[0]) if check_playback else float("nan")
+    return {"last_sent": last_sent, "last_voiced": last_voiced, "stamps": turn, "first_rx": first_rx,
+            "inserted_silence_ms": inserted}
 
 
 def analyse(samples: list[dict[str, Any]], critical_path: float) -> dict[str, Any]:
@@ -175,6 +197,8 @@ def analyse(samples: list[dict[str, Any]], critical_path: float) -> dict[str, An
         add("from_speech_end", s["first_rx"] - stamps["speech_end"])
         add("overhead", s["first_rx"] - last - SILENCE_END - critical_path)
         add("overhead_after_speech_end", s["first_rx"] - stamps["speech_end"] - critical_path)
+        if s.get("inserted_silence_ms") == s.get("inserted_silence_ms"):  # not NaN
+            add("inserted_silence", s["inserted_silence_ms"] / 1000)
         previous = stamps["speech_end"]
         for stage in STAGES[1:]:
             at = s["first_rx"] if stage == "first_packet_received" else stamps.get(stage)
@@ -191,7 +215,7 @@ async def run_turns(stack: Stack, member: Member, count: int, *, warmup: int = 1
     opus = utterance_opus(UTTERANCE_S, seed)
     samples = []
     for _ in range(warmup + count):
-        samples.append(await one_turn(stack, member, opus))
+        samples.append(await one_turn(stack, member, opus, check_playback=True))
         await asyncio.sleep(0.3)
     return samples[:warmup], samples[warmup:]
 

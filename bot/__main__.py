@@ -38,6 +38,16 @@ from bot.limits import (
 )
 from bot.limits.redis_backend import RedisCounterStore, RedisUnavailableError
 from bot.logs import setup_logging
+from bot.metrics import (
+    CountedMeter,
+    HealthCheck,
+    LoopLagMonitor,
+    Metrics,
+    RetryMetrics,
+    VoiceMetrics,
+    gateway_connected,
+    serve_metrics,
+)
 from bot.mistral import ChatModel, RetryPolicy, SpeechSynthesizer, StreamingTranscriber
 from bot.mistral.redaction import install_log_redaction
 from bot.mistral.sdk_speedups import install_sdk_speedups, preload_sdk
@@ -96,15 +106,19 @@ async def assemble(settings: Settings, *, guild_ready_timeout: float = 2.0) -> A
                 async_client=mistral_http,
             )
             preload_sdk(mistral)  # the first turn after a start would import ~120 SDK modules on the loop
+            # Counted whether or not METRICS_PORT serves them: a counter costs well under a microsecond.
+            metrics = Metrics()
             retry = RetryPolicy(
-                max_attempts=settings.retry_max_attempts, max_total_seconds=settings.retry_max_total_seconds
+                max_attempts=settings.retry_max_attempts, max_total_seconds=settings.retry_max_total_seconds,
+                observer=RetryMetrics(metrics),
             )
             # One process: in-memory buckets. With REDIS_URL, every process (shard group) shares
             # the same buckets and budget counters.
             counters: CounterStore
             if settings.redis_url:
-                counters = await stack.enter_async_context(RedisCounterStore.from_url(settings.redis_url))
-                await counters.ping()
+                shared = await stack.enter_async_context(RedisCounterStore.from_url(settings.redis_url))
+                await shared.ping()
+                counters = shared
             else:
                 counters = MemoryCounterStore()
             limiter = RateLimiter(counters)
@@ -132,7 +146,7 @@ async def assemble(settings: Settings, *, guild_ready_timeout: float = 2.0) -> A
                 ),
                 ffmpeg_executable=ffmpeg_executable(),
                 default_voice_id=settings.tts_default_voice,
-                meter=meter,
+                meter=CountedMeter(meter, metrics, meter.prices),
             )
             clips = VoiceClipService(
                 repository=database.clips,
@@ -141,15 +155,21 @@ async def assemble(settings: Settings, *, guild_ready_timeout: float = 2.0) -> A
                     max_bytes=settings.clip_max_bytes, max_input_seconds=settings.clip_max_input_seconds
                 ),
             )
-            sessions = VoiceSessions(
-                voice_client_cls=VoxcordVoiceClient, on_start=engine.start, on_stop=engine.stop
-            )
-            yield VoxcordBot(
+            on_start, on_stop = VoiceMetrics(metrics).hooks(engine.start, engine.stop)
+            sessions = VoiceSessions(voice_client_cls=VoxcordVoiceClient, on_start=on_start, on_stop=on_stop)
+            bot = VoxcordBot(
                 settings=settings, database=database, sessions=sessions, clips=clips, engine=engine,
                 connector=aiohttp.TCPConnector(ssl=tls), guild_ready_timeout=guild_ready_timeout,
                 meter=meter, command_limiter=CommandLimiter(database=database, limiter=limiter, limits=limits),
                 privacy=privacy, purger=RetentionPurger(database=database),
             )
+            if settings.metrics_port is not None:
+                await stack.enter_async_context(LoopLagMonitor(metrics.loop_lag_seconds.observe))
+                health = HealthCheck(gateway=lambda: gateway_connected(bot), database=database.schema_version)
+                await stack.enter_async_context(
+                    serve_metrics(settings.metrics_host, settings.metrics_port, metrics.registry, health)
+                )
+            yield bot
     finally:
         await database.close()
 

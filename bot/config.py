@@ -26,6 +26,8 @@ HINTS: dict[str, str] = {
     "redis_url": "e.g. redis://localhost:6379/0 (rediss:// for TLS), or leave it unset for one process.",
     "shard_count": "the total number of shards, the same in every process (e.g. 4).",
     "shard_ids": "this process's shards: ids or ranges below SHARD_COUNT, e.g. 0,1 or 2-3.",
+    "metrics_port": "a TCP port for /metrics and /healthz, e.g. 9464, or leave it unset to turn them off.",
+    "metrics_host": "the address to serve metrics on, e.g. 127.0.0.1 or 0.0.0.0 in a container.",
 }
 
 
@@ -87,6 +89,11 @@ class Settings(BaseSettings):
     # NoDecode: "0,1" or "2-3" as written, not JSON (pydantic-settings JSON-decodes list env vars).
     shard_ids: Annotated[tuple[int, ...] | None, NoDecode] = None
 
+    # Prometheus /metrics and /healthz (bot/metrics/server.py): off unless a port is set; 0 picks
+    # a free port (tests). Loopback by default: an operator decides who may read them.
+    metrics_port: Annotated[int, Field(ge=0, le=65535)] | None = None
+    metrics_host: str = "127.0.0.1"
+
     @field_validator("discord_token", "mistral_api_key")
     @classmethod
     def _not_blank(cls, value: SecretStr) -> SecretStr:
@@ -131,10 +138,18 @@ class Settings(BaseSettings):
             raise ValueError("must be a sqlite:/// or postgresql:// URL")
         return value
 
-    @field_validator("redis_url", "shard_count", "shard_ids", mode="before")
+    @field_validator("redis_url", "shard_count", "shard_ids", "metrics_port", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("metrics_host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        value = value.strip()
+        if not value or "/" in value or " " in value:
+            raise ValueError("must be a host name or IP address, e.g. 127.0.0.1")
+        return value
 
     @field_validator("redis_url")
     @classmethod

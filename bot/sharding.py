@@ -13,14 +13,26 @@ shard ``(g >> 22) % shard_count`` (developer docs, Gateway > Sharding). Voxcord 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from discord.http import HTTPClient
 
-    from bot.config import Settings
-
 MAX_SHARD_IDS_SPAN = 16_384  # a typo such as 0-99999999 must not allocate a huge tuple
+
+
+class ShardSettings(Protocol):
+    """The two settings a shard plan is made of (``bot.config.Settings`` has them).
+
+    A Protocol rather than an import: config parses SHARD_IDS with this module, and the two
+    modules must not import each other.
+    """
+
+    @property
+    def shard_count(self) -> int | None: ...
+
+    @property
+    def shard_ids(self) -> tuple[int, ...] | None: ...
 
 
 def shard_of(guild_id: int, shard_count: int) -> int:
@@ -65,7 +77,7 @@ class ShardPlan:
             raise ValueError(f"shard ids must be below SHARD_COUNT ({self.count})")
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ShardPlan:
+    def from_settings(cls, settings: ShardSettings) -> ShardPlan:
         return cls(count=settings.shard_count, ids=settings.shard_ids)
 
     def client_options(self) -> dict[str, Any]:

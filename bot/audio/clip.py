@@ -15,14 +15,16 @@ import hashlib
 import io
 import math
 import struct
-import wave
 from dataclasses import dataclass
 
 import av
 import numpy as np
 import soxr
 
-STORED_SAMPLE_RATE = 24_000
+from bot.audio.frames import TTS_SAMPLE_RATE
+from bot.audio.wav import pcm16_to_wav
+
+STORED_SAMPLE_RATE = TTS_SAMPLE_RATE  # stored at the rate the TTS speaks, so it is sent as is
 _MAX_PLAUSIBLE_RATE = 768_000  # above any real recording format; a bigger header value is a lie
 _DECODE_SLACK_S = 1.0
 _TRUNCATION_SLACK_S = 1.0
@@ -238,13 +240,7 @@ def _finish(samples: np.ndarray, source_rate: int, source_format: str, limits: C
         fade = int(_FADE_S * rate)
         trimmed[-fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
     pcm = np.clip(np.rint(trimmed * 32767.0), -32768, 32767).astype("<i2")
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(pcm.tobytes())
-    wav = buffer.getvalue()
+    wav = pcm16_to_wav(pcm.tobytes(), sample_rate=rate)
     return NormalisedClip(
         wav=wav,
         sample_rate=rate,

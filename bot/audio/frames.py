@@ -1,6 +1,7 @@
 """Audio formats at the boundaries of the receive path, and the frame type that crosses them.
 
-Discord sends 48 kHz stereo Opus in 20 ms packets; speech-to-text wants 16 kHz mono. Everything
+Discord sends 48 kHz stereo Opus in 20 ms packets; speech-to-text wants 16 kHz mono; speech
+synthesis answers 24 kHz mono. Everything
 between is signed 16-bit little-endian PCM in plain ``bytes``, interleaved when stereo.
 """
 
@@ -14,7 +15,12 @@ FRAME_DURATION_S = 0.020
 FRAME_SAMPLES = 960  # per channel, 20 ms at 48 kHz
 STT_SAMPLE_RATE = 16_000
 STT_CHANNELS = 1
+TTS_SAMPLE_RATE = 24_000  # Voxtral TTS output (mono) and the stored voice clip
+TTS_CHANNELS = 1
 SAMPLE_WIDTH = 2  # bytes per int16 sample
+# A 20 ms Opus frame of silence: what Discord sends (never DAVE-encrypted) when a speaker stops,
+# and what discord.py's player sends when playback ends.
+OPUS_SILENCE = b"\xf8\xff\xfe"
 
 # Byte sizes of one 20 ms frame in each format, used to slice and preallocate.
 DISCORD_FRAME_BYTES = FRAME_SAMPLES * DISCORD_CHANNELS * SAMPLE_WIDTH  # 3840

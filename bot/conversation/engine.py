@@ -14,12 +14,14 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from bot.conversation.guild import DEFAULT_LIMITS, ConversationLimits, GuildConversation, TurnMeter
+from bot.conversation.guild import GuildConversation
+from bot.conversation.hearing import Hearing
+from bot.conversation.ports import ReceivingVoice, TurnMeter
 from bot.conversation.timings import TimingsLog
+from bot.conversation.turn import DEFAULT_LIMITS, ConversationLimits
+from bot.conversation.turn_detection import DEFAULT_TURN_DETECTION, TurnDetection
 from bot.privacy import plain_name
-from bot.voice.client import VoxcordVoiceClient
-from bot.voice.hearing import Hearing
-from bot.voice.playback import SpeechPlayer
+from bot.voice.player import SpeechPlayer
 
 if TYPE_CHECKING:
     from bot.mistral import ChatModel, SpeechSynthesizer, StreamingTranscriber
@@ -69,7 +71,9 @@ class ConversationEngine:
         default_voice_id: str | None = None,
         meter: TurnMeter | None = None,
         privacy: PrivacyService | None = None,
+        turn_detection: TurnDetection = DEFAULT_TURN_DETECTION,
     ) -> None:
+        self._turn_detection = turn_detection
         self._db = database
         self._privacy = privacy
         self._meter = meter
@@ -102,22 +106,24 @@ class ConversationEngine:
             if isinstance(channel, discord.abc.Messageable):
                 await channel.send(message)
 
+        # A plain discord.py client (some tests) cannot hear: it only speaks.
+        receiving = voice_client if isinstance(voice_client, ReceivingVoice) else None
         admit = None
         if self._privacy is not None:  # consent is known before the first packet is read
-            readmit = voice_client.receiver.readmit if isinstance(voice_client, VoxcordVoiceClient) else None
+            readmit = receiving.receiver.readmit if receiving is not None else None
             admit = await self._privacy.admission(session.guild_id, on_change=readmit)
         conversation = GuildConversation(
             guild_id=session.guild_id, database=self._db, transcriber=self._stt, chat=self._chat,
             synthesizer=self._tts, player=player, roster=ChannelRoster(voice_client), notify=notify,
             bot_name=plain_name(guild.me.display_name), clock=self._clock, limits=self._limits,
             timings_log=self._timings.setdefault(session.guild_id, TimingsLog()),
-            default_voice_id=self._default_voice_id, meter=self._meter,
+            default_voice_id=self._default_voice_id, meter=self._meter, turn_detection=self._turn_detection,
         )
-        hearing = Hearing(conversation, clock=self._clock)
+        hearing = Hearing(conversation, clock=self._clock, turn_detection=self._turn_detection)
         conversation.start()
         hearing.start()
-        if isinstance(voice_client, VoxcordVoiceClient):
-            voice_client.start_receiving(hearing, admit=admit)
+        if receiving is not None:
+            receiving.start_receiving(hearing, admit=admit)
         self._guilds[session.guild_id] = GuildRuntime(hearing=hearing, conversation=conversation, player=player)
         if self._privacy is not None:
             channel = voice_client.channel
@@ -128,7 +134,7 @@ class ConversationEngine:
         runtime = self._guilds.pop(session.guild_id, None)
         if runtime is None:
             return
-        if isinstance(session.voice_client, VoxcordVoiceClient):
+        if isinstance(session.voice_client, ReceivingVoice):
             session.voice_client.stop_receiving()
         await runtime.hearing.stop()
         await runtime.conversation.stop()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -10,7 +9,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from mistralai.client.models import AssistantMessage, SystemMessage, UserMessage
 from mistralai.client.types import UNSET
 
-from .retry import NO_SDK_RETRIES, RetryPolicy, classify
+from .retry import NO_SDK_RETRIES, RetryPolicy
+from .streams import stream_items
 
 if TYPE_CHECKING:
     from mistralai.client import Mistral
@@ -61,55 +61,24 @@ class ChatStream(AsyncIterator[str]):
     async def aclose(self) -> None:
         await self._generator.aclose()
 
-    async def _run(self) -> AsyncGenerator[str, None]:
+    def _run(self) -> AsyncGenerator[str, None]:
         model = self._model
-        events, first = await model.retry.run(_OPERATION, self._open)
-        try:
-            if first:
-                yield first
-            while True:
-                try:
-                    async with asyncio.timeout(model.idle_timeout):
-                        event = await anext(events)
-                except StopAsyncIteration:
-                    return
-                except Exception as exc:
-                    error = classify(exc, _OPERATION)
-                    if error is None:
-                        raise
-                    raise error from None
-                text = self._absorb(event)
-                if text:
-                    yield text
-        finally:
-            await events.close()
+        return stream_items(_OPERATION, model.retry, self._open, self._absorb,
+                            first_item_timeout=model.first_token_timeout, idle_timeout=model.idle_timeout)
 
-    async def _open(self) -> tuple[EventStreamAsync[CompletionEvent], str | None]:
-        """One attempt: open the stream and read up to the first text delta."""
+    async def _open(self) -> EventStreamAsync[CompletionEvent]:
+        """One attempt: a fresh request (usage and finish reason belong to the attempt that answers)."""
         model = self._model
         self.usage = None
         self.finish_reason = None
-        async with asyncio.timeout(model.first_token_timeout):
-            events = await model.client.chat.stream_async(
-                model=model.model,
-                messages=self._messages,
-                max_tokens=self._max_tokens,
-                temperature=UNSET if model.temperature is None else model.temperature,
-                retries=NO_SDK_RETRIES,
-                timeout_ms=round(model.idle_timeout * 1000),
-            )
-            try:
-                while True:
-                    try:
-                        event = await anext(events)
-                    except StopAsyncIteration:
-                        return events, None
-                    text = self._absorb(event)
-                    if text:
-                        return events, text
-            except BaseException:
-                await events.close()
-                raise
+        return await model.client.chat.stream_async(
+            model=model.model,
+            messages=self._messages,
+            max_tokens=self._max_tokens,
+            temperature=UNSET if model.temperature is None else model.temperature,
+            retries=NO_SDK_RETRIES,
+            timeout_ms=round(model.idle_timeout * 1000),
+        )
 
     def _absorb(self, event: CompletionEvent) -> str:
         chunk = event.data

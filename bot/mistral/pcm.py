@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import io
-import wave
-
 import numpy as np
 
 _FLOAT32_BYTES = 4
@@ -38,14 +35,3 @@ class Float32ToInt16:
     def pending(self) -> int:
         """Bytes of an incomplete sample held back (0 once a stream ended cleanly)."""
         return len(self._carry)
-
-
-def pcm16_to_wav(pcm: bytes, *, sample_rate: int, channels: int = 1) -> bytes:
-    """Wrap int16 little-endian PCM in a WAV container."""
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as writer:
-        writer.setnchannels(channels)
-        writer.setsampwidth(2)
-        writer.setframerate(sample_rate)
-        writer.writeframes(pcm)
-    return buffer.getvalue()

@@ -13,7 +13,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import httpx2
 from mistralai.client import errors as sdk_errors
@@ -26,6 +26,14 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
+
+class RetryObserver(Protocol):
+    """Told of each failed attempt and each retry (bot/metrics counts them); must not raise."""
+
+    def failed(self, operation: str, error: MistralError) -> None: ...
+
+    def retrying(self, operation: str, error: MistralError) -> None: ...
+
 
 NO_SDK_RETRIES = RetryConfig("none", BackoffStrategy(0, 0, 1.0, 0), retry_connection_errors=False)
 """Pass as ``retries=`` on every SDK call: the SDK must not retry behind the policy's back."""
@@ -99,6 +107,7 @@ class RetryPolicy:
     sleep: Sleep = field(default=asyncio.sleep, repr=False)
     random: Callable[[], float] = field(default=random.random, repr=False)
     clock: Callable[[], float] = field(default=time.monotonic, repr=False)
+    observer: RetryObserver | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
@@ -132,6 +141,8 @@ class RetryPolicy:
             error = state.outcome.exception() if state.outcome else None
             log.warning("%s failed on attempt %d/%d (%s), retrying in %.2fs", operation, state.attempt_number,
                         self.max_attempts, error, state.upcoming_sleep)
+            if self.observer is not None and isinstance(error, MistralError):
+                self.observer.retrying(operation, error)
 
         retrying = AsyncRetrying(
             sleep=self.sleep,
@@ -151,6 +162,8 @@ class RetryPolicy:
                     if error is None:
                         raise
                     error.attempts = attempts
+                    if self.observer is not None:
+                        self.observer.failed(operation, error)
                     # ``from None``: the SDK's error text embeds the response body, which we never log.
                     raise error from None
         raise AssertionError("unreachable: tenacity either returns or reraises")  # pragma: no cover

@@ -24,7 +24,9 @@ from mistralai.client.models import (
     TranscriptionStreamTextDelta,
 )
 
-from .pcm import pcm16_to_wav
+from bot.audio.frames import STT_SAMPLE_RATE
+from bot.audio.wav import pcm16_to_wav
+
 from .redaction import install_log_redaction
 from .retry import NO_SDK_RETRIES, RetryPolicy
 
@@ -34,7 +36,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16_000
+SAMPLE_RATE = STT_SAMPLE_RATE
 _BYTES_PER_SECOND = SAMPLE_RATE * 2
 # Keeps each append well under WebSocket message limits even after a slow connect let audio pile up.
 _MAX_APPEND_BYTES = 64 * 1024

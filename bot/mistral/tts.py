@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -11,8 +10,11 @@ from typing import TYPE_CHECKING
 from mistralai.client.models import SpeechStreamAudioDelta
 from mistralai.client.types import UNSET
 
+from bot.audio.frames import TTS_SAMPLE_RATE
+
 from .pcm import Float32ToInt16
-from .retry import NO_SDK_RETRIES, RetryPolicy, classify
+from .retry import NO_SDK_RETRIES, RetryPolicy
+from .streams import stream_items
 
 if TYPE_CHECKING:
     from mistralai.client import Mistral
@@ -23,7 +25,7 @@ log = logging.getLogger(__name__)
 
 _OPERATION = "speech"
 # The API's ``pcm`` response format is float32 little-endian, 24 kHz, mono.
-SAMPLE_RATE = 24_000
+SAMPLE_RATE = TTS_SAMPLE_RATE
 
 
 class SpeechSynthesizer:
@@ -67,53 +69,27 @@ class SpeechSynthesizer:
     ) -> AsyncGenerator[bytes, None]:
         converter = Float32ToInt16()
 
-        async def first_audio() -> tuple[EventStreamAsync[SpeechStreamEvents], bytes]:
+        async def open_stream() -> EventStreamAsync[SpeechStreamEvents]:
             nonlocal converter
-            converter = Float32ToInt16()
-            async with asyncio.timeout(self._first_audio_timeout):
-                events = await self._client.audio.speech.complete_async(
-                    input=text,
-                    model=self._model,
-                    stream=True,
-                    response_format="pcm",
-                    ref_audio=UNSET if ref_audio is None else ref_audio,
-                    voice_id=UNSET if voice_id is None else voice_id,
-                    retries=NO_SDK_RETRIES,
-                    timeout_ms=round(self._idle_timeout * 1000),
-                )
-                try:
-                    while True:
-                        try:
-                            event = await anext(events)
-                        except StopAsyncIteration:
-                            return events, b""
-                        pcm = _audio_of(event, converter)
-                        if pcm:
-                            return events, pcm
-                except BaseException:
-                    await events.close()
-                    raise
+            converter = Float32ToInt16()  # a retried request starts on a sample boundary again
+            return await self._client.audio.speech.complete_async(
+                input=text,
+                model=self._model,
+                stream=True,
+                response_format="pcm",
+                ref_audio=UNSET if ref_audio is None else ref_audio,
+                voice_id=UNSET if voice_id is None else voice_id,
+                retries=NO_SDK_RETRIES,
+                timeout_ms=round(self._idle_timeout * 1000),
+            )
 
-        events, first = await self._retry.run(_OPERATION, first_audio)
+        chunks = stream_items(_OPERATION, self._retry, open_stream, lambda event: _audio_of(event, converter),
+                              first_item_timeout=self._first_audio_timeout, idle_timeout=self._idle_timeout)
         try:
-            if first:
-                yield first
-            while True:
-                try:
-                    async with asyncio.timeout(self._idle_timeout):
-                        event = await anext(events)
-                except StopAsyncIteration:
-                    break
-                except Exception as exc:
-                    error = classify(exc, _OPERATION)
-                    if error is None:
-                        raise
-                    raise error from None
-                pcm = _audio_of(event, converter)
-                if pcm:
-                    yield pcm
+            async for pcm in chunks:
+                yield pcm
         finally:
-            await events.close()
+            await chunks.aclose()
         if converter.pending:
             log.warning("speech stream ended mid-sample; dropped %d trailing bytes", converter.pending)
 

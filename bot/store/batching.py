@@ -17,14 +17,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import Column, Table, insert
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncConnection
+    from contextlib import AbstractAsyncContextManager
 
-    from bot.store.engine import Transactions
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +37,19 @@ class _Insert:
     done: asyncio.Future[Any]
 
 
+class WriteTransactions(Protocol):
+    """Where the batcher gets its write transaction (``bot.store.engine.Transactions``, which owns
+    the batcher: a Protocol here keeps the two modules from importing each other)."""
+
+    def write(self) -> AbstractAsyncContextManager[AsyncConnection]: ...
+
+
 class InsertBatcher:
     """Single-row inserts from many tasks, committed together in the next write transaction."""
 
     __slots__ = ("_flusher", "_pending", "_tx")
 
-    def __init__(self, transactions: Transactions) -> None:
+    def __init__(self, transactions: WriteTransactions) -> None:
         self._tx = transactions
         self._pending: list[_Insert] = []
         self._flusher: asyncio.Task[None] | None = None

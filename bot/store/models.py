@@ -54,6 +54,8 @@ class GuildSettings:
     member_turn_rate_per_minute: int | None = None
     member_command_rate_per_minute: int | None = None
     command_rate_per_minute: int | None = None
+    # Where each finished turn is captioned as text (a channel or thread); None: captions off.
+    captions_channel_id: int | None = None
     # None means "never saved": the defaults above are in force.
     updated_at: datetime | None = None
 

@@ -40,6 +40,8 @@ guild_settings = Table(
     Column("member_turn_rate_per_minute", Integer, nullable=True),
     Column("member_command_rate_per_minute", Integer, nullable=True),
     Column("command_rate_per_minute", Integer, nullable=True),
+    # v4; NULL means captions are off.
+    Column("captions_channel_id", BigInteger, nullable=True),
 )
 
 turns = Table(

@@ -101,16 +101,18 @@ class DaveFrameDecryptor:
         encrypted = len(payload) > 2 and payload[-1] == 0xFA and payload[-2] == 0xFA
         if session is None or not session.ready:
             if encrypted:
-                return self._fail(NOT_READY, user_id, None)
+                self._fail(NOT_READY, user_id, None)
+                return None
             self.stats.passthrough += 1
             return payload
         if not encrypted and connection.dave_protocol_version == 0:
             self.stats.passthrough += 1
             return payload
         try:
-            frame = session.decrypt(user_id, _AUDIO, payload)
+            frame: bytes = session.decrypt(user_id, _AUDIO, payload)
         except Exception as exc:  # davey raises ValueError; anything else must not escape either
-            return self._fail(failure_reason(exc), user_id, exc)
+            self._fail(failure_reason(exc), user_id, exc)
+            return None
         if encrypted:
             self.stats.decrypted += 1
         else:

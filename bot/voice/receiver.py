@@ -3,9 +3,8 @@
 Threading (discord.py 2.7.1 ``voice_state.py``): ``SocketReader`` is one daemon thread per
 ``VoiceConnectionState`` that calls every registered listener with each datagram. All heavy work
 (transport decrypt, DAVE decrypt, jitter, Opus decode, downmix/resample) runs there, off the event
-loop. Finished chunks go into a deque; one ``loop.call_soon_threadsafe`` wakes the loop per batch
-(only when none is pending), the loop lets the batch fill for ``batch_interval`` and then hands
-every queued chunk to the ``SpeechSink``.
+loop. Finished chunks cross to the loop through ``handoff.Handoff``; who is who (the SSRC map,
+orphans, consent) is kept in ``speakers.Speakers``. This module is the packet path between them.
 
 Reconnects: the reader thread and its listener list survive ``disconnect(cleanup=False)`` /
 ``soft_disconnect`` (they only ``pause()``; ``_create_socket`` resumes when listeners exist), so
@@ -29,14 +28,14 @@ import asyncio
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from bot.audio.opus import OpusDecodeError, OpusDecoder
 from bot.audio.resample import DownmixResampler
 from bot.voice.dave import DaveConnection, DaveFrameDecryptor
-from bot.voice.jitter import IN_ORDER, JitterBuffer
+from bot.voice.handoff import Handoff, SpeechSink
+from bot.voice.jitter import DUPLICATE, IN_ORDER
 from bot.voice.rtp import (
     IP_DISCOVERY,
     NOT_RTP,
@@ -47,46 +46,11 @@ from bot.voice.rtp import (
     classify,
     unpack_seq_ts_ssrc,
 )  # fmt: skip
+from bot.voice.speakers import Admission, Decoder, Resampler, Speaker, Speakers
 from bot.voice.stats import RateLimitedLog, ReceiveStats
 from bot.voice.transport import MalformedPacketError, TransportAuthError, TransportDecryptor, make_decryptor
 
 _log = logging.getLogger(__name__)
-
-_ORPHAN_SSRCS = 8  # SSRCs whose packets arrived before their SPEAKING event, kept briefly
-_ORPHAN_PACKETS = 25  # per SSRC: 0.5 s, far more than the websocket/UDP race needs
-
-
-class SpeechSink(Protocol):
-    """Receives each speaker's audio on the event loop."""
-
-    def on_speaker_frame(self, user_id: int, pcm16k: bytes, rtp_timestamp: int) -> None:
-        """``pcm16k``: 16 kHz mono int16, any whole number of samples (soxr emits in blocks).
-        ``rtp_timestamp``: the 48 kHz RTP clock at the chunk's first sample (ignoring the
-        resampler's constant group delay); consecutive chunks advance by 3 ticks per sample,
-        larger jumps are pauses in the speaker's transmission."""
-        ...
-
-    def on_speaker_gone(self, user_id: int) -> None:
-        """The user left the channel (CLIENT_DISCONNECT) or receiving stopped; no more frames follow
-        unless the user speaks again."""
-        ...
-
-
-# Whether a user's audio may be heard at all (recording consent). Called on the reader thread, once
-# per SSRC and again on ``readmit()``, never per packet: it must be a cheap, non-blocking lookup.
-Admission = Callable[[int], bool]
-
-
-class Decoder(Protocol):
-    def decode(self, packet: bytes) -> bytes: ...
-    def conceal(self, next_packet: bytes | None = None) -> bytes: ...
-    def close(self) -> None: ...
-
-
-class Resampler(Protocol):
-    def process(self, pcm48k_stereo: bytes) -> bytes: ...
-    def flush(self) -> bytes: ...
-
 
 class VoiceConnection(DaveConnection, Protocol):
     """The attributes of discord.py's ``VoiceConnectionState`` the receiver reads."""
@@ -99,20 +63,8 @@ class VoiceConnection(DaveConnection, Protocol):
     def remove_socket_listener(self, callback: Callable[[bytes], Any]) -> None: ...
 
 
-class _Speaker:
-    __slots__ = ("decoder", "end_ts", "jitter", "resampler", "ssrc", "user_id")
-
-    def __init__(self, ssrc: int, user_id: int, decoder: Decoder, resampler: Resampler, jitter: JitterBuffer):
-        self.ssrc = ssrc
-        self.user_id = user_id
-        self.decoder = decoder
-        self.resampler = resampler
-        self.jitter = jitter
-        self.end_ts = 0  # RTP timestamp just after the last frame fed to the resampler
-
-
 class VoiceReceiver:
-    """Owns per-speaker state and the SSRC → user map for one voice connection."""
+    """The packet path of one voice connection: datagram in, 16 kHz chunks out to the handoff."""
 
     def __init__(
         self,
@@ -124,42 +76,36 @@ class VoiceReceiver:
         batch_interval: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """``batch_interval``: after the first chunk of a batch wakes the loop, delivery waits this
-        long so later chunks ride along: at most one cross-thread wakeup per interval however many
-        speakers talk, for that much added latency. The default 0 delivers on the wakeup itself:
-        every ms here delays the end of a turn and a barge-in, and chunks that arrive while the
-        loop is busy still ride along with the pending wakeup."""
+        """``batch_interval``: see ``Handoff``. The default 0 delivers on the wakeup itself: every
+        ms here delays the end of a turn and a barge-in, and chunks that arrive while the loop is
+        busy still ride along with the pending wakeup."""
         self._connection = connection
-        self._decoder_factory = decoder_factory
-        self._resampler_factory = resampler_factory
-        self._jitter_depth = jitter_depth
-        self._batch_interval = batch_interval
         self.stats = ReceiveStats()
         self._rlog = RateLimitedLog(_log, clock=clock)
         self._dave = DaveFrameDecryptor(connection, self.stats.dave, log=self._rlog)
         self._lock = threading.Lock()
-        self._ssrc_users: dict[int, int] = {}
-        self._speakers: dict[int, _Speaker] = {}
-        self._orphans: dict[int, deque[bytes]] = {}
-        self._admit: Admission | None = None
-        self._refused: dict[int, int] = {}  # SSRC -> user whose packets are dropped unopened
-        # Per user: packets dropped for consent before transport decryption, DAVE or Opus decode.
-        self.refused_packets: dict[int, int] = {}
+        self.speakers = Speakers(
+            self.stats, decoder_factory=decoder_factory, resampler_factory=resampler_factory,
+            jitter_depth=jitter_depth,
+        )  # fmt: skip
+        self._active_speakers = self.speakers.active  # the same dict, one lookup less per packet
+        self.handoff = Handoff(batch_interval=batch_interval, log=self._rlog)
         self._key_source: object = None
         self._transport: TransportDecryptor | None = None
-        self._outbox: deque[tuple[int, bytes | None, int]] = deque()
-        self._scheduled = False
         self._active = False
-        self._sink: SpeechSink | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     # ----------------------------------------------------------------- loop side
     @property
     def receiving(self) -> bool:
         return self._active
 
+    @property
+    def refused_packets(self) -> dict[int, int]:
+        """Per user: packets dropped for consent before transport decryption, DAVE or Opus decode."""
+        return self.speakers.refused_packets
+
     def user_for_ssrc(self, ssrc: int) -> int | None:
-        return self._ssrc_users.get(ssrc)
+        return self.speakers.users.get(ssrc)
 
     def start(
         self, sink: SpeechSink, loop: asyncio.AbstractEventLoop | None = None, *, admit: Admission | None = None
@@ -168,10 +114,10 @@ class VoiceReceiver:
 
         ``admit``: users it refuses are never decrypted, decoded or delivered (None admits all)."""
         with self._lock:
-            self._sink = sink
-            self._loop = loop or asyncio.get_running_loop()
-            self._admit = admit
-            self._refused.clear()
+            self.handoff.sink = sink
+            self.handoff.loop = loop or asyncio.get_running_loop()
+            self.speakers.admit = admit
+            self.speakers.refused.clear()
             self._active = True
         self._register()
 
@@ -179,49 +125,34 @@ class VoiceReceiver:
         """The admission answers changed: drop refused speakers at once (their undecoded packets
         unheard), and ask again for every SSRC on its next packet."""
         with self._lock:
-            admit = self._admit
-            self._refused.clear()
-            if admit is None:
-                return
-            for ssrc, speaker in list(self._speakers.items()):
-                if not admit(speaker.user_id):
-                    self._discard(ssrc)
+            for speaker in self.speakers.refuse_now_refused():
+                speaker.decoder.close()
+                if self._active:
+                    self._post(speaker.user_id, None, 0)
 
     def stop(self) -> None:
         """Stop receiving: unregister, flush every speaker, deliver the tails and ``on_speaker_gone``."""
         self._connection.remove_socket_listener(self.on_packet)
         with self._lock:
             self._active = False
-            for ssrc in list(self._speakers):
-                self._retire(ssrc, gone=True)
-            self._orphans.clear()
-            self._refused.clear()
-        self._deliver()
-        self._sink = None
+            for speaker in self.speakers.take_all():
+                self._retire(speaker, gone=True)
+        self.handoff.deliver()
+        self.handoff.sink = None
 
     def map_ssrc(self, ssrc: int, user_id: int) -> None:
         """SPEAKING (op 5): ``ssrc`` belongs to ``user_id``."""
         with self._lock:
-            if self._ssrc_users.get(ssrc) == user_id:
-                return
-            for old_ssrc in [s for s, u in self._ssrc_users.items() if u == user_id]:
-                del self._ssrc_users[old_ssrc]  # the user's client reconnected with a new SSRC
-                self._retire(old_ssrc, gone=False)
-                self._refused.pop(old_ssrc, None)
-            self._retire(ssrc, gone=False)  # the SSRC moved to another user
-            self._refused.pop(ssrc, None)
-            self._ssrc_users[ssrc] = user_id
+            for speaker in self.speakers.map(ssrc, user_id):
+                self._retire(speaker, gone=False)
 
     def forget_user(self, user_id: int) -> None:
         """CLIENT_DISCONNECT (op 13): drop the user's SSRCs and state, then tell the sink."""
         with self._lock:
-            ssrcs = [s for s, u in self._ssrc_users.items() if u == user_id]
-            for ssrc in ssrcs:
-                del self._ssrc_users[ssrc]
-                self._retire(ssrc, gone=False)
-                self._orphans.pop(ssrc, None)
-                self._refused.pop(ssrc, None)
-            if ssrcs and self._active:
+            ended, had_ssrc = self.speakers.forget(user_id)
+            for speaker in ended:
+                self._retire(speaker, gone=False)
+            if had_ssrc and self._active:
                 self._post(user_id, None, 0)
 
     async def on_voice_ws_message(self, ws: object, msg: dict[str, Any]) -> None:
@@ -245,27 +176,6 @@ class VoiceReceiver:
         self._connection.remove_socket_listener(self.on_packet)
         self._connection.add_socket_listener(self.on_packet)
 
-    def _wake(self) -> None:
-        if self._batch_interval > 0 and self._loop is not None:
-            self._loop.call_later(self._batch_interval, self._deliver)
-        else:
-            self._deliver()
-
-    def _deliver(self) -> None:
-        self._scheduled = False
-        outbox, sink = self._outbox, self._sink
-        while outbox:
-            user_id, pcm, ts = outbox.popleft()
-            if sink is None:
-                continue
-            try:
-                if pcm is None:
-                    sink.on_speaker_gone(user_id)
-                else:
-                    sink.on_speaker_frame(user_id, pcm, ts)
-            except Exception:
-                self._rlog(logging.ERROR, "sink", "Speech sink raised", exc_info=True)
-
     # ----------------------------------------------------------------- reader thread
     def on_packet(self, data: bytes) -> None:
         """Socket listener: runs in discord.py's SocketReader thread for every datagram."""
@@ -285,23 +195,24 @@ class VoiceReceiver:
             self._count_skipped(data)
             return
         seq, ts, ssrc = unpack_seq_ts_ssrc(data, 2)
-        speaker = self._speakers.get(ssrc)
+        speaker = self._active_speakers.get(ssrc)
         if speaker is None:
-            refused = self._refused.get(ssrc)
-            if refused is not None:
-                self._count_refused(refused, 1)
+            opened = self.speakers.open(ssrc, data, self._connection.ssrc)
+            if opened is None:
                 return
-            speaker = self._new_speaker(ssrc, data)
-            if speaker is None:
-                return
+            speaker, early = opened
+            if early:  # packets that beat their SPEAKING event over the websocket
+                for packet in early:
+                    early_seq, early_ts, _ = unpack_seq_ts_ssrc(packet, 2)
+                    self._process(speaker, packet, early_seq, early_ts)
         self._process(speaker, data, seq, ts)
 
-    def _process(self, speaker: _Speaker, data: bytes, seq: int, ts: int) -> None:
+    def _process(self, speaker: Speaker, data: bytes, seq: int, ts: int) -> None:
         stats = self.stats
         jitter = speaker.jitter
         verdict = jitter.admit(seq)
         if verdict:
-            if verdict == 1:
+            if verdict == DUPLICATE:
                 stats.duplicates += 1
             else:
                 stats.dropped_late += 1
@@ -341,7 +252,7 @@ class VoiceReceiver:
             else:
                 self._play(speaker, entry_ts, packet)
 
-    def _play(self, speaker: _Speaker, ts: int, opus: bytes) -> None:
+    def _play(self, speaker: Speaker, ts: int, opus: bytes) -> None:
         try:
             pcm = speaker.decoder.decode(opus)
         except OpusDecodeError:
@@ -354,7 +265,7 @@ class VoiceReceiver:
         if out:
             self._post(speaker.user_id, out, end - (len(out) >> 1) * 3)
 
-    def _conceal(self, speaker: _Speaker, ts: int, fec: bytes | None) -> None:
+    def _conceal(self, speaker: Speaker, ts: int, fec: bytes | None) -> None:
         try:
             pcm = speaker.decoder.conceal(fec)
         except OpusDecodeError:
@@ -367,45 +278,10 @@ class VoiceReceiver:
             self._post(speaker.user_id, out, end - (len(out) >> 1) * 3)
 
     def _post(self, user_id: int, pcm: bytes | None, ts: int) -> None:
-        self._outbox.append((user_id, pcm, ts & 0xFFFFFFFF))
         if pcm is not None:
             self.stats.frames_out += 1
-        if not self._scheduled and self._loop is not None:
-            self._scheduled = True
-            try:
-                self._loop.call_soon_threadsafe(self._wake)
-            except RuntimeError:  # the loop is closed: nobody is left to deliver to
-                self._active = False
-
-    def _new_speaker(self, ssrc: int, data: bytes) -> _Speaker | None:
-        if ssrc == self._connection.ssrc:
-            self.stats.own_ssrc += 1
-            return None
-        user_id = self._ssrc_users.get(ssrc)
-        if user_id is None:
-            self.stats.unknown_ssrc += 1
-            orphans = self._orphans.get(ssrc)
-            if orphans is None and len(self._orphans) < _ORPHAN_SSRCS:
-                orphans = self._orphans[ssrc] = deque(maxlen=_ORPHAN_PACKETS)
-            if orphans is not None:
-                orphans.append(data)
-            return None
-        if self._admit is not None and not self._admit(user_id):
-            self._refused[ssrc] = user_id
-            orphans = self._orphans.pop(ssrc, None)
-            self._count_refused(user_id, 1 + (len(orphans) if orphans else 0))
-            return None
-        speaker = _Speaker(
-            ssrc, user_id, self._decoder_factory(), self._resampler_factory(),
-            JitterBuffer(depth=self._jitter_depth),
-        )  # fmt: skip
-        self._speakers[ssrc] = speaker
-        orphans = self._orphans.pop(ssrc, None)
-        if orphans:  # packets that beat their SPEAKING event over the websocket
-            for early in orphans:
-                seq, ts, _ = unpack_seq_ts_ssrc(early, 2)
-                self._process(speaker, early, seq, ts)
-        return speaker
+        if not self.handoff.post(user_id, pcm, ts):
+            self._active = False
 
     def _rekey(self) -> None:
         connection = self._connection
@@ -418,9 +294,6 @@ class VoiceReceiver:
             except ValueError:
                 self._rlog(logging.ERROR, "rekey", "Cannot decrypt voice mode %r", connection.mode,
                            exc_info=True)
-
-    def _count_refused(self, user_id: int, packets: int) -> None:
-        self.refused_packets[user_id] = self.refused_packets.get(user_id, 0) + packets
 
     def _count_skipped(self, data: bytes) -> None:
         kind = classify(data)
@@ -436,19 +309,8 @@ class VoiceReceiver:
         else:  # TRUNCATED, or AUDIO too short to hold a tag and nonce
             stats.truncated += 1
 
-    def _discard(self, ssrc: int) -> None:
-        """Free a speaker who may no longer be heard, without decoding what it still buffers (lock held)."""
-        speaker = self._speakers.pop(ssrc)
-        speaker.decoder.close()
-        self._refused[ssrc] = speaker.user_id
-        if self._active:
-            self._post(speaker.user_id, None, 0)
-
-    def _retire(self, ssrc: int, *, gone: bool) -> None:
-        """Flush and free one speaker's state (lock held)."""
-        speaker = self._speakers.pop(ssrc, None)
-        if speaker is None:
-            return
+    def _retire(self, speaker: Speaker, *, gone: bool) -> None:
+        """Flush and free one speaker's state, already out of the table (lock held)."""
         try:
             if self._active or gone:
                 for entry_ts, packet, fec in speaker.jitter.flush():

@@ -13,6 +13,8 @@ from __future__ import annotations
 import struct
 from typing import Final
 
+from bot.audio.frames import OPUS_SILENCE
+
 RTP_VERSION_BITS: Final = 0x80
 FIXED_HEADER_BYTES: Final = 12
 EXTENSION_PREAMBLE_BYTES: Final = 4  # profile (0xBEDE) + length in 32-bit words
@@ -21,7 +23,7 @@ OPUS_PAYLOAD_TYPE: Final = 120  # Discord's dynamic payload type for Opus (0x78)
 RTCP_PAYLOAD_TYPES: Final = range(72, 77)  # 200-204 with the top bit masked off
 IP_DISCOVERY_BYTES: Final = 74
 SAMPLES_PER_FRAME: Final = 960  # RTP timestamp step of a 20 ms frame at 48 kHz
-OPUS_SILENCE_FRAME: Final = b"\xf8\xff\xfe"  # sent (never DAVE-encrypted) when a speaker stops
+OPUS_SILENCE_FRAME: Final = OPUS_SILENCE  # sent (never DAVE-encrypted) when a speaker stops
 
 # Datagram kinds returned by ``classify``.
 AUDIO: Final = 0

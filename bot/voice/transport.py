@@ -122,7 +122,8 @@ class XChaCha20RtpSize:
         if not first & 0x20:
             if ext > mlen:
                 raise MalformedPacketError("header extension longer than the payload")
-            return ffi.buffer(self._out, mlen)[ext:]
+            plain: bytes = ffi.buffer(self._out, mlen)[ext:]
+            return plain
         return _strip(ffi.buffer(self._out, mlen)[:], first, ext)
 
     def _decrypt_bindings(self, packet: bytes, aad: int, ext: int) -> bytes:  # pragma: no cover

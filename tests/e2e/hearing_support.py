@@ -21,8 +21,8 @@ import soxr
 
 from bot.app import VoxcordBot
 from bot.audio.utterances import Event, SpeechStarted, UtteranceAudio, UtteranceEnded
+from bot.conversation.hearing import Hearing
 from bot.voice.client import VoxcordVoiceClient
-from bot.voice.hearing import Hearing
 from tests.bot.audio.synth import speech_like, stereo, to_int16
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.voice import FakeVoiceServer, SentFrame, SimulatedSpeaker

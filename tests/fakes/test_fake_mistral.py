@@ -155,6 +155,25 @@ async def test_speech_stream_pcm_is_float32_with_length_proportional_to_text(
     assert events[-1].data.usage.prompt_tokens == len(text)  # type: ignore[union-attr]
 
 
+async def test_speech_stream_at_real_time_with_jitter_keeps_each_chunk_near_its_schedule(
+    fake: FakeMistral, client: Mistral
+) -> None:
+    sleep = RecordingSleep()
+    fake.sleep = sleep  # injected: the fake reports each chunk's delay instead of waiting it
+    fake.latency.tts_first_audio = 0.3
+    fake.latency.tts_chunk_interval = 0.0625
+    fake.latency.tts_jitter = 0.04
+    stream = await client.audio.speech.complete_async(input="A sentence long enough for many chunks.",
+                                                      model="voxtral-mini-tts-2603", response_format="pcm",
+                                                      stream=True)
+    events = [event async for event in stream]
+    assert len(events) > 10
+    first, steps = sleep.calls[0], sleep.calls[1:]
+    assert first == 0.3  # the first chunk keeps the first-audio latency
+    assert all(0.0625 - 0.04 <= step <= 0.0625 + 0.04 for step in steps), steps
+    assert max(steps) - min(steps) > 0.04  # it does jitter
+
+
 @pytest.mark.parametrize(("response_format", "magic"), [("wav", b"RIFF"), ("mp3", b"ID3"), ("flac", b"fLaC"),
                                                          ("opus", b"OggS")])
 async def test_speech_json_formats(client: Mistral, response_format: str, magic: bytes) -> None:

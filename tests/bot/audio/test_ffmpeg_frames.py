@@ -1,4 +1,4 @@
-"""The FFmpeg locator and the frame dataclass."""
+"""The FFmpeg locator, the player's FFmpeg command line, and the frame dataclass."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from bot.audio.ffmpeg import ffmpeg_executable
+from bot.audio.ffmpeg import ffmpeg_args, ffmpeg_executable
 from bot.audio.frames import DISCORD_FRAME_BYTES, STT_FRAME_BYTES, PcmFrame
 
 
@@ -45,3 +45,16 @@ def test_pcm_frame_validates_and_reports_duration() -> None:
         PcmFrame(b"", 0, 1)
     with pytest.raises(dataclasses.FrozenInstanceError):
         frame.sample_rate = 8000  # type: ignore[misc]
+
+
+def test_command_is_low_latency_ogg_opus_from_raw_pcm() -> None:
+    args = ffmpeg_args("ffmpeg-exe")
+    assert args[0] == "ffmpeg-exe"
+    joined = " ".join(args)
+    for flag in (
+        "-f s16le", "-ar 24000", "-ac 1", "-probesize 32", "-analyzeduration 0", "-fflags nobuffer",
+        "-i pipe:", "-f ogg", "-acodec libopus", "-ar 48000", "-ac 2", "-frame_duration 20",
+        "-application voip", "-page_duration 20000", "-flush_packets 1",
+    ):  # fmt: skip
+        assert flag in joined
+    assert joined.index("-f s16le") < joined.index("-i pipe:") < joined.index("-f ogg")

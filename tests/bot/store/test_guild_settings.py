@@ -117,3 +117,14 @@ async def test_guilds_are_isolated(database: Database) -> None:
     assert await database.guilds.get(G2) == GuildSettings(guild_id=G2)
     await database.guilds.update(G2, retention_days=90)
     assert (await database.guilds.get(G1)).retention_days == 2
+
+
+async def test_the_captions_channel_is_stored_cleared_and_validated(database: Database) -> None:
+    assert (await database.guilds.get(G1)).captions_channel_id is None, "off by default"
+    saved = await database.guilds.update(G1, captions_channel_id=987654321098765432, persona="pirate")
+    assert (await database.guilds.get(G1)).captions_channel_id == 987654321098765432
+    assert (await database.guilds.update(G1, captions_channel_id=None)).persona == saved.persona
+    assert (await database.guilds.get(G1)).captions_channel_id is None
+    for bad in (0, -5, "123", True):
+        with pytest.raises(InvalidSettingError):
+            await database.guilds.update(G1, captions_channel_id=bad)

@@ -158,7 +158,7 @@ async def test_a_bug_below_the_listener_never_escapes_to_the_socket_reader():
     def broken_decoder():
         raise RuntimeError("boom")
 
-    rig.receiver._decoder_factory = broken_decoder
+    rig.receiver.speakers.decoder_factory = broken_decoder
     await rig.start()
     rig.feed([rig.packet(0, opus_packets(1)[0])])
     assert rig.stats.internal_errors == 1
@@ -304,9 +304,9 @@ async def test_a_busy_loop_gets_one_wakeup_for_many_packets():
     await rig.start()
     opus = opus_packets(FRAMES)
     rig.feed([rig.packet(seq, opus[seq]) for seq in range(FRAMES)])  # the loop cannot run meanwhile
-    assert len(rig.receiver._outbox) == rig.stats.frames_out > 10
+    assert rig.receiver.handoff.pending == rig.stats.frames_out > 10
     await settle()
-    assert len(rig.receiver._outbox) == 0 and len(rig.sink.frames) == rig.stats.frames_out
+    assert rig.receiver.handoff.pending == 0 and len(rig.sink.frames) == rig.stats.frames_out
 
 
 @pytest.mark.parametrize(

@@ -86,6 +86,8 @@ class Gateway:
         self.unhandled_ops: list[Json] = []
         self._sockets: set[web.WebSocketResponse] = set()
         self._changed = asyncio.Condition()
+        # An outage: new connections are refused with 503 before the upgrade (drop() ends the open ones).
+        self.refusing = False
 
     # ---------- test-facing ----------
     @property
@@ -143,7 +145,9 @@ class Gateway:
             await ws.close(code=1001, message=b"fake discord stopping")
 
     # ---------- socket handling ----------
-    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        if self.refusing:
+            return web.Response(status=503, text="fake gateway outage")
         ws = web.WebSocketResponse(max_msg_size=0)
         await ws.prepare(request)
         connection = GatewayConnection(query=dict(request.query))

@@ -193,6 +193,10 @@ class FakeDiscord:
     async def drop_gateway(self, code: int = 4000) -> None:
         await self.gateway.drop(code)
 
+    def refuse_gateway(self, refusing: bool = True) -> None:
+        """While set, new gateway connections get HTTP 503 (an outage); unset, they work again."""
+        self.gateway.refusing = refusing
+
     async def dispatch(self, event: str, data: Json, *, guild_id: int | None = None) -> int:
         return await self.gateway.dispatch(event, data, guild_id=guild_id)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 import re
 import time
 import uuid
@@ -66,6 +67,8 @@ class FakeMistral:
         self.tts_chunk_bytes = tts_chunk_bytes
         """Streamed speech chunk size; odd by default so clients must handle split float32 samples."""
         self.sleep = sleep
+        self.random = random.Random(0)
+        """Seeded randomness for ``latency.tts_jitter``, so a run can be repeated."""
         self.echo_auth_in_errors = False
         """Quote the request's Authorization header in error bodies, as a careless proxy might."""
         self._closing = asyncio.Event()

@@ -194,14 +194,17 @@ class SpeechHandler:
         response = await _open_stream(request)
         writer = _EventWriter(request, response, request.get(FAULT_KEY), record)
         first_due = record.received_at + fake.latency.tts_first_audio
-        await fake.delay(fake.latency.tts_first_audio, until=first_due)
+        jitter = fake.latency.tts_jitter
         size = max(1, fake.tts_chunk_bytes)
         for index, offset in enumerate(range(0, len(audio), size)):
             if writer.ended:
                 break
-            if offset:
-                await fake.delay(fake.latency.tts_chunk_interval,
-                                 until=first_due + index * fake.latency.tts_chunk_interval)
+            due = first_due + index * fake.latency.tts_chunk_interval
+            step = fake.latency.tts_chunk_interval if offset else fake.latency.tts_first_audio
+            if jitter and offset:
+                shift = fake.random.uniform(-jitter, jitter)
+                due, step = due + shift, max(0.0, step + shift)
+            await fake.delay(step, until=due)
             payload = {"type": "speech.audio.delta",
                        "audio_data": base64.b64encode(audio[offset:offset + size]).decode("ascii")}
             await writer.send(json.dumps(payload), event="speech.audio.delta")

@@ -27,6 +27,11 @@ class Latency:
     """``None`` streams every token at once."""
     tts_first_audio: float = 0.0
     tts_chunk_interval: float = 0.0
+    tts_jitter: float = 0.0
+    """Each speech chunk after the first is due up to this many seconds early or late, uniformly,
+    around its ``tts_first_audio + index * tts_chunk_interval`` schedule: network jitter, which
+    never accumulates (a chunk due before the one ahead of it waits for it, as TCP would). The
+    first chunk's own delay is ``tts_first_audio``, so turn-latency figures stay comparable."""
 
 
 @dataclass(slots=True)

@@ -1,42 +1,34 @@
-"""Streamed speech into a voice channel: TTS PCM in, 20 ms Opus packets out, through one FFmpeg.
-
-Flow per reply: ``SpeechPlayer.begin_reply`` spawns FFmpeg before any audio exists (spawning
-costs ~12 ms, measured in bench/playback_latency.py); TTS chunks are fed as they arrive, every
-sentence of the reply into the same FFmpeg so no encoder restart separates them; playback starts
-when the first packet is ready; ``finish`` closes FFmpeg's stdin so the tail drains;
-``interrupt`` (barge-in) stops the player, kills FFmpeg and drops what was queued.
+"""One reply's speech as a discord.py ``AudioSource``: TTS PCM in, 20 ms Opus packets out, through
+one FFmpeg (command line in ``bot.audio.ffmpeg.ffmpeg_args``).
 
 Threads: discord.py's ``AudioPlayer`` calls ``read`` from its own thread every 20 ms. A writer
 thread feeds FFmpeg's stdin (a write blocks when FFmpeg's pipe is full, which must not stall the
 event loop) and a pump thread parses stdout into a packet queue, so ``read`` never waits on FFmpeg.
+The loop-side owner of a source is ``bot.voice.player.SpeechPlayer``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import discord
-import ffmpeg
 from discord.oggparse import OggError, OggStream
+
+from bot.audio.ffmpeg import ffmpeg_args
+from bot.audio.frames import FRAME_DURATION_S, OPUS_SILENCE, SAMPLE_WIDTH, TTS_SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 
-TTS_SAMPLE_RATE = 24_000
-SAMPLE_WIDTH = 2  # s16le mono
-FRAME_SECONDS = 0.020
-OPUS_BITRATE = "64k"
-# A valid Opus frame of silence (what discord.py sends when playback ends). Returned on underrun
-# so the player keeps its 20 ms cadence: blocking instead would make AudioPlayer send the late
-# packets in a burst to catch up, which Discord clients play back garbled.
-OPUS_SILENCE = b"\xf8\xff\xfe"
+FRAME_SECONDS = FRAME_DURATION_S
+# OPUS_SILENCE is returned on underrun so the player keeps its 20 ms cadence: blocking instead
+# would make AudioPlayer send the late packets in a burst to catch up, which Discord clients play
+# back garbled.
 # How long ``read`` waits for a late packet before sending silence instead.
 UNDERRUN_WAIT = 0.005
 # FFmpeg's raw PCM demuxer reads stdin in blocks of ~0.1 s rounded down to a power of two
@@ -54,40 +46,6 @@ JOIN_TIMEOUT = 2.0
 _END = object()  # pump -> reader: FFmpeg's output has ended
 _PAD = object()  # reader -> writer: push stuck audio out with silence
 _CLOSE = object()  # -> writer: close FFmpeg's stdin
-
-
-def ffmpeg_args(executable: str, *, sample_rate: int = TTS_SAMPLE_RATE) -> list[str]:
-    """FFmpeg command: s16le mono on stdin -> Ogg Opus (48 kHz stereo, 20 ms frames) on stdout."""
-    source = ffmpeg.input(
-        "pipe:",
-        f="s16le",
-        ar=sample_rate,
-        ac=1,
-        # The format is given, so there is nothing to probe; probing would wait for input.
-        probesize=32,
-        analyzeduration=0,
-        fflags="nobuffer",
-    )
-    # Discord wants stereo. Plain "-ac 2" upmixes mono at -3 dB per channel (measured); copying
-    # the channel keeps the TTS level.
-    source = source.filter("pan", "stereo|FL<FC|FR<FC")  # "<" renormalises: unity gain
-    output = source.output(
-        "pipe:",
-        f="ogg",
-        acodec="libopus",
-        ar=48_000,
-        ac=2,
-        frame_duration=20,
-        application="voip",
-        fec=1,
-        packet_loss=10,
-        # One page per packet, flushed at once; the default 1 s pages hold audio back that long.
-        page_duration=20_000,
-        flush_packets=1,
-        map_metadata=-1,
-        **{"b:a": OPUS_BITRATE},
-    )
-    return output.global_args("-hide_banner", "-nostdin", "-loglevel", "error").compile(cmd=executable)
 
 
 class StreamingOpusSource(discord.FFmpegAudio):
@@ -297,164 +255,3 @@ class StreamingOpusSource(discord.FFmpegAudio):
                     thread.join(JOIN_TIMEOUT)
             if not self._pump.is_alive():
                 self._stdout.close()
-
-
-class VoiceOutput(Protocol):
-    """The part of ``discord.VoiceClient`` playback uses."""
-
-    def play(
-        self, source: discord.AudioSource, *, after: Callable[[Exception | None], Any] | None = None
-    ) -> None: ...
-    def stop(self) -> None: ...
-    def pause(self) -> None: ...
-    def resume(self) -> None: ...
-
-
-@dataclass(slots=True, eq=False)
-class _Reply:
-    source: StreamingOpusSource
-    done: asyncio.Event
-    started: bool = False
-
-
-class SpeechPlayer:
-    """Plays one reply at a time into a guild's voice connection. One per guild; loop thread only."""
-
-    def __init__(
-        self,
-        voice_client: VoiceOutput,
-        *,
-        ffmpeg_executable: str,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._voice = voice_client
-        self._executable = ffmpeg_executable
-        self._clock = clock
-        self._reply: _Reply | None = None
-        self._last_played = 0.0
-        self._last_first_packet_at: float | None = None
-
-    @property
-    def played_seconds(self) -> float:
-        """Seconds of the current (or else the last) reply handed to Discord so far."""
-        return self._reply.source.played_seconds if self._reply else self._last_played
-
-    @property
-    def playing(self) -> bool:
-        """A reply is under way: begun and neither played out nor interrupted."""
-        return self._reply is not None
-
-    @property
-    def source(self) -> StreamingOpusSource | None:
-        return self._reply.source if self._reply else None
-
-    @property
-    def first_packet_sent_at(self) -> float | None:
-        """Clock time the first packet of the current (or else the last) reply went to Discord."""
-        return self._reply.source.first_packet_read_at if self._reply else self._last_first_packet_at
-
-    def begin_reply(self) -> None:
-        """Spawn FFmpeg for a new reply. A reply still playing is interrupted: the new one wins."""
-        if self._reply is not None:
-            self.interrupt()
-        loop = asyncio.get_running_loop()
-        reply: _Reply | None = None
-
-        # Called from the pump thread; `reply` is read when the loop runs them, after it is set.
-        def on_first_packet(_at: float) -> None:
-            _call_soon(loop, lambda: reply and self._start_playing(reply))
-
-        def on_eof() -> None:
-            _call_soon(loop, lambda: reply and self._on_eof(reply))
-
-        source = StreamingOpusSource(
-            executable=self._executable, clock=self._clock, on_first_packet=on_first_packet, on_eof=on_eof
-        )
-        reply = _Reply(source=source, done=asyncio.Event())
-        self._reply = reply
-
-    def feed(self, pcm: bytes) -> None:
-        """Queue 24 kHz s16le mono PCM. Ignored when no reply is active (e.g. after barge-in)."""
-        if self._reply is not None:
-            self._reply.source.feed(pcm)
-
-    def finish(self) -> None:
-        """The reply's audio is complete: let FFmpeg drain it."""
-        if self._reply is not None:
-            self._reply.source.finish()
-
-    async def wait_done(self) -> float:
-        """Wait until the reply has played out (or was interrupted); returns seconds played."""
-        reply = self._reply
-        if reply is None:
-            return self._last_played
-        await reply.done.wait()
-        return reply.source.played_seconds
-
-    def pause(self) -> None:
-        """Fall quiet at once but keep the reply: someone may be starting to talk (a tentative
-        onset). discord.py's player stops reading packets; FFmpeg keeps encoding meanwhile."""
-        if self._reply is not None and self._reply.started:
-            self._voice.pause()
-
-    def resume(self) -> None:
-        """The onset was not speech after all: carry on from the packet after the last one sent."""
-        if self._reply is not None and self._reply.started:
-            self._voice.resume()
-
-    def interrupt(self) -> float:
-        """Barge-in: stop now, drop queued audio, kill FFmpeg. Returns seconds actually played."""
-        reply, self._reply = self._reply, None
-        if reply is None:
-            return 0.0
-        played = reply.source.stop_reading()
-        if reply.started:
-            self._voice.stop()
-        self._end(reply)
-        self._last_played = played
-        return played
-
-    def close(self) -> None:
-        """Leaving the channel: stop whatever is playing and release FFmpeg."""
-        self.interrupt()
-
-    def _start_playing(self, reply: _Reply) -> None:
-        if reply is not self._reply or reply.started:
-            return  # interrupted before its first packet was ready
-        loop = asyncio.get_running_loop()
-        reply.started = True
-        try:
-            self._voice.play(reply.source, after=lambda error: _call_soon(loop, self._on_played, reply, error))
-        except discord.ClientException as error:  # not connected, or something else is playing
-            log.warning("Cannot play reply: %s", error)
-            self._finish_reply(reply)
-
-    def _on_eof(self, reply: _Reply) -> None:
-        if not reply.started:  # FFmpeg ended without a single packet: nothing will call `after`
-            self._finish_reply(reply)
-
-    def _on_played(self, reply: _Reply, error: Exception | None) -> None:
-        if error is not None:
-            log.warning("Reply playback ended with an error: %s", error)
-        self._finish_reply(reply)
-
-    def _finish_reply(self, reply: _Reply) -> None:
-        if reply is self._reply:
-            self._reply = None
-            self._last_played = reply.source.played_seconds
-            self._last_first_packet_at = reply.source.first_packet_read_at
-        self._end(reply)
-
-    @staticmethod
-    def _end(reply: _Reply) -> None:
-        # The player thread also cleans up after `after`; waiting for the process here means a
-        # finished `wait_done` never leaves an FFmpeg behind.
-        reply.source.cleanup()
-        reply.done.set()
-
-
-def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: Any) -> None:
-    try:
-        loop.call_soon_threadsafe(callback, *args)
-    except RuntimeError:
-        log.debug("Event loop closed; dropping playback callback")

@@ -1,5 +1,6 @@
-"""The receiver against discord.py's real VoiceConnectionState and SocketReader thread (UDP on
-localhost), including the socket swap discord.py performs when it reconnects."""
+"""VoxcordConnectionState: the receiver against discord.py's real VoiceConnectionState and
+SocketReader thread (UDP on localhost), including the socket swap discord.py performs when it
+reconnects, and the handshake's lost wake-up."""
 
 import asyncio
 import os
@@ -7,11 +8,10 @@ import socket
 import threading
 from types import SimpleNamespace
 
-import discord
 import pytest
 from discord.voice_state import ConnectionFlowState, VoiceConnectionState
 
-from bot.voice.client import VoxcordConnectionState, VoxcordVoiceClient
+from bot.voice.connection_state import VoxcordConnectionState
 from bot.voice.receiver import VoiceReceiver
 from tests.bot.voice.helpers import ALICE_ID, ALICE_SSRC, XCHACHA, RecordingSink, opus_packets, seal
 
@@ -76,31 +76,6 @@ async def test_receiving_resumes_after_discord_py_reconnect_socket_swap():
         state._socket_reader.stop()
         state.socket.close()
         sender.close()
-
-
-class StubChannel:
-    id = 999
-    guild = SimpleNamespace(id=500)
-
-    def _get_voice_client_key(self):
-        return 500, "guild_id"
-
-
-async def test_voxcord_voice_client_hooks_the_connection_and_cleans_up():
-    client = discord.Client(intents=discord.Intents.none())
-    vc = VoxcordVoiceClient(client, StubChannel())
-    try:
-        assert vc._connection.hook == vc._on_voice_ws_message
-        await vc._connection.hook(None, {"op": 5, "d": {"user_id": "222", "ssrc": 2222, "speaking": 1}})
-        assert vc.receiver.user_for_ssrc(2222) == ALICE_ID
-        sink = RecordingSink()
-        vc.start_receiving(sink)
-        assert vc.is_receiving()
-        vc.cleanup()  # every final disconnect path in discord.py ends here
-        assert not vc.is_receiving()
-    finally:
-        vc._connection._socket_reader.stop()
-        await client.close()
 
 
 def _connection_state_in(state: ConnectionFlowState, cls: type[VoiceConnectionState]) -> VoiceConnectionState:

@@ -1,0 +1,101 @@
+"""What the conversation needs from the rest of the bot, as Protocols (the ports).
+
+The conversation layer imports no Discord voice class: the engine hands it objects that fit
+these shapes (discord.py's cache behind ``Roster``, the FFmpeg player behind ``ReplyPlayer``,
+the limits meter behind ``TurnMeter``, the voice client behind ``ReceivingVoice``), and tests
+hand it scripted ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from bot.voice.handoff import SpeechSink
+
+Notify = Callable[[str], Awaitable[None]]
+"""Posts a short message to the guild's text channel."""
+
+
+class Roster(Protocol):
+    """Who is in the bot's voice channel; backed by discord.py's cache in production."""
+
+    def display_name(self, user_id: int) -> str: ...
+
+    def humans_in_channel(self) -> int: ...
+
+
+class ReplyPlayer(Protocol):
+    def begin_reply(self) -> None: ...
+
+    def feed(self, pcm: bytes) -> None: ...
+
+    def finish(self) -> None: ...
+
+    async def wait_done(self) -> None: ...
+
+    def interrupt(self) -> float: ...
+
+    def pause(self) -> None: ...
+
+    def resume(self) -> None: ...
+
+    @property
+    def playing(self) -> bool: ...
+
+    @property
+    def first_packet_sent_at(self) -> float | None: ...
+
+    @property
+    def played_seconds(self) -> float:
+        """Seconds of the current (or else the last) reply handed to Discord so far."""
+        ...
+
+
+class TurnMeter(Protocol):
+    """Rate limits, budgets and usage accounting; the conversation asks before it spends money."""
+
+    async def admit(self, guild_id: int, user_id: int) -> str | None:
+        """None to go ahead; otherwise a short notice to post (or "" to refuse silently)."""
+        ...
+
+    async def record(self, guild_id: int, user_id: int | None, kind: str, quantity: float) -> None: ...
+
+
+class UnmeteredTurns:
+    """A ``TurnMeter`` that admits everything and records nothing."""
+
+    async def admit(self, guild_id: int, user_id: int) -> str | None:
+        return None
+
+    async def record(self, guild_id: int, user_id: int | None, kind: str, quantity: float) -> None:
+        return None
+
+
+Admission = Callable[[int], bool]
+"""Whether a member's audio may be received at all (consent); asked before decryption."""
+
+
+class Readmitting(Protocol):
+    def readmit(self) -> None:
+        """Consent changed: ask ``admit`` again for everyone already heard."""
+        ...
+
+
+@runtime_checkable
+class ReceivingVoice(Protocol):
+    """A voice connection that can hear: our voice client. A plain discord.py client cannot."""
+
+    @property
+    def receiver(self) -> Readmitting: ...
+
+    def start_receiving(self, sink: SpeechSink, *, admit: Admission | None = None) -> None: ...
+
+    def stop_receiving(self) -> None: ...
+
+
+class QuestionLog(Protocol):
+    """Where the question of a turn is stored; the first sentence of its reply waits for it."""
+
+    async def question_saved(self, turn_id: int) -> None: ...
