@@ -6,8 +6,6 @@ Shared, injected services (store, Mistral clients) live here once; everything pe
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import logging
 import time
 from collections.abc import Callable
@@ -16,7 +14,6 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from bot.audio.vad import GatedSileroVad, SileroPool
 from bot.conversation.guild import GuildConversation
 from bot.conversation.hearing import Hearing
 from bot.conversation.ports import ReceivingVoice, TurnMeter
@@ -75,11 +72,8 @@ class ConversationEngine:
         meter: TurnMeter | None = None,
         privacy: PrivacyService | None = None,
         turn_detection: TurnDetection = DEFAULT_TURN_DETECTION,
-        vad_pool: SileroPool | None = None,
     ) -> None:
         self._turn_detection = turn_detection
-        # One pool of Silero models for every guild's speakers (~9.5 MB each, leased per burst).
-        self._vad_pool = vad_pool or SileroPool()
         self._db = database
         self._privacy = privacy
         self._meter = meter
@@ -125,12 +119,7 @@ class ConversationEngine:
             timings_log=self._timings.setdefault(session.guild_id, TimingsLog()),
             default_voice_id=self._default_voice_id, meter=self._meter, turn_detection=self._turn_detection,
         )
-        # The first model takes ~61 ms to load: off the event loop, before anyone speaks.
-        await asyncio.to_thread(self._vad_pool.warm, 1)
-        hearing = Hearing(
-            conversation, clock=self._clock, turn_detection=self._turn_detection,
-            vad_factory=functools.partial(GatedSileroVad, self._vad_pool),
-        )
+        hearing = Hearing(conversation, clock=self._clock, turn_detection=self._turn_detection)
         conversation.start()
         hearing.start()
         if receiving is not None:

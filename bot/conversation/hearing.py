@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from bot.audio.utterances import Event, UtteranceSegmenter
-from bot.audio.vad import GatedSileroVad, VoiceActivityDetector
+from bot.audio.vad import SpectralVad, VoiceActivityDetector
 from bot.conversation.turn_detection import DEFAULT_TURN_DETECTION, TurnDetection
 
 log = logging.getLogger(__name__)
@@ -37,8 +37,7 @@ class Hearing:
         consumer: HearingConsumer,
         *,
         clock: Callable[[], float] = time.monotonic,
-        # The engine passes one sharing its SileroPool; this default leases from a pool of its own.
-        vad_factory: Callable[[], VoiceActivityDetector] = GatedSileroVad,
+        vad_factory: Callable[[], VoiceActivityDetector] = SpectralVad,
         turn_detection: TurnDetection = DEFAULT_TURN_DETECTION,
         tick_interval: float = 0.02,  # end-of-speech is noticed within one frame time
         sleep: Callable[[float], object] = asyncio.sleep,
