@@ -137,7 +137,7 @@ async def assemble(settings: Settings, *, guild_ready_timeout: float = 2.0) -> A
                 privacy=privacy,
                 transcriber=StreamingTranscriber(
                     mistral, realtime_model=settings.stt_model, batch_model=settings.stt_batch_model, retry=retry,
-                    final_timeout=settings.stt_final_timeout,
+                    final_timeout=settings.stt_final_timeout, turn_detection=settings.stt_turn_detection,
                 ),
                 chat=ChatModel(
                     mistral, model=settings.chat_model, retry=retry,

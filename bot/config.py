@@ -45,8 +45,11 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///data/voxcord.db"
     dev_guild_id: int | None = None
 
-    stt_model: str = "voxtral-mini-transcribe-realtime-2602"
+    stt_model: str = "voxtral-mini-transcribe-realtime-3-0"
     stt_batch_model: str = "voxtral-mini-latest"
+    # Server end-of-turn detection: auto = on Voxtral 3 realtime models, on = assume the model
+    # has it (self-hosted), off = never ask (the bot's own end-of-turn decides).
+    stt_turn_detection: Literal["auto", "on", "off"] = "auto"
     chat_model: str = "mistral-small-latest"
     tts_model: str = "voxtral-mini-tts-2603"
     tts_default_voice: str | None = None
@@ -70,7 +73,7 @@ class Settings(BaseSettings):
     retry_max_total_seconds: Annotated[float, Field(gt=0)] = 20.0
 
     # Prices (USD) for usage accounting and budgets; defaults are Mistral's published prices.
-    price_stt_realtime_usd_per_minute: Annotated[float, Field(ge=0)] = 0.006
+    price_stt_realtime_usd_per_minute: Annotated[float, Field(ge=0)] = 0.008
     price_chat_input_usd_per_million_tokens: Annotated[float, Field(ge=0)] = 0.10
     price_chat_output_usd_per_million_tokens: Annotated[float, Field(ge=0)] = 0.30
     price_tts_usd_per_million_characters: Annotated[float, Field(ge=0)] = 16.0

@@ -33,7 +33,7 @@ from typing import Any, Protocol
 
 from bot.audio.opus import OpusDecodeError, OpusDecoder
 from bot.audio.resample import DownmixResampler
-from bot.voice.dave import DaveConnection, DaveFrameDecryptor
+from bot.voice.dave import NO_VALID_CRYPTOR, DaveConnection, DaveFrameDecryptor
 from bot.voice.handoff import Handoff, SpeechSink
 from bot.voice.jitter import DUPLICATE, IN_ORDER
 from bot.voice.rtp import (
@@ -51,6 +51,12 @@ from bot.voice.stats import RateLimitedLog, ReceiveStats
 from bot.voice.transport import MalformedPacketError, TransportAuthError, TransportDecryptor, make_decryptor
 
 _log = logging.getLogger(__name__)
+
+# Frames held per speaker while their DAVE key is unknown: 160 ms. A davey-based sender switches
+# to a new epoch's key as soon as it processes the commit, before the voice gateway has relayed
+# that commit to us (libdave clients wait for the execute transition), so the first frames after
+# a join or leave would be lost (measured: 1 frame per re-key through the fake voice server).
+HELD_FRAMES = 8
 
 class VoiceConnection(DaveConnection, Protocol):
     """The attributes of discord.py's ``VoiceConnectionState`` the receiver reads."""
@@ -82,7 +88,7 @@ class VoiceReceiver:
         self._connection = connection
         self.stats = ReceiveStats()
         self._rlog = RateLimitedLog(_log, clock=clock)
-        self._dave = DaveFrameDecryptor(connection, self.stats.dave, log=self._rlog)
+        self._dave = DaveFrameDecryptor(connection, self.stats.dave, log=self._rlog, hold_unknown_keys=True)
         self._lock = threading.Lock()
         self.speakers = Speakers(
             self.stats, decoder_factory=decoder_factory, resampler_factory=resampler_factory,
@@ -238,9 +244,20 @@ class VoiceReceiver:
         if not payload:
             stats.truncated += 1
             return
+        if speaker.held is not None:
+            self._retry_held(speaker, after_epoch_change=True)
         opus = self._dave.open(speaker.user_id, payload)
-        if opus is None:
+        if not opus:
+            if opus is not None:  # HOLD: the commit with its key may be on its way
+                self._hold(speaker, seq, ts, payload)
             return
+        if speaker.held is not None:
+            self._retry_held(speaker, after_epoch_change=False)
+        self._push(speaker, seq, ts, opus)
+
+    def _push(self, speaker: Speaker, seq: int, ts: int, opus: bytes) -> None:
+        stats = self.stats
+        jitter = speaker.jitter
         resyncs = jitter.resyncs
         if jitter.push(seq, ts, opus) == IN_ORDER:
             self._play(speaker, ts, opus)
@@ -251,6 +268,39 @@ class VoiceReceiver:
                 self._conceal(speaker, entry_ts, fec)
             else:
                 self._play(speaker, entry_ts, packet)
+
+    def _hold(self, speaker: Speaker, seq: int, ts: int, payload: bytes) -> None:
+        held = speaker.held
+        if held is None:
+            held = speaker.held = []
+        elif len(held) >= HELD_FRAMES:
+            del held[0]
+            self._dave.count_failure(NO_VALID_CRYPTOR, speaker.user_id)
+        held.append((seq, ts, payload))
+        session = self._connection.dave_session
+        speaker.held_epoch = session.epoch if session is not None else None
+
+    def _retry_held(self, speaker: Speaker, *, after_epoch_change: bool) -> None:
+        """Before the next frame is decrypted, once the DAVE epoch has moved on (the commit with
+        their key was processed), retry the held frames in arrival order: davey refuses a nonce
+        older than one it has already accepted from that sender, and the jitter buffer gets them
+        in their places. If a newer frame decrypted without an epoch change, they are lost."""
+        if after_epoch_change:
+            session = self._connection.dave_session
+            if session is None or session.epoch == speaker.held_epoch:
+                return
+        held, speaker.held = speaker.held, None
+        dave = self._dave
+        for seq, ts, payload in held or ():
+            if not after_epoch_change:
+                dave.count_failure(NO_VALID_CRYPTOR, speaker.user_id)
+                continue
+            opus = dave.open(speaker.user_id, payload)
+            if opus:
+                self.stats.dave.recovered += 1
+                self._push(speaker, seq, ts, opus)
+            elif opus is not None:  # still no key: open() did not count it
+                dave.count_failure(NO_VALID_CRYPTOR, speaker.user_id)
 
     def _play(self, speaker: Speaker, ts: int, opus: bytes) -> None:
         try:
@@ -311,6 +361,9 @@ class VoiceReceiver:
 
     def _retire(self, speaker: Speaker, *, gone: bool) -> None:
         """Flush and free one speaker's state, already out of the table (lock held)."""
+        for _ in speaker.held or ():
+            self._dave.count_failure(NO_VALID_CRYPTOR, speaker.user_id)
+        speaker.held = None
         try:
             if self._active or gone:
                 for entry_ts, packet, fec in speaker.jitter.flush():

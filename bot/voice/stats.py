@@ -19,6 +19,7 @@ class DaveStats:
     decrypted: int = 0
     passthrough: int = 0  # unencrypted frames accepted (protocol 0, or a transition window)
     silence: int = 0  # the Opus silence frame, which DAVE never encrypts
+    recovered: int = 0  # frames held until the commit carrying their key was processed (in decrypted)
     failures: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -56,6 +57,7 @@ class ReceiveStats:
             "decrypted": self.dave.decrypted,
             "passthrough": self.dave.passthrough,
             "silence": self.dave.silence,
+            "recovered": self.dave.recovered,
             "failures": dict(self.dave.failures),
         }
         return out

@@ -30,6 +30,7 @@ from .common import FAULT_KEY, RequestRejected, message_text, validation_failure
 from .realtime import RealtimeHandler
 from .sse import ChatHandler, SpeechHandler
 from .state import Endpoint, Faults, Latency, RealtimeSession, RecordedRequest
+from .turns import TurnModel
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,8 @@ class FakeMistral:
         self.reply: Reply = default_reply
         """Chat reply text for a request's ``messages`` (the JSON dicts as sent)."""
         self.language = "en"
+        self.turns = TurnModel()
+        """Voxtral 3 realtime behaviour: turn timing, speech detector, streaming delay, jitter."""
         self.tts_seconds_per_character: float | None = None
         """``None`` uses ``audio.SECONDS_PER_CHARACTER``."""
         self.tts_chunk_bytes = tts_chunk_bytes

@@ -125,6 +125,8 @@ class RealtimeSession:
     messages: list[dict[str, Any]] = field(default_factory=list)
     sent: list[dict[str, Any]] = field(default_factory=list)
     audio: bytearray = field(default_factory=bytearray)
+    settings: dict[str, Any] = field(default_factory=dict)
+    """The session as last accepted (``session.updated``): audio_format, turn_detection, ..."""
     closed: asyncio.Event = field(default_factory=asyncio.Event)
     _appends: int = 0
     _append_waiters: list[tuple[int, asyncio.Future[None]]] = field(default_factory=list)
