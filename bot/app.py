@@ -154,7 +154,7 @@ class VoxcordBot(commands.AutoShardedBot):
         self._cog_modules = cogs
 
     async def setup_hook(self) -> None:
-        if self.shard_count is None:
+        if not self.shard_count:  # None until set (discord.py types it int)
             # Fixing the count here (login is done, connect not yet) keeps DISCORD_GATEWAY_URL;
             # left None, discord.py would connect to the URL /gateway/bot returns instead.
             self.shard_count = await recommended_shard_count(self.http)
@@ -187,7 +187,8 @@ class VoxcordBot(commands.AutoShardedBot):
         await self.sessions.leave_all()
         if self._purger is not None:
             await self._purger.stop()
-        if not isinstance(self.loop, asyncio.AbstractEventLoop):
+        loop: object = self.loop  # a sentinel until entered, though typed as an event loop
+        if not isinstance(loop, asyncio.AbstractEventLoop):
             # Never entered nor logged in (e.g. a test that only loads cogs): AutoShardedClient's
             # close needs the event queue that entering creates (discord.py 2.7 raises otherwise).
             await self.__aenter__()
