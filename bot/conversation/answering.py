@@ -172,6 +172,7 @@ class Answering:
 
     def confirm(self, turn_id: int) -> None:
         """The server ended the turn: a provisional reply to it may now be heard."""
+        self._bus.publish(events.TurnConfirmed(guild_id=self._guild_id, at=self._clock(), turn_id=turn_id))
         current = self._current
         if current is not None and current.turn_id == turn_id and current.confirmed is not None:
             current.confirmed.set()
@@ -236,7 +237,8 @@ class Answering:
         # waits for the commit (a few ms against the model's hundreds), so a crash once the
         # reply is being spoken still keeps the question.
         self._bus.publish(events.ReplyStarted(guild_id=self._guild_id, at=self._clock(), turn_id=turn.turn_id,
-                                              user_id=turn.user_id, speaker_name=turn.speaker_name, text=turn.text))
+                                              user_id=turn.user_id, speaker_name=turn.speaker_name, text=turn.text,
+                                              provisional=turn.confirmed is not None))
         await self._speak_reply(turn, messages, context.clip)
 
     async def _speak_reply(self, turn: PendingTurn, messages: list[ChatMessage], clip: VoiceClip | None) -> None:

@@ -44,12 +44,12 @@ def record_usage(bus: events.EventBus, meter: TurnMeter, background: Background)
 
 class TurnJournal:
     """Stores the conversation's turns in the order they happened: overheard remarks (and
-    backchannels) as context, each answered question once its reply's first sentence goes to
-    speech, and what was heard of each reply.
+    backchannels) as context, each answered question once its reply is requested (a provisional
+    one, prepared on the server's eager end, once its first sentence goes to speech), and what was
+    heard of each reply.
 
-    A question is written no sooner than its first sentence because until then the reply may be
-    withdrawn (the member was not done: their next words join the question); a question withdrawn
-    after its row was written has the row deleted, so history keeps the whole question once."""
+    Until its first audio a reply may be withdrawn (the member was not done: their next words join
+    the question); a withdrawn question's row is deleted, so history keeps the whole question once."""
 
     def __init__(
         self, store: ConversationStore, background: Background, *, guild_id: int, bot_name: str,
@@ -67,6 +67,7 @@ class TurnJournal:
     def attach(self, bus: events.EventBus) -> None:
         bus.subscribe(events.TurnRejected, self._on_rejected)
         bus.subscribe(events.ReplyStarted, self._on_reply_started)
+        bus.subscribe(events.TurnConfirmed, lambda event: self._write_question(event.turn_id))
         bus.subscribe(events.ReplyFinished, self._on_reply_finished)
 
     async def question_saved(self, turn_id: int) -> None:
@@ -82,6 +83,8 @@ class TurnJournal:
 
     def _on_reply_started(self, event: events.ReplyStarted) -> None:
         self._asked[event.turn_id] = event
+        if not event.provisional:
+            self._write_question(event.turn_id)  # while the model thinks
 
     def _write_question(self, turn_id: int) -> asyncio.Future[Any] | None:
         asked = self._asked.pop(turn_id, None)

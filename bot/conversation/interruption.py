@@ -107,12 +107,9 @@ class InterruptionPolicy:
     # listening asks ---------------------------------------------------------------------------
 
     def admits(self, user_id: int, text: str) -> bool:
-        """May this finished utterance become a turn? Not a backchannel said over the bot."""
-        if user_id in self._backchannels:
-            self._backchannels.discard(user_id)
-            if is_backchannel(text):
-                return False
-        return True
+        """May this utterance become a turn? Not a backchannel said over the bot (the mark lasts
+        until the member's next speech)."""
+        return not (user_id in self._backchannels and is_backchannel(text))
 
     # events -----------------------------------------------------------------------------------
 

@@ -43,9 +43,9 @@ from bot.store import Database, GuildSettings
 log = logging.getLogger(__name__)
 
 TRANSCRIPTION_FAILED = "Sorry, I couldn't make out what was said: the transcription service failed."
-_BYTES_PER_SECOND = 32_000
 _SILENCE = bytes(640)  # 20 ms of 16 kHz mono int16 silence
-_FILL_SLACK = 0.06  # zeros go out once the stream is this late on wall time (jitter headroom)
+_SILENCE_SECONDS = 0.020
+_FILL_SLACK = 0.04  # silence starts this long after the last packet (room for network jitter)
 _LOUD_RMS = 200.0  # int16: speech resuming after a server turn.end, not a leftover quiet frame
 MAX_BIAS_TERMS = 100
 
@@ -73,6 +73,7 @@ class _Transcription:
     continued: bool = False  # the member spoke again before it was finished: its text leads theirs
     provisional: PendingTurn | None = None
     admitted: bool = False  # a voice turn was counted for it already
+    settled: bool = False  # its provisional turn was confirmed on the server's turn.end
     ahead: ReadAhead | None = None  # history read while the transcript was being finished
     timings: TurnTimings | None = None
     settings: GuildSettings | None = None  # read as the utterance began
@@ -171,21 +172,28 @@ class Listening:
         real time (the server's clock is the audio it gets)."""
         queue, fill = transcription.queue, self._server_turns
         loop = asyncio.get_running_loop()
-        started, sent = loop.time(), 0
+        # Silence starts once no packet came for the slack, and covers the time since the last
+        # packet (the server's clock then matches ours), then goes on 20 ms per 20 ms.
+        last = loop.time()
+        due = last + _FILL_SLACK
         while True:
             if fill:
-                wait = started + sent / _BYTES_PER_SECOND + _FILL_SLACK - loop.time()
                 try:
-                    chunk = await asyncio.wait_for(queue.get(), max(0.0, wait))
+                    chunk = await asyncio.wait_for(queue.get(), max(0.0, due - loop.time()))
                 except TimeoutError:
-                    chunk = _SILENCE
+                    frames = max(1, int((loop.time() - last) / _SILENCE_SECONDS))
+                    chunk = _SILENCE * frames
+                    last += frames * _SILENCE_SECONDS
+                    due = last + _SILENCE_SECONDS
+                else:
+                    last = loop.time()
+                    due = last + _FILL_SLACK
             else:
                 chunk = await queue.get()
             if chunk is None:
                 break
-            sent += len(chunk)
             yield chunk
-        timings.mark("speech_end")
+        timings.mark_once("speech_end")
         transcription.ahead = self._store.read_ahead()  # while the transcript is being finished
 
     async def _transcribe(self, transcription: _Transcription) -> None:
@@ -242,6 +250,7 @@ class Listening:
             # The server ended the turn inside our utterance: speech after this is a new turn.
             del self._open[user_id]
             self._between.add(user_id)
+        timings.mark_once("speech_end")  # the server's turn.end stopped the audio before its end
         timings.mark("transcript_final")
         self._bus.publish(events.TranscriptFinal(
             guild_id=self._guild_id, at=self._clock(), user_id=user_id, text=transcript.text,
@@ -253,6 +262,9 @@ class Listening:
 
     async def _conclude(self, transcription: _Transcription, text: str) -> None:
         user_id = transcription.user_id
+        if transcription.settled:
+            self._carry.pop(user_id, None)  # it led the confirmed turn
+            return
         provisional, transcription.provisional = transcription.provisional, None
         if transcription.continued and words_of(text):
             # They went on talking before this was answered: it leads their next turn.
@@ -281,6 +293,14 @@ class Listening:
     async def _on_turn_event(self, transcription: _Transcription, event: TurnEvent) -> None:
         if event.kind == "resume":
             self._withdraw_provisional(transcription)
+        elif event.kind == "end" and transcription.timings is not None:
+            transcription.timings.mark_once("speech_end")
+        if event.kind == "end" and transcription.provisional is not None and not transcription.continued:
+            whole = self._with_carry(transcription.user_id, event.text.strip(), keep=True)
+            if words_of(whole) == words_of(transcription.provisional.text):
+                # Confirmed now rather than once the final transcript arrives.
+                transcription.settled = True
+                self._answerer.confirm(transcription.provisional.turn_id)
         elif event.kind == "eager_end" and transcription.provisional is None and not transcription.continued:
             text = event.text.strip()
             if not words_of(text) or (self.gate is not None and not self.gate.admits(transcription.user_id, text)):
@@ -309,8 +329,14 @@ class Listening:
             transcription.admitted = True
         self._turn_ids += 1
         ahead, transcription.ahead = transcription.ahead, None
+        timings = transcription.timings
+        if provisional:
+            # Its own stages, from the eager end (the text it answers is the transcript so far).
+            timings = TurnTimings(clock=self._clock)
+            timings.mark("speech_end")
+            timings.mark("transcript_final")
         return PendingTurn(turn_id=self._turn_ids, user_id=user_id, speaker_name=name, text=text,
-                           timings=transcription.timings, persona=settings.persona,
+                           timings=timings, persona=settings.persona,
                            ahead=ahead or self._store.read_ahead(), language=transcription.language,
                            confirmed=asyncio.Event() if provisional else None)
 

@@ -51,13 +51,19 @@ class SpeechLedger:
         return " ".join(s.text for s in self.sentences)
 
     def heard_text(self, played_seconds: float) -> str:
-        """The sentences whose audio had started playing; a cut-off one ends with an ellipsis."""
+        """What was heard: whole sentences, then the words of the cut one in the share of its
+        audio that played (speech is roughly even in words), ending with an ellipsis."""
         heard = []
         for sentence in self.sentences:
             if sentence.start_seconds >= played_seconds:
                 break
-            finished = sentence.start_seconds + sentence.seconds <= played_seconds + 0.05
-            heard.append(sentence.text if finished else sentence.text.rstrip(".!?…") + "…")
+            if sentence.start_seconds + sentence.seconds <= played_seconds + 0.05:
+                heard.append(sentence.text)
+                continue
+            words = sentence.text.split()
+            share = (played_seconds - sentence.start_seconds) / sentence.seconds if sentence.seconds > 0 else 0.0
+            spoken = max(1, round(len(words) * share))
+            heard.append(" ".join(words[:spoken]).rstrip(".,;:!?…") + "…")
         return " ".join(heard)
 
 

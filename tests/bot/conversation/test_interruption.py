@@ -82,6 +82,7 @@ async def test_a_backchannel_from_the_member_answered_pauses_then_resumes_and_is
     room.words(ASKER, "Mm-hm.")
     assert room.reply.calls == ["pause", "resume"]
     assert room.policy.admits(ASKER, "Mm-hm.") is False  # kept as context, not answered
+    room.speech(ASKER)
     assert room.policy.admits(ASKER, "Mm-hm.") is True  # only that utterance
 
 

@@ -168,8 +168,10 @@ def _language_report(trace: Trace, answer: Reply, language: str) -> str:
     chat = next((c for c in trace.chats if c.received_at == answer.received_at), None)
     system = str(chat.body["messages"][0].get("content", "")) if chat else ""
     in_prompt = language in system or {"fr": "French", "de": "German"}.get(language, "?") in system
-    tts = [r.body.get("language") for r in trace.speech if str(r.body.get("input", "")) in answer.sentences]
-    return f"prompt={'yes' if in_prompt else 'no'} tts={tts[0] if tts else None}"
+    # Voxtral's speech request has no language field: the language shows in the voice chosen
+    # for it (a preset voice per language when the guild has no clip).
+    voices = [r.body.get("voice_id") for r in trace.speech if str(r.body.get("input", "")) in answer.sentences]
+    return f"prompt={'yes' if in_prompt else 'no'} voice={voices[0] if voices else None}"
 
 
 def _stt(trace: Trace, outcome: RoomOutcome) -> None:
