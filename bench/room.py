@@ -26,14 +26,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.stack import running_stack  # noqa: E402
-from bench.turns import pct  # noqa: E402
-from tests.fakes.discord import FakeDiscord  # noqa: E402
-from tests.fakes.rooms.runner import Seated, play, seat  # noqa: E402
-from tests.fakes.rooms.scenarios import ROOMS, Room  # noqa: E402
-from tests.fakes.rooms.scoring import RoomOutcome, score  # noqa: E402
+from bench.stack import running_stack
+from bench.turns import pct
+from tests.fakes.discord import FakeDiscord
+from tests.fakes.rooms.runner import Seated, play, seat
+from tests.fakes.rooms.scenarios import ROOMS, Room
+from tests.fakes.rooms.scoring import RoomOutcome, score
 
 RESULTS = Path(__file__).resolve().parent / "results_room.json"
 MODELS = {

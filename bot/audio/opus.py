@@ -117,13 +117,14 @@ def _declare(lib: ctypes.CDLL) -> None:
 
 
 def _strerror(lib: ctypes.CDLL, code: int) -> str:
-    return lib.opus_strerror(code).decode("ascii", "replace")
+    message: bytes = lib.opus_strerror(code)
+    return message.decode("ascii", "replace")
 
 
 class _NativeState:
     """Owns one libopus encoder or decoder state: freed by close(), a with-block or the GC."""
 
-    __slots__ = ()
+    __slots__ = ("_lib", "_state")
     _kind = "codec"
     _destroy = ""  # the libopus function that frees this kind of state
     _lib: ctypes.CDLL
@@ -159,7 +160,7 @@ class OpusDecoder(_NativeState):
     _kind = "decoder"
     _destroy = "opus_decoder_destroy"
 
-    __slots__ = ("_buf", "_buf_addr", "_decode", "_lib", "_state")
+    __slots__ = ("_buf", "_buf_addr", "_decode")
 
     def __init__(self, *, lib: ctypes.CDLL | None = None) -> None:
         self._lib = lib or load_libopus()
@@ -202,7 +203,7 @@ class OpusDecoder(_NativeState):
 
     def packet_samples(self, packet: bytes) -> int:
         """Samples per channel the packet decodes to, without decoding it."""
-        n = self._lib.opus_packet_get_nb_samples(packet, len(packet), DISCORD_SAMPLE_RATE)
+        n: int = self._lib.opus_packet_get_nb_samples(packet, len(packet), DISCORD_SAMPLE_RATE)
         if n < 0:
             raise OpusDecodeError(f"opus_packet_get_nb_samples: {_strerror(self._lib, n)}")
         return n
@@ -214,7 +215,7 @@ class OpusEncoder(_NativeState):
 
     _kind = "encoder"
     _destroy = "opus_encoder_destroy"
-    __slots__ = ("_buf", "_buf_addr", "_lib", "_state")
+    __slots__ = ("_buf", "_buf_addr")
 
     def __init__(
         self,

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import discord
 
+from bot.conversation.events import EventBus
 from bot.conversation.guild import GuildConversation
 from bot.conversation.hearing import Hearing
 from bot.conversation.ports import ReceivingVoice, TurnMeter
@@ -50,11 +51,19 @@ class ChannelRoster:
         return sum(1 for member in channel.members if not member.bot)
 
 
+Detach = Callable[[], Awaitable[None]]
+# Something outside the conversation that follows each guild's events (metrics, captions): called
+# when the guild's conversation is built, before it hears anything; the returned coroutine
+# function is awaited after the conversation stopped, to flush and unsubscribe.
+GuildSubscriber = Callable[[discord.Guild, EventBus], Detach]
+
+
 @dataclass(slots=True)
 class GuildRuntime:
     hearing: Hearing
     conversation: GuildConversation
     player: SpeechPlayer
+    detach: list[Detach] = field(default_factory=list)
 
 
 class ConversationEngine:
@@ -72,8 +81,10 @@ class ConversationEngine:
         meter: TurnMeter | None = None,
         privacy: PrivacyService | None = None,
         turn_detection: TurnDetection = DEFAULT_TURN_DETECTION,
+        subscribers: Sequence[GuildSubscriber] = (),
     ) -> None:
         self._turn_detection = turn_detection
+        self._subscribers = tuple(subscribers)
         self._db = database
         self._privacy = privacy
         self._meter = meter
@@ -119,12 +130,15 @@ class ConversationEngine:
             timings_log=self._timings.setdefault(session.guild_id, TimingsLog()),
             default_voice_id=self._default_voice_id, meter=self._meter, turn_detection=self._turn_detection,
         )
+        detach = [subscribe(guild, conversation.events) for subscribe in self._subscribers]
         hearing = Hearing(conversation, clock=self._clock, turn_detection=self._turn_detection)
         conversation.start()
         hearing.start()
         if receiving is not None:
             receiving.start_receiving(hearing, admit=admit)
-        self._guilds[session.guild_id] = GuildRuntime(hearing=hearing, conversation=conversation, player=player)
+        self._guilds[session.guild_id] = GuildRuntime(
+            hearing=hearing, conversation=conversation, player=player, detach=detach
+        )
         if self._privacy is not None:
             channel = voice_client.channel
             await self._privacy.announce(guild, channel.mention if channel else "voice", notify)
@@ -138,6 +152,11 @@ class ConversationEngine:
             session.voice_client.stop_receiving()
         await runtime.hearing.stop()
         await runtime.conversation.stop()
+        for detach in runtime.detach:
+            try:
+                await detach()
+            except Exception:
+                log.exception("Guild %s: a conversation subscriber failed to detach", session.guild_id)
         runtime.player.close()
         if self._privacy is not None:
             await self._privacy.release(session.voice_client.guild)

@@ -83,7 +83,9 @@ class TurnEvent:
     end_reason: str | None = None
     """``threshold`` or ``timeout`` on ``end``; ``None`` otherwise."""
     text: str = ""
-    """The transcript so far when the event arrived (text trails its audio by the streaming delay)."""
+    """The transcript so far when the event arrived. Text trails its audio by the streaming delay,
+    so at ``eager_end`` it may lack the last words unless ``streaming_delay_ms`` is short; the
+    returned ``Transcript.text`` is always the whole utterance."""
 
 
 @dataclass(frozen=True, slots=True)

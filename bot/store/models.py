@@ -56,6 +56,11 @@ class GuildSettings:
     command_rate_per_minute: int | None = None
     # Where each finished turn is captioned as text (a channel or thread); None: captions off.
     captions_channel_id: int | None = None
+    # v5, issue 12: the language spoken here (None: detect it), terms to bias recognition toward
+    # (comma separated), and bot users whose audio is heard (comma-separated ids; None: no bots).
+    language: str | None = None
+    vocabulary: str | None = None
+    heard_bots: str | None = None
     # None means "never saved": the defaults above are in force.
     updated_at: datetime | None = None
 

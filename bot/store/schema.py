@@ -42,6 +42,10 @@ guild_settings = Table(
     Column("command_rate_per_minute", Integer, nullable=True),
     # v4; NULL means captions are off.
     Column("captions_channel_id", BigInteger, nullable=True),
+    # v5; NULL: detect the language, no vocabulary, no bot heard.
+    Column("language", Text, nullable=True),
+    Column("vocabulary", Text, nullable=True),
+    Column("heard_bots", Text, nullable=True),
 )
 
 turns = Table(

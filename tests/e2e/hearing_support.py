@@ -23,8 +23,8 @@ from bot.app import VoxcordBot
 from bot.audio.utterances import Event, SpeechStarted, UtteranceAudio, UtteranceEnded
 from bot.conversation.hearing import Hearing
 from bot.voice.client import VoxcordVoiceClient
-from tests.bot.audio.synth import speech_like, stereo, to_int16
 from tests.fakes.discord import FakeDiscord
+from tests.fakes.synth import speech_like, stereo, to_int16
 from tests.fakes.voice import FakeVoiceServer, SentFrame, SimulatedSpeaker
 from tests.fakes.voice.audio import decode_opus
 from tests.harness import World, build_world, running_bot, settings_for

@@ -7,7 +7,7 @@ import pytest
 
 from bot.audio.frames import DISCORD_FRAME_BYTES, FRAME_SAMPLES
 from bot.audio.opus import OpusDecodeError, OpusDecoder, OpusEncoder, OpusError, load_libopus
-from tests.bot.audio.synth import frames, speech_like, stereo, to_int16
+from tests.fakes.synth import frames, speech_like, stereo, to_int16
 
 RATE = 48_000
 

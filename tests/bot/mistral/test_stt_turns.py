@@ -238,3 +238,44 @@ async def test_batch_fallback_after_turn_end_keeps_the_servers_reason(
     assert transcript.text == "what is the capital of france"
     (batch,) = fake.requests_to("transcriptions")
     assert batch.body["model"] == "voxtral-mini-transcribe-3-0"
+
+
+async def test_turn_end_returns_even_when_the_audio_source_stalls(
+    fake: FakeMistral, client: Mistral, policy: RetryPolicy
+) -> None:
+    script_words(fake)
+    fake.turns.event_delay = 0.5  # the source has stalled well before turn.end comes back
+    stalled = asyncio.Event()
+    released = asyncio.Event()
+
+    async def source() -> AsyncIterator[bytes]:
+        for chunk in tone(600) + silence(700):
+            yield chunk
+            await asyncio.sleep(0.005)
+        stalled.set()
+        try:
+            await released.wait()  # the next packet never comes
+        except asyncio.CancelledError:
+            released.set()
+            raise
+        yield bytes(CHUNK)
+
+    transcript = await asyncio.wait_for(
+        transcriber(client, policy).transcribe(source(), options=TURNS), GUARD_CHUNKS / 50)
+    assert stalled.is_set() and released.is_set()  # the pending read was cancelled, not left hanging
+    assert transcript.end_reason == "threshold" and transcript.text == "what is the capital of france"
+    assert transcript.audio_seconds == pytest.approx(1.3)
+
+
+async def test_turn_events_after_the_audio_ran_out_are_not_reported(
+    fake: FakeMistral, client: Mistral, policy: RetryPolicy
+) -> None:
+    script_words(fake)
+    fake.turns.event_delay = 5.0  # decided, but still in flight when the audio ends
+    turns: list[TurnEvent] = []
+    transcript = await transcriber(client, policy).transcribe(
+        aiter(Speaker(tone(400) + silence(400), then_silence=False)), on_turn=turns.append, options=TURNS)
+    sent = [event["type"] for event in fake.realtime_sessions[0].sent if event["type"].startswith("turn.")]
+    assert sent == ["turn.start", "turn.eager_end"]  # flushed out on input_audio.end ...
+    assert turns == []  # ... after the utterance was over for the caller
+    assert transcript.end_reason == "local" and transcript.turn_detection

@@ -6,7 +6,7 @@ import pytest
 from bot.voice import dave
 from bot.voice.dave import DaveFrameDecryptor
 from bot.voice.stats import RateLimitedLog
-from tests.bot.voice.helpers import ALICE_ID, BOB_ID, SILENCE, dave_group
+from tests.fakes.voice.packets import ALICE_ID, BOB_ID, SILENCE, dave_group
 
 OPUS = b"\xfc" + bytes(range(60))
 

@@ -9,7 +9,7 @@ from bot.audio.opus import OpusDecoder
 from bot.audio.resample import DownmixResampler
 from bot.voice.dave import NO_VALID_CRYPTOR, NOT_READY
 from bot.voice.receiver import VoiceReceiver
-from tests.bot.voice.helpers import (
+from tests.fakes.voice.packets import (
     ALICE_ID,
     ALICE_SSRC,
     BOB_ID,

@@ -81,11 +81,14 @@ class _Stream:
             "audio_format": {"encoding": "pcm_s16le", "sample_rate": 16000},
         }
         # Streaming analysis, in audio time: frames analysed so far and the turn state machine.
+        record.settings = dict(self.session)
         self.tracker: TurnTracker | None = None
         self.analysed = 0
         self.frames = 0
         self.speech_frames = 0
         self.was_speech = False
+        self.hypothesis: str | None = None
+        """Text for the audio analysed so far; reused until more speech arrives (silence adds no words)."""
         # Streamed events wait in two lanes, each in due order: turn events come one encoder
         # frame after their audio, text at the session's streaming delay (so later).
         self.turn_lane: asyncio.Queue[tuple[float, dict[str, Any]]] = asyncio.Queue()
@@ -221,8 +224,9 @@ class _Stream:
             speech = is_speech(frame, audio_format["encoding"], self.turns.speech_dbfs)
             if speech:
                 self.speech_frames += 1
-            # A hypothesis every 4 frames of speech, and as soon as a pause starts.
-            if (speech and self.speech_frames % 4 == 0) or (self.was_speech and not speech):
+                self.hypothesis = None
+            # A hypothesis every 6 frames (480 ms) of speech, and as soon as a pause starts.
+            if (speech and self.speech_frames % 6 == 0) or (self.was_speech and not speech):
                 self._schedule("text", arrived, self._text_so_far())
             self.was_speech = speech
             if self.tracker is not None:
@@ -230,7 +234,9 @@ class _Stream:
                     self._schedule("turn", arrived, event)
 
     def _text_so_far(self) -> str:
-        return self.fake.transcribe(bytes(self.record.audio[:self.analysed]))
+        if self.hypothesis is None:
+            self.hypothesis = self.fake.transcribe(bytes(self.record.audio[:self.analysed]))
+        return self.hypothesis
 
     def _schedule(self, lane: str, arrived: float, item: Any) -> None:
         if lane == "turn":
