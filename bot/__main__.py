@@ -147,6 +147,7 @@ async def assemble(settings: Settings, *, guild_ready_timeout: float = 2.0) -> A
                 ffmpeg_executable=ffmpeg_executable(),
                 default_voice_id=settings.tts_default_voice,
                 meter=CountedMeter(meter, metrics, meter.prices),
+                vad=settings.vad,
             )
             clips = VoiceClipService(
                 repository=database.clips,

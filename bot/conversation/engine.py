@@ -6,14 +6,17 @@ Shared, injected services (store, Mistral clients) live here once; everything pe
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import discord
 
+from bot.audio.vad import GatedSileroVad, SileroPool, SpectralVad, VoiceActivityDetector
 from bot.conversation.guild import GuildConversation
 from bot.conversation.hearing import Hearing
 from bot.conversation.ports import ReceivingVoice, TurnMeter
@@ -72,8 +75,13 @@ class ConversationEngine:
         meter: TurnMeter | None = None,
         privacy: PrivacyService | None = None,
         turn_detection: TurnDetection = DEFAULT_TURN_DETECTION,
+        vad: Literal["silero", "spectral"] = "silero",
+        vad_pool: SileroPool | None = None,
     ) -> None:
         self._turn_detection = turn_detection
+        self._vad = vad
+        # One pool of Silero models for every guild's speakers (~9.5 MB each, leased per burst).
+        self._vad_pool = vad_pool or SileroPool()
         self._db = database
         self._privacy = privacy
         self._meter = meter
@@ -93,6 +101,13 @@ class ConversationEngine:
 
     def runtime(self, guild_id: int) -> GuildRuntime | None:
         return self._guilds.get(guild_id)
+
+    async def _vad_factory(self) -> Callable[[], VoiceActivityDetector]:
+        if self._vad == "spectral":
+            return SpectralVad
+        # The first model takes ~61 ms to load: off the event loop, before anyone speaks.
+        await asyncio.to_thread(self._vad_pool.warm, 1)
+        return functools.partial(GatedSileroVad, self._vad_pool)
 
     async def start(self, session: VoiceSession) -> None:
         voice_client = session.voice_client
@@ -119,7 +134,10 @@ class ConversationEngine:
             timings_log=self._timings.setdefault(session.guild_id, TimingsLog()),
             default_voice_id=self._default_voice_id, meter=self._meter, turn_detection=self._turn_detection,
         )
-        hearing = Hearing(conversation, clock=self._clock, turn_detection=self._turn_detection)
+        hearing = Hearing(
+            conversation, clock=self._clock, turn_detection=self._turn_detection,
+            vad_factory=await self._vad_factory(),
+        )
         conversation.start()
         hearing.start()
         if receiving is not None:
