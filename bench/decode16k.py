@@ -7,7 +7,7 @@ Today's path (A): ``OpusDecoder`` at 48 kHz stereo → ``DownmixResampler`` (int
 band-limited at that rate (CELT synthesises only the bands below 8 kHz, SILK skips its output
 resampler) and downmixes a stereo stream itself.
 
-Speech: the corpus' speech clips (tests/bot/audio/corpus) upsampled to 48 kHz, with "air" added
+Speech: the corpus' speech clips (tests/fakes/vad_corpus) upsampled to 48 kHz, with "air" added
 above 8 kHz (band-passed noise following the speech envelope, 20 dB under it: sibilance a real
 microphone picks up, which B must drop cleanly rather than alias), plus Debian's alsa-utils
 48 kHz recordings when /usr/share/sounds/alsa is present. Music and noise clips go through both
@@ -37,14 +37,12 @@ from pathlib import Path
 import numpy as np
 import soxr
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bot.audio.frames import FRAME_SAMPLES, STT_FRAME_SAMPLES  # noqa: E402
-from bot.audio.opus import OpusDecoder, OpusEncoder, load_libopus  # noqa: E402
-from bot.audio.resample import DownmixResampler  # noqa: E402
-from bot.audio.utterances import SpeechStarted, UtteranceSegmenter  # noqa: E402
-from bot.audio.vad import GatedSileroVad  # noqa: E402
-from tests.bot.audio.corpus import Clip, music_clips, noise_clips, speech_clips, speech_labels  # noqa: E402
+from bot.audio.frames import FRAME_SAMPLES, STT_FRAME_SAMPLES
+from bot.audio.opus import OpusDecoder, OpusEncoder, load_libopus
+from bot.audio.resample import DownmixResampler
+from bot.audio.utterances import SpeechStarted, UtteranceSegmenter
+from bot.audio.vad import GatedSileroVad
+from tests.fakes.vad_corpus import Clip, music_clips, noise_clips, speech_clips, speech_labels
 
 ALSA = Path("/usr/share/sounds/alsa")
 HI = 48_000

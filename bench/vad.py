@@ -1,5 +1,5 @@
 """VAD choice by measurement (issue 12 item 5): recall on speech, false accepts on music and noise,
-turns opened, µs per 20 ms frame and install size, on the labelled corpus in tests/bot/audio/corpus.
+turns opened, µs per 20 ms frame and install size, on the labelled corpus in tests/fakes/vad_corpus.
 
     .venv/bin/python -m bench.vad [--passes 3] [--json]
 
@@ -31,12 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bot.audio.frames import STT_FRAME_SAMPLES  # noqa: E402
-from bot.audio.utterances import SpeechStarted, UtteranceSegmenter  # noqa: E402
-from bot.audio.vad import GatedSileroVad, SileroPool, SileroVad, SpectralVad, VoiceActivityDetector  # noqa: E402
-from tests.bot.audio.corpus import Clip, corpus, to_int16, white  # noqa: E402
+from bot.audio.frames import STT_FRAME_SAMPLES
+from bot.audio.utterances import SpeechStarted, UtteranceSegmenter
+from bot.audio.vad import GatedSileroVad, SileroPool, SileroVad, SpectralVad, VoiceActivityDetector
+from tests.fakes.vad_corpus import Clip, corpus, to_int16, white
 
 
 class _ChunkedVad:

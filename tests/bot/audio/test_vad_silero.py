@@ -11,7 +11,7 @@ import pytest
 from bot.audio.frames import STT_FRAME_BYTES
 from bot.audio.utterances import SpeechStarted, UtteranceSegmenter
 from bot.audio.vad import SILERO_WINDOW, GatedSileroVad, SileroPool, SileroVad, SpectralVad, VoiceActivityDetector
-from tests.bot.audio.corpus import (
+from tests.fakes.vad_corpus import (
     Clip,
     music_clips,
     noise_clips,

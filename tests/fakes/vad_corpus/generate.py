@@ -1,13 +1,13 @@
-"""Regenerate the committed speech clips of the VAD corpus (``tests/bot/audio/corpus/*.wav``).
+"""Regenerate the committed speech clips of the VAD corpus (``tests/fakes/vad_corpus/*.wav``).
 
     apt-get install -y espeak-ng sox alsa-utils
-    python -m tests.bot.audio.corpus.generate
+    python -m tests.fakes.vad_corpus.generate
 
 Writes 16 kHz mono int16 WAVs: espeak-ng sentences in several languages and voices (formant
 synthesis, so a stand-in for real voices: a VAD that misses them would miss accented or robotic
 speech too) and the real human recordings Debian's ``alsa-utils`` ships (Front_Center.wav etc.,
 one man saying a channel name; ``Noise.wav`` is its real noise sample). Music and synthetic noise
-are not stored: ``tests/bot/audio/corpus/__init__.py`` synthesises them at test time, seeded.
+are not stored: ``tests/fakes/vad_corpus/__init__.py`` synthesises them at test time, seeded.
 Only run by hand; tests read the committed files, so CI needs none of these tools.
 """
 
