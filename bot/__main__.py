@@ -44,6 +44,7 @@ from bot.metrics import (
     LoopLagMonitor,
     Metrics,
     RetryMetrics,
+    TurnMetrics,
     VoiceMetrics,
     gateway_connected,
     serve_metrics,
@@ -52,6 +53,7 @@ from bot.mistral import ChatModel, RetryPolicy, SpeechSynthesizer, StreamingTran
 from bot.mistral.redaction import install_log_redaction
 from bot.mistral.sdk_speedups import install_sdk_speedups, preload_sdk
 from bot.privacy import PrivacyService, RetentionPurger, service_host
+from bot.services.captions import CaptionsService
 from bot.sessions import VoiceSessions
 from bot.store import Database, DatabaseOpenError
 from bot.voice.client import VoxcordVoiceClient
@@ -129,6 +131,7 @@ async def assemble(settings: Settings, *, guild_ready_timeout: float = 2.0) -> A
             )
             # The notice names where audio goes: the host only, never the URL's credentials or the key.
             privacy = PrivacyService(database=database, stt_host=service_host(settings.mistral_server_url))
+            captions = CaptionsService(database)
             engine = ConversationEngine(
                 database=database,
                 privacy=privacy,
@@ -147,6 +150,7 @@ async def assemble(settings: Settings, *, guild_ready_timeout: float = 2.0) -> A
                 ffmpeg_executable=ffmpeg_executable(),
                 default_voice_id=settings.tts_default_voice,
                 meter=CountedMeter(meter, metrics, meter.prices),
+                subscribers=(TurnMetrics(metrics).attach, captions.attach),
                 vad=settings.vad,
             )
             clips = VoiceClipService(
@@ -162,7 +166,7 @@ async def assemble(settings: Settings, *, guild_ready_timeout: float = 2.0) -> A
                 settings=settings, database=database, sessions=sessions, clips=clips, engine=engine,
                 connector=aiohttp.TCPConnector(ssl=tls), guild_ready_timeout=guild_ready_timeout,
                 meter=meter, command_limiter=CommandLimiter(database=database, limiter=limiter, limits=limits),
-                privacy=privacy, purger=RetentionPurger(database=database),
+                privacy=privacy, purger=RetentionPurger(database=database), captions=captions,
             )
             if settings.metrics_port is not None:
                 await stack.enter_async_context(LoopLagMonitor(metrics.loop_lag_seconds.observe))

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from bot.conversation.engine import ConversationEngine
     from bot.limits import CommandLimiter, UsageMeter
     from bot.privacy import PrivacyService, RetentionPurger
+    from bot.services.captions import CaptionsService
     from bot.sessions import VoiceSessions
     from bot.store import Database
 
@@ -131,6 +132,7 @@ class VoxcordBot(commands.AutoShardedBot):
         command_limiter: CommandLimiter | None = None,
         privacy: PrivacyService | None = None,
         purger: RetentionPurger | None = None,
+        captions: CaptionsService | None = None,
     ) -> None:
         # Default intents include guilds and voice_states; nothing privileged is needed.
         super().__init__(
@@ -151,6 +153,7 @@ class VoxcordBot(commands.AutoShardedBot):
         self.command_limiter = command_limiter
         self.privacy = privacy
         self._purger = purger
+        self.captions = captions
         self._cog_modules = cogs
 
     async def setup_hook(self) -> None:

@@ -32,6 +32,7 @@ def describe(settings: GuildSettings, bot_name: str) -> str:
         + ("" if settings.wake_word else " (my display name)"),
         f"**Persona:** {discord.utils.escape_markdown(settings.persona) if settings.persona else 'default'}",
         f"**Text channel for notices:** {notices}",
+        f"**Captions:** {f'in <#{settings.captions_channel_id}>' if settings.captions_channel_id else 'off'}",
         f"**History kept for:** {settings.retention_days} days",
         f"**Language:** {settings.language or 'detected from speech'}",
         f"**Vocabulary:** {discord.utils.escape_markdown(settings.vocabulary) if settings.vocabulary else 'none'}",
@@ -118,6 +119,44 @@ class SettingsCog(commands.GroupCog, group_name="settings"):
         where = channel.mention if channel else "the channel where /join is used"
         await interaction.response.send_message(f"Notices will go to {where}.", ephemeral=True)
 
+    @app_commands.command(name="captions")
+    @app_commands.describe(
+        mode="on: post each finished turn (who said what, and the reply) as text; off: stop.",
+        channel="Where captions go (a text channel, a voice channel's chat or a thread); default: here.",
+    )
+    @app_commands.default_permissions(manage_guild=True)
+    @app_commands.checks.has_permissions(manage_guild=True)
+    async def captions(
+        self,
+        interaction: discord.Interaction,
+        mode: Literal["on", "off"],
+        channel: discord.TextChannel | discord.VoiceChannel | discord.Thread | None = None,
+    ) -> None:
+        """Caption the conversation as text in a channel (for members who cannot hear it)."""
+        assert interaction.guild_id is not None and interaction.guild is not None
+        service = self.bot.captions
+        assert service is not None
+        if mode == "off":
+            await service.turn_off(interaction.guild_id)
+            await interaction.response.send_message("Captions are off.", ephemeral=True)
+            return
+        target = channel or interaction.channel
+        if not isinstance(target, discord.TextChannel | discord.VoiceChannel | discord.Thread):
+            await interaction.response.send_message(
+                "Pick a text channel, a voice channel's chat or a thread for the captions.", ephemeral=True)
+            return
+        missing = missing_post_permissions(target, interaction.guild.me)
+        if missing:
+            await interaction.response.send_message(
+                f"I can't post in {target.mention}: I'm missing the {' and '.join(missing)} permission there.",
+                ephemeral=True)
+            return
+        await service.turn_on(interaction.guild_id, target.id)
+        await interaction.response.send_message(
+            f"Captions are on: what is said in voice, and my replies, will be posted in {target.mention} "
+            "a turn at a time. Members who opted out are never heard, so never captioned.", ephemeral=True)
+
+
     @app_commands.command(name="language")
     @app_commands.describe(code="auto (detect it from speech) or a two-letter code such as en, fr, de.")
     @app_commands.default_permissions(manage_guild=True)
@@ -170,6 +209,16 @@ class SettingsCog(commands.GroupCog, group_name="settings"):
         await self.bot.database.guilds.update(interaction.guild_id, heard_bots=",".join(ids) or None)
         await interaction.response.send_message(
             f"{bot.mention} is {'now heard' if heard else 'no longer heard'} (from the next /join).", ephemeral=True)
+
+
+def missing_post_permissions(
+    channel: discord.TextChannel | discord.VoiceChannel | discord.Thread, me: discord.Member
+) -> list[str]:
+    perms = channel.permissions_for(me)
+    send = perms.send_messages_in_threads if isinstance(channel, discord.Thread) else perms.send_messages
+    needed = (("View Channel", perms.view_channel),
+              ("Send Messages in Threads" if isinstance(channel, discord.Thread) else "Send Messages", send))
+    return [name for name, ok in needed if not ok]
 
 
 async def setup(bot: VoxcordBot) -> None:

@@ -56,6 +56,11 @@ class FakeDiscord:
         self.commands: dict[int | None, list[Json]] = {}  # scope (guild id or None) -> synced commands
         self.command_syncs: list[tuple[int | None, list[Json]]] = []  # every bulk PUT, in order
         self.sent_messages: list[Json] = []  # POST /channels/{id}/messages
+        # Discord's per-channel send limit, off unless a test sets it (e.g. (5, 5.0)); each 429 it
+        # answered is recorded by channel id.
+        self.channel_message_limit: tuple[int, float] | None = None
+        self.channel_message_times: dict[int, list[float]] = {}
+        self.rate_limited_messages: list[int] = []
         self.unhandled: list[RecordedRequest] = []
         self.port = 0
         self.cdn = Cdn(lambda: self.base_url)

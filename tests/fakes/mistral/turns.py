@@ -16,6 +16,12 @@ frame's last byte arrives:
 - ``turn.resume`` when speech comes back after an eager end; ``time_s`` = where it came back.
 - ``turn.end`` with ``end_reason`` ``threshold`` no sooner than ``min_silence_ms`` of silence (and
   only if the text so far looks complete), or ``timeout`` after ``end_timeout_ms`` of silence.
+
+Measured with the defaults through ``StreamingTranscriber``, audio streamed in real time (zeros
+through the pause), 10 runs, machine loaded: ``turn.eager_end`` p50 376 ms and ``turn.end`` p50
+696 ms after the last speech chunk, the transcript 200 ms later with ``latency.stt_final`` 0.2.
+Text trails its audio by the streaming delay (480 ms unless set), so the text carried by
+``turn.eager_end`` is complete only with ``target_streaming_delay_ms`` of about 160 or less.
 """
 
 from __future__ import annotations
