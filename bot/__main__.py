@@ -52,7 +52,7 @@ from bot.metrics import (
 from bot.mistral import ChatModel, RetryPolicy, SpeechSynthesizer, StreamingTranscriber
 from bot.mistral.redaction import install_log_redaction
 from bot.mistral.sdk_speedups import install_sdk_speedups, preload_sdk
-from bot.privacy import PrivacyService, RetentionPurger, service_host
+from bot.privacy import PrivacyService, RetentionPurger, plain_name, service_host
 from bot.services.captions import CaptionsService
 from bot.sessions import VoiceSessions
 from bot.store import Database, DatabaseOpenError
@@ -131,7 +131,7 @@ async def assemble(settings: Settings, *, guild_ready_timeout: float = 2.0) -> A
             )
             # The notice names where audio goes: the host only, never the URL's credentials or the key.
             privacy = PrivacyService(database=database, stt_host=service_host(settings.mistral_server_url))
-            captions = CaptionsService(database)
+            captions = CaptionsService(database, bot_name=lambda guild: plain_name(guild.me.display_name))
             engine = ConversationEngine(
                 database=database,
                 privacy=privacy,
