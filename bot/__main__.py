@@ -155,6 +155,7 @@ async def assemble(settings: Settings, *, guild_ready_timeout: float = 2.0) -> A
                 ffmpeg_executable=ffmpeg_executable(),
                 meter=CountedMeter(meter, metrics, meter.prices),
                 subscribers=(TurnMetrics(metrics).attach, captions.attach),
+                vad=settings.vad,
             )
             voices = ClipVoices(
                 database.clips, VoiceRegistry(mistral, retry=retry) if settings.tts_register_voices else None
