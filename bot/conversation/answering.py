@@ -252,11 +252,13 @@ class Answering:
             audio.open()
         else:
             opener = asyncio.get_running_loop().create_task(_open_when(turn.confirmed, audio), name="confirm")
+        ref_audio, voice_id = clip.speech_voice() if clip else (None, self._default_voice_id)
         speaker = ReplySpeaker(
             self._tts, audio,
-            ref_audio=clip.audio if clip else None,
-            voice_id=None if clip else self._default_voice_id,
+            ref_audio=ref_audio,
+            voice_id=voice_id,
             clock=self._clock,
+            language=turn.language,
         )
         self._player.begin_reply()  # FFmpeg starts while the model is still thinking
         sentences = self._sentences(turn, messages)

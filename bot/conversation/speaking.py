@@ -17,7 +17,9 @@ from typing import Protocol
 class Synthesizer(Protocol):
     sample_rate: int
 
-    def synthesize(self, text: str, *, ref_audio: bytes | None, voice_id: str | None) -> AsyncIterator[bytes]: ...
+    def synthesize(
+        self, text: str, *, ref_audio: bytes | None, voice_id: str | None, language: str | None = None
+    ) -> AsyncIterator[bytes]: ...
 
 
 class Player(Protocol):
@@ -80,6 +82,7 @@ class ReplySpeaker:
         voice_id: str | None,
         clock: Callable[[], float],
         prefetch: int = 1,
+        language: str | None = None,
     ) -> None:
         self._tts = synthesizer
         self._player = player
@@ -87,6 +90,7 @@ class ReplySpeaker:
         self._voice_id = voice_id
         self._clock = clock
         self._prefetch = prefetch
+        self._language = language  # the reply's language: the voice speaks it
         self._bytes_per_second = synthesizer.sample_rate * 2  # int16 mono
         self.ledger = SpeechLedger()
 
@@ -141,7 +145,8 @@ class ReplySpeaker:
 
     async def _synthesize(self, text: str, audio: asyncio.Queue[object]) -> None:
         try:
-            async for chunk in self._tts.synthesize(text, ref_audio=self._ref_audio, voice_id=self._voice_id):
+            async for chunk in self._tts.synthesize(text, ref_audio=self._ref_audio, voice_id=self._voice_id,
+                                                    language=self._language):
                 audio.put_nowait(chunk)
         finally:
             audio.put_nowait(_END)

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING
 import discord
 
 from bot.conversation import events
-from bot.privacy import plain_name
 
 if TYPE_CHECKING:
     from bot.store import Database, GuildSettings
@@ -154,8 +153,12 @@ class GuildCaptions:
 class CaptionsService:
     """Turns captions on and off for a guild, and follows each guild's conversation while in voice."""
 
-    def __init__(self, database: Database, *, window: float = CAPTION_WINDOW_SECONDS) -> None:
+    def __init__(
+        self, database: Database, *, bot_name: Callable[[discord.Guild], str],
+        window: float = CAPTION_WINDOW_SECONDS,
+    ) -> None:
         self._db = database
+        self._bot_name = bot_name  # the name the conversation uses for the bot in this guild
         self._window = window
 
     async def turn_on(self, guild_id: int, channel_id: int) -> GuildSettings:
@@ -177,7 +180,7 @@ class CaptionsService:
             await target.send(text, allowed_mentions=discord.AllowedMentions.none(), silent=True)
 
         captions = GuildCaptions(
-            guild_id=guild.id, bot_name=plain_name(guild.me.display_name), channel=channel, send=send,
+            guild_id=guild.id, bot_name=self._bot_name(guild), channel=channel, send=send,
             window=self._window,
         )
         captions.attach(bus)

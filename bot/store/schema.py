@@ -73,6 +73,8 @@ voice_clips = Table(
     Column("set_by_id", BigInteger, nullable=False),
     Column("set_by_name", Text, nullable=False),
     Column("set_at", UTCDateTime, nullable=False),
+    Column("voice_id", Text, nullable=True),
+    Column("reference", LargeBinary, nullable=True),
 )
 
 usage_records = Table(

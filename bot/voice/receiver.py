@@ -29,26 +29,21 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.audio.opus import OpusDecodeError, OpusDecoder
 from bot.audio.resample import DownmixResampler
 from bot.voice.dave import NO_VALID_CRYPTOR, DaveConnection, DaveFrameDecryptor
 from bot.voice.handoff import Handoff, SpeechSink
+from bot.voice.identify import SsrcIdentifier
 from bot.voice.jitter import DUPLICATE, IN_ORDER
-from bot.voice.rtp import (
-    IP_DISCOVERY,
-    NOT_RTP,
-    OPUS_PAYLOAD_TYPE,
-    OTHER_PAYLOAD,
-    RTCP,
-    SAMPLES_PER_FRAME,
-    classify,
-    unpack_seq_ts_ssrc,
-)  # fmt: skip
+from bot.voice.rtp import OPUS_PAYLOAD_TYPE, SAMPLES_PER_FRAME, unpack_seq_ts_ssrc
 from bot.voice.speakers import Admission, Decoder, Resampler, Speaker, Speakers
 from bot.voice.stats import RateLimitedLog, ReceiveStats
 from bot.voice.transport import MalformedPacketError, TransportAuthError, TransportDecryptor, make_decryptor
+
+if TYPE_CHECKING:
+    from collections import deque
 
 _log = logging.getLogger(__name__)
 
@@ -96,6 +91,7 @@ class VoiceReceiver:
         )  # fmt: skip
         self._active_speakers = self.speakers.active  # the same dict, one lookup less per packet
         self.handoff = Handoff(batch_interval=batch_interval, log=self._rlog)
+        self._identifier = SsrcIdentifier()
         self._key_source: object = None
         self._transport: TransportDecryptor | None = None
         self._active = False
@@ -198,13 +194,16 @@ class VoiceReceiver:
         stats = self.stats
         stats.packets += 1
         if len(data) < 20 or (data[0] & 0xC0) != 0x80 or (data[1] & 0x7F) != OPUS_PAYLOAD_TYPE:
-            self._count_skipped(data)
+            stats.count_not_audio(data)
             return
         seq, ts, ssrc = unpack_seq_ts_ssrc(data, 2)
         speaker = self._active_speakers.get(ssrc)
         if speaker is None:
             opened = self.speakers.open(ssrc, data, self._connection.ssrc)
             if opened is None:
+                orphans = self.speakers.orphans.get(ssrc)
+                if orphans:
+                    self._identify(ssrc, orphans)
                 return
             speaker, early = opened
             if early:  # packets that beat their SPEAKING event over the websocket
@@ -212,6 +211,31 @@ class VoiceReceiver:
                     early_seq, early_ts, _ = unpack_seq_ts_ssrc(packet, 2)
                     self._process(speaker, packet, early_seq, early_ts)
         self._process(speaker, data, seq, ts)
+
+    def _identify(self, ssrc: int, orphans: deque[bytes]) -> None:
+        """No SPEAKING for this SSRC: ask DAVE whose it is (``identify.py``), then hear it."""
+        if self._connection.secret_key is not self._key_source:
+            self._rekey()
+        found = self._identifier.identify(ssrc, orphans, self._connection.dave_session, self._transport)
+        if found is None:
+            return
+        index, user_id, opus = found
+        self.stats.identified_ssrcs += 1
+        for ended in self.speakers.map(ssrc, user_id):
+            self._retire(ended, gone=False)
+        last = orphans.pop()
+        opened = self.speakers.open(ssrc, last, self._connection.ssrc)  # consent is asked here
+        if opened is None:
+            return
+        speaker, early = opened
+        for position, packet in enumerate([*(early or ()), last]):
+            seq, ts, _ = unpack_seq_ts_ssrc(packet, 2)
+            if position != index:
+                self._process(speaker, packet, seq, ts)
+            elif not speaker.jitter.admit(seq):  # its nonce is spent: use what identify opened
+                self.stats.decrypted += 1
+                self.stats.dave.decrypted += 1
+                self._push(speaker, seq, ts, opus)
 
     def _process(self, speaker: Speaker, data: bytes, seq: int, ts: int) -> None:
         stats = self.stats
@@ -344,20 +368,6 @@ class VoiceReceiver:
             except ValueError:
                 self._rlog(logging.ERROR, "rekey", "Cannot decrypt voice mode %r", connection.mode,
                            exc_info=True)
-
-    def _count_skipped(self, data: bytes) -> None:
-        kind = classify(data)
-        stats = self.stats
-        if kind == RTCP:
-            stats.rtcp += 1
-        elif kind == IP_DISCOVERY:
-            stats.ip_discovery += 1
-        elif kind == NOT_RTP:
-            stats.not_rtp += 1
-        elif kind == OTHER_PAYLOAD:
-            stats.other_payload += 1
-        else:  # TRUNCATED, or AUDIO too short to hold a tag and nonce
-            stats.truncated += 1
 
     def _retire(self, speaker: Speaker, *, gone: bool) -> None:
         """Flush and free one speaker's state, already out of the table (lock held)."""

@@ -23,6 +23,7 @@ from bot.store.migrations import (
     v003_guild_rate_limits,
     v004_captions,
     v005_turn_taking,
+    v006_voice_registration,
 )
 
 
@@ -40,4 +41,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "a guild's own member turn rate and command rates", v003_guild_rate_limits.upgrade),
     Migration(4, "the channel a guild's captions go to", v004_captions.upgrade),
     Migration(5, "a guild's language, vocabulary and heard bots", v005_turn_taking.upgrade),
+    Migration(6, "a voice clip's registered voice id and compact reference", v006_voice_registration.upgrade),
 )

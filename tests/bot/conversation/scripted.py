@@ -68,7 +68,8 @@ class ScriptedSynthesizer:
         self._bytes_per_char = int(self.sample_rate * 2 * seconds_per_char) & ~1
         self.texts: list[str] = []
 
-    async def synthesize(self, text: str, *, ref_audio: bytes | None, voice_id: str | None) -> AsyncIterator[bytes]:
+    async def synthesize(self, text: str, *, ref_audio: bytes | None, voice_id: str | None,
+                         language: str | None = None) -> AsyncIterator[bytes]:
         self.texts.append(text)
         await asyncio.sleep(0)
         yield b"\0" * (self._bytes_per_char * len(text))

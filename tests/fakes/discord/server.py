@@ -209,6 +209,10 @@ class FakeDiscord:
                               self_mute: bool = False, self_deaf: bool = False) -> None:
         await self.voice.set_state(guild_id, user_id, channel_id, self_mute=self_mute, self_deaf=self_deaf)
 
+    async def move_voice_server(self, guild_id: int) -> None:
+        """The bot's call moves to another voice server (call ``FakeVoiceServer.move`` first)."""
+        await self.voice.move_voice_server(guild_id)
+
     @property
     def voice_state_updates(self) -> list[Json]:
         """Every op 4 the bot sent, in order."""

@@ -192,6 +192,26 @@ class FakeVoiceServer(asyncio.DatagramProtocol):
         self._notify_bot(guild_id, channel_id, 13, {"user_id": str(user_id)})
         channel.group.remove_simulated(user_id)
 
+    async def move(self) -> None:
+        """This media server is replaced by another one: new websocket and UDP ports (the old
+        ones stop answering), and every simulated member's client reconnects to it with a new
+        SSRC. A member already talking does not send SPEAKING again (clients send it when they
+        start talking, and the bot is not connected to the new server yet), so the bot has no
+        SSRC → user mapping for them. Tell the bot with ``FakeDiscord.move_voice_server``."""
+        assert self._runner is not None and self._udp is not None
+        site = web.TCPSite(self._runner, self._host, 0, ssl_context=self._certs.server_context())
+        await site.start()
+        self._ws_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # aiohttp keeps it private
+        old_udp = self._udp
+        loop = asyncio.get_running_loop()
+        self._udp, _ = await loop.create_datagram_endpoint(lambda: self, local_addr=(self._host, 0))
+        self.udp_port = self._udp.get_extra_info("sockname")[1]
+        old_udp.close()
+        for channel in self._channels.values():
+            for speaker in channel.speakers.values():
+                speaker.ssrc = next(self._ssrcs)
+                speaker.announced = False
+
     def downgrade(self, guild_id: int, channel_id: int) -> None:
         self.channel(guild_id, channel_id).group.downgrade()
 

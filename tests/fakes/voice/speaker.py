@@ -58,6 +58,7 @@ class SimulatedSpeaker:
         self.timestamp = self._rng.randrange(0, 1 << 32)
         self._nonce = 0
         self.announced = False
+        self.announcements = 0  # SPEAKING events sent to the bot
         self.sent: list[SentFrame] = []
 
     # ----- the happy path -----
@@ -130,6 +131,7 @@ class SimulatedSpeaker:
                 "user_id": str(self.user_id), "ssrc": self.ssrc,
                 "speaking": SPEAKING_MICROPHONE if speaking else 0})
             self.announced = True
+            self.announcements += 1
 
     # ----- raw injection hooks -----
     async def send_rtp(self, opus: bytes, *, dave: bool = True, key: bytes | None = None,
