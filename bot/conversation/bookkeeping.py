@@ -45,7 +45,7 @@ def record_usage(bus: events.EventBus, meter: TurnMeter, background: Background)
 class TurnJournal:
     """Stores the conversation's turns in the order they happened: overheard remarks (and
     backchannels) as context, each answered question once its reply is requested (a provisional
-    one, prepared on the server's eager end, once its first sentence goes to speech), and what was
+    one, prepared on the server's eager end, once the server confirms the turn), and what was
     heard of each reply.
 
     Until its first audio a reply may be withdrawn (the member was not done: their next words join
@@ -71,8 +71,12 @@ class TurnJournal:
         bus.subscribe(events.ReplyFinished, self._on_reply_finished)
 
     async def question_saved(self, turn_id: int) -> None:
-        """Write the question's row if not yet done and wait until it is committed (or its write
-        failed and was logged). The first sentence of the reply waits for this."""
+        """Wait until the question's row is committed (or its write failed and was logged). The
+        first sentence of the reply waits for this; a provisional question is written only once
+        confirmed (never, if withdrawn), so its first sentence does not wait."""
+        asked = self._asked.get(turn_id)
+        if asked is not None and asked.provisional:
+            return
         saved = self._write_question(turn_id)
         if saved is not None:
             await asyncio.shield(saved)

@@ -307,6 +307,8 @@ class Listening:
                 return
             whole = self._with_carry(transcription.user_id, text, keep=True)
             transcription.provisional = await self._new_turn(transcription, whole, provisional=True)
+            log.debug("Guild %s: eager end of turn at %.2f s: provisional turn %s", self._guild_id, event.time_s,
+                      transcription.provisional.turn_id if transcription.provisional else None)
             if transcription.provisional is not None:
                 self._answerer.enqueue(transcription.provisional)
 
@@ -350,6 +352,7 @@ class Listening:
 
     def _withdraw(self, provisional: PendingTurn | None) -> None:
         if provisional is not None:
+            log.debug("Guild %s: provisional turn %s withdrawn", self._guild_id, provisional.turn_id)
             self._answerer.withdraw(provisional.user_id)
 
     def _options(self, settings: GuildSettings) -> SessionOptions:

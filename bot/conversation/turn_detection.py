@@ -78,8 +78,10 @@ class ServerTurnDetection:
 
     ``min_silence_ms`` 500 is the server default; ``end_timeout_ms`` 1200 (default 3000) ends a
     trailing-off turn sooner and caps the streamed silence billed per turn (issue 12: STT billed
-    per turn at most its speech + 1.5 s). A 240 ms streaming delay (default 480) makes the text at
-    the eager end include the last words, so the prepared reply answers the whole question.
+    per turn at most its speech + 1.5 s). A 160 ms streaming delay (default 480) puts the last
+    words' text ahead of the eager end (which comes after ~240 ms of silence and a frame of
+    processing), so the prepared reply answers the whole question; at 240 ms the two raced and
+    about half the prepared replies were redone at ``turn.end`` (python -m bench.room).
     """
 
     silence_end: float = 1.5
@@ -88,7 +90,7 @@ class ServerTurnDetection:
     onset_grace: float = 0.5
     server: TurnDetectionSettings | None = field(
         default_factory=lambda: TurnDetectionSettings(min_silence_ms=500, end_timeout_ms=1200))
-    streaming_delay_ms: int | None = 240
+    streaming_delay_ms: int | None = 160
 
 
 DEFAULT_TURN_DETECTION = LocalTurnDetection()
