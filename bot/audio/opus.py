@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Literal, Self
 
-from bot.audio.frames import DISCORD_CHANNELS, DISCORD_SAMPLE_RATE, FRAME_SAMPLES, SAMPLE_WIDTH
+from bot.audio.frames import DISCORD_CHANNELS, DISCORD_SAMPLE_RATE, SAMPLE_WIDTH
 
 # From opus_defines.h.
 _OPUS_OK = 0
@@ -154,52 +154,64 @@ class _NativeState:
 
 
 class OpusDecoder(_NativeState):
-    """48 kHz stereo Opus → interleaved int16 PCM, one instance per speaker (decoder state is
-    per stream: packet loss concealment and FEC depend on the previous packets)."""
+    """Opus → interleaved int16 PCM, one instance per speaker (decoder state is per stream:
+    packet loss concealment and FEC depend on the previous packets).
+
+    48 kHz stereo by default (Discord's format). ``sample_rate=16_000, channels=1`` makes libopus
+    decode band-limited straight to 16 kHz mono, downmixing itself: the speech-recognition format
+    without a resampler (equal for recognition, ~40-60 % less CPU: docs/decisions.md)."""
 
     _kind = "decoder"
     _destroy = "opus_decoder_destroy"
 
-    __slots__ = ("_buf", "_buf_addr", "_decode")
+    __slots__ = ("_buf", "_buf_addr", "_channels", "_decode", "_frame", "_max", "_width")
 
-    def __init__(self, *, lib: ctypes.CDLL | None = None) -> None:
+    def __init__(
+        self, *, sample_rate: int = DISCORD_SAMPLE_RATE, channels: int = DISCORD_CHANNELS,
+        lib: ctypes.CDLL | None = None,
+    ) -> None:
         self._lib = lib or load_libopus()
         error = ctypes.c_int(0)
-        state = self._lib.opus_decoder_create(DISCORD_SAMPLE_RATE, DISCORD_CHANNELS, ctypes.byref(error))
+        state = self._lib.opus_decoder_create(sample_rate, channels, ctypes.byref(error))
         if error.value != _OPUS_OK or not state:
             raise OpusError(f"opus_decoder_create failed: {_strerror(self._lib, error.value)}")
         self._state: int | None = state
+        self._channels = channels
+        self._width = channels * SAMPLE_WIDTH
+        self._frame = sample_rate // 50  # samples per channel in 20 ms
+        self._max = MAX_FRAME_SAMPLES * sample_rate // DISCORD_SAMPLE_RATE  # 120 ms
         # Room for the longest legal packet (120 ms); decode writes into it, then one copy out.
-        self._buf = (ctypes.c_int16 * (MAX_FRAME_SAMPLES * DISCORD_CHANNELS))()
+        self._buf = (ctypes.c_int16 * (self._max * channels))()
         self._buf_addr = ctypes.addressof(self._buf)
         self._decode = self._lib.opus_decode
 
     def decode(self, packet: bytes) -> bytes:
-        """Decode one packet (2.5–120 ms) to interleaved stereo int16: 3840 bytes for 20 ms.
+        """Decode one packet (2.5–120 ms) to interleaved int16: 3840 bytes for 20 ms of 48 kHz
+        stereo (640 at 16 kHz mono).
 
         Raises ``OpusDecodeError`` for an empty or corrupt packet; the decoder stays usable.
         """
         if not packet:
             raise OpusDecodeError("empty packet (use conceal() for a lost packet)")
-        n = self._decode(self._live(), packet, len(packet), self._buf_addr, MAX_FRAME_SAMPLES, 0)
+        n = self._decode(self._live(), packet, len(packet), self._buf_addr, self._max, 0)
         if n < 0:
             raise OpusDecodeError(f"opus_decode: {_strerror(self._lib, n)} ({len(packet)}-byte packet)")
-        return ctypes.string_at(self._buf_addr, n * DISCORD_CHANNELS * SAMPLE_WIDTH)
+        return ctypes.string_at(self._buf_addr, n * self._width)
 
     def conceal(self, next_packet: bytes | None = None) -> bytes:
-        """Stand in for one lost 20 ms packet: exactly 3840 bytes.
+        """Stand in for one lost 20 ms packet: exactly one 20 ms frame (3840 bytes at 48 kHz stereo).
 
         With ``next_packet`` (the packet after the gap), its in-band FEC copy of the lost frame is
         used when the sender included one; libopus falls back to concealment otherwise. Without it,
         plain packet loss concealment extrapolates from the previous frames.
         """
         if next_packet:
-            n = self._decode(self._live(), next_packet, len(next_packet), self._buf_addr, FRAME_SAMPLES, 1)
+            n = self._decode(self._live(), next_packet, len(next_packet), self._buf_addr, self._frame, 1)
         else:
-            n = self._decode(self._live(), None, 0, self._buf_addr, FRAME_SAMPLES, 0)
+            n = self._decode(self._live(), None, 0, self._buf_addr, self._frame, 0)
         if n < 0:
             raise OpusDecodeError(f"opus_decode (concealment): {_strerror(self._lib, n)}")
-        return ctypes.string_at(self._buf_addr, n * DISCORD_CHANNELS * SAMPLE_WIDTH)
+        return ctypes.string_at(self._buf_addr, n * self._width)
 
     def packet_samples(self, packet: bytes) -> int:
         """Samples per channel the packet decodes to, without decoding it."""

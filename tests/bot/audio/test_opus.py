@@ -137,3 +137,20 @@ def test_encoder_rejects_partial_samples_and_bad_application() -> None:
         encoder.encode(b"\x00\x01\x02")
     with pytest.raises(ValueError, match="application"):
         OpusEncoder(application="music")  # type: ignore[arg-type]
+
+
+def test_a_16k_mono_decoder_gives_the_48k_path_s_speech_at_a_third_of_the_samples(speech: np.ndarray) -> None:
+    """``OpusDecoder(sample_rate=16_000, channels=1)``: 640 bytes per 20 ms frame (and per
+    concealed frame), the same speech as decoding at 48 kHz and taking every third sample
+    (r > 0.9 after the codec delay: both are band-limited by the encoder at 64 kbit/s)."""
+    with OpusEncoder(application="voip", bitrate=64_000) as encoder:
+        packets = [encoder.encode(f) for f in frames(stereo(speech), FRAME_SAMPLES * 2)]
+    with OpusDecoder() as wide, OpusDecoder(sample_rate=16_000, channels=1) as narrow:
+        pcm48 = b"".join(wide.decode(p) for p in packets)
+        chunks = [narrow.decode(p) for p in packets]
+        assert {len(c) for c in chunks} == {640}
+        assert len(narrow.conceal()) == 640
+    mono48 = np.frombuffer(pcm48, dtype=np.int16).reshape(-1, 2)[:, 0].astype(np.float64)
+    mono16 = np.frombuffer(b"".join(chunks), dtype=np.int16).astype(np.float64)
+    correlation, _ = _best_correlation(mono48[::3], mono16, max_lag=200)
+    assert correlation > 0.9, correlation
