@@ -47,6 +47,7 @@ from bot.voice.transport import make_decryptor
 from tests.fakes.voice.packets import (
     ALICE_ID,
     ALICE_SSRC,
+    SILENCE,
     XCHACHA,
     FakeConnection,
     dave_group,
@@ -79,6 +80,10 @@ def build(frames: int, opus: list[bytes], mode: str = "48k"):
     receiver = VoiceReceiver(connection, batch_interval=0, decoder_factory=decoder, resampler_factory=resampler)
     receiver.start(sink=None, loop=_NullLoop())  # type: ignore[arg-type]
     receiver.map_ssrc(ALICE_SSRC, ALICE_ID)
+    # The speaker's decoder, resampler and jitter buffer are made on its first packet, once per
+    # talker, not per frame: a silence frame just before the timed ones makes them (the floor
+    # creates its decoder and soxr stream before its timer too).
+    receiver.on_packet(seal(key, 0xFFFF, -960 & 0xFFFFFFFF, ALICE_SSRC, SILENCE, counter=frames))
     return group, connection, receiver, packets, payloads
 
 
@@ -168,7 +173,7 @@ def run(seconds: float, passes: int, profile: bool, mode: str = "48k") -> dict[s
             cpu_per_frame(lambda r=receiver, ps=packets: [r.on_packet(p) for p in ps], frames)
         )
         stats = receiver.stats
-        assert stats.decoded == frames and stats.dave.decrypted == frames, stats.snapshot()
+        assert stats.decoded == frames + 1 and stats.dave.decrypted == frames, stats.snapshot()
         assert stats.internal_errors == 0 and stats.transport_failures == 0
         receiver.handoff.deliver()  # no sink: drops what the pass queued
 
