@@ -27,7 +27,6 @@ Measured on speech, in the 0–8 kHz band:
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import sys
 import time
@@ -38,7 +37,7 @@ import numpy as np
 import soxr
 
 from bot.audio.frames import FRAME_SAMPLES, STT_FRAME_SAMPLES
-from bot.audio.opus import OpusDecoder, OpusEncoder, load_libopus
+from bot.audio.opus import OpusDecoder, OpusEncoder
 from bot.audio.resample import DownmixResampler
 from bot.audio.utterances import SpeechStarted, UtteranceSegmenter
 from bot.audio.vad import GatedSileroVad
@@ -117,29 +116,6 @@ def encode(x48: np.ndarray, bitrate: int, *, right_gain: float = 1.0) -> list[by
         return [enc.encode(stereo[i : i + step].tobytes()) for i in range(0, stereo.size, step)]
 
 
-class Decoder16k:
-    """libopus decoding straight to 16 kHz mono (the candidate); raw ctypes on the same libopus."""
-
-    def __init__(self) -> None:
-        self._lib = load_libopus()
-        err = ctypes.c_int(0)
-        self._state = self._lib.opus_decoder_create(LO, 1, ctypes.byref(err))
-        if err.value != 0:
-            raise RuntimeError("opus_decoder_create(16000, 1) failed")
-        self._buf = (ctypes.c_int16 * (LO * 120 // 1000))()
-        self._addr = ctypes.addressof(self._buf)
-        self._decode = self._lib.opus_decode
-
-    def decode(self, packet: bytes) -> bytes:
-        n = self._decode(self._state, packet, len(packet), self._addr, LO * 120 // 1000, 0)
-        if n < 0:
-            raise RuntimeError(f"opus_decode: {n}")
-        return ctypes.string_at(self._addr, n * 2)
-
-    def __del__(self) -> None:
-        self._lib.opus_decoder_destroy(self._state)
-
-
 def path_a(packets: list[bytes]) -> np.ndarray:
     dec, res = OpusDecoder(), DownmixResampler()
     out = b"".join(res.process(dec.decode(p)) for p in packets) + res.flush()
@@ -147,7 +123,7 @@ def path_a(packets: list[bytes]) -> np.ndarray:
 
 
 def path_b(packets: list[bytes]) -> np.ndarray:
-    dec = Decoder16k()
+    dec = OpusDecoder(sample_rate=LO, channels=1)
     return np.frombuffer(b"".join(dec.decode(p) for p in packets), dtype=np.int16)
 
 
@@ -215,7 +191,7 @@ def timing(packets: list[bytes], passes: int) -> dict[str, float]:
         for p in packets:
             res.process(dec.decode(p))
         best_a = min(best_a, (time.perf_counter_ns() - t) / 1e3 / len(packets))
-        dec16 = Decoder16k()
+        dec16 = OpusDecoder(sample_rate=LO, channels=1)
         t = time.perf_counter_ns()
         for p in packets:
             dec16.decode(p)

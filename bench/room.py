@@ -48,8 +48,9 @@ async def run_mode(mode: str, rooms: list[Room], repeat: int) -> list[RoomOutcom
         return [await seat(fake, r) for r in plan]
 
     outcomes = []
-    async with running_stack(0, log_name=f"room-{mode}", env_overrides={"STT_MODEL": MODELS[mode]},
-                             seat=seat_all) as stack:
+    # Real (espeak-ng) speech and music: the rooms run the product's VAD, not the stand-in's.
+    env = {"STT_MODEL": MODELS[mode], "VAD": "silero"}
+    async with running_stack(0, log_name=f"room-{mode}", env_overrides=env, seat=seat_all) as stack:
         for r, seated in zip(plan, stack.seated, strict=True):
             print(f"  {mode}: {r.name}", file=sys.stderr, flush=True)
             trace = await play(r, seated, fake_discord=stack.fake_discord, fake_voice=stack.fake_voice,

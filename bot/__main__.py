@@ -151,6 +151,7 @@ async def assemble(settings: Settings, *, guild_ready_timeout: float = 2.0) -> A
                 default_voice_id=settings.tts_default_voice,
                 meter=CountedMeter(meter, metrics, meter.prices),
                 subscribers=(TurnMetrics(metrics).attach, captions.attach),
+                vad=settings.vad,
             )
             clips = VoiceClipService(
                 repository=database.clips,

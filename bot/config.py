@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     # Server end-of-turn detection: auto = on Voxtral 3 realtime models, on = assume the model
     # has it (self-hosted), off = never ask (the bot's own end-of-turn decides).
     stt_turn_detection: Literal["auto", "on", "off"] = "auto"
+    # Voice activity: silero = energy gate + Silero VAD v5 (music and noise do not open turns),
+    # spectral = numpy only (less CPU; chords and melodies pass for speech). docs/decisions.md.
+    vad: Literal["silero", "spectral"] = "silero"
     chat_model: str = "mistral-small-latest"
     # Voxtral TTS 3 (Mistral's migration page maps voxtral-mini-tts-2603 to it); 2603 still works.
     tts_model: str = "voxtral-mini-tts-3-0"

@@ -6,14 +6,17 @@ Shared, injected services (store, Mistral clients) live here once; everything pe
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import discord
 
+from bot.audio.vad import GatedSileroVad, SileroPool, SpectralVad, VoiceActivityDetector
 from bot.conversation.events import EventBus
 from bot.conversation.guild import GuildConversation
 from bot.conversation.hearing import Hearing
@@ -82,9 +85,14 @@ class ConversationEngine:
         privacy: PrivacyService | None = None,
         turn_detection: TurnDetection = DEFAULT_TURN_DETECTION,
         subscribers: Sequence[GuildSubscriber] = (),
+        vad: Literal["silero", "spectral"] = "silero",
+        vad_pool: SileroPool | None = None,
     ) -> None:
         self._turn_detection = turn_detection
         self._subscribers = tuple(subscribers)
+        self._vad = vad
+        # One pool of Silero models for every guild's speakers (~9.5 MB each, leased per burst).
+        self._vad_pool = vad_pool or SileroPool()
         self._db = database
         self._privacy = privacy
         self._meter = meter
@@ -104,6 +112,13 @@ class ConversationEngine:
 
     def runtime(self, guild_id: int) -> GuildRuntime | None:
         return self._guilds.get(guild_id)
+
+    async def _vad_factory(self) -> Callable[[], VoiceActivityDetector]:
+        if self._vad == "spectral":
+            return SpectralVad
+        # The first model takes ~61 ms to load: off the event loop, before anyone speaks.
+        await asyncio.to_thread(self._vad_pool.warm, 1)
+        return functools.partial(GatedSileroVad, self._vad_pool)
 
     async def start(self, session: VoiceSession) -> None:
         voice_client = session.voice_client
@@ -131,7 +146,10 @@ class ConversationEngine:
             default_voice_id=self._default_voice_id, meter=self._meter, turn_detection=self._turn_detection,
         )
         detach = [subscribe(guild, conversation.events) for subscribe in self._subscribers]
-        hearing = Hearing(conversation, clock=self._clock, turn_detection=self._turn_detection)
+        hearing = Hearing(
+            conversation, clock=self._clock, turn_detection=self._turn_detection,
+            vad_factory=await self._vad_factory(),
+        )
         conversation.start()
         hearing.start()
         if receiving is not None:

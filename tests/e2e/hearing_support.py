@@ -21,6 +21,7 @@ import soxr
 
 from bot.app import VoxcordBot
 from bot.audio.utterances import Event, SpeechStarted, UtteranceAudio, UtteranceEnded
+from bot.audio.vad import SpectralVad
 from bot.conversation.hearing import Hearing
 from bot.voice.client import VoxcordVoiceClient
 from tests.fakes.discord import FakeDiscord
@@ -288,7 +289,8 @@ async def call_with(
                                          channel_id=world.text.id)).wait_reply(timeout=GUARD_S)
         assert "Joined" in reply.content, reply.content
         recorder = Recorder()
-        timed = TimedHearing(recorder, **hearing)
+        # The stand-in voice is calibrated for SpectralVad (see tests/harness.settings_for).
+        timed = TimedHearing(recorder, **{"vad_factory": SpectralVad, **hearing})
         call = Call(fake, voice_server, world, bot, recorder, timed, [world.member_id, world.admin_id, extra])
         await asyncio.wait_for(voice_server.wait_connected(world.guild.id), GUARD_S)
         await call.settled()
