@@ -110,6 +110,13 @@ class VoiceClip:
     def prepared(self) -> bool:
         return self.voice_id is not None or self.reference is not None
 
+    def speech_voice(self) -> tuple[bytes | None, str | None]:
+        """``(ref_audio, voice_id)`` for a speech request: the registered voice, else the compact
+        reference, else (not prepared yet) the clip itself."""
+        if self.voice_id is not None:
+            return None, self.voice_id
+        return (self.reference if self.reference is not None else self.audio), None
+
     def __repr__(self) -> str:
         # The default repr would dump up to megabytes of WAV into logs and tracebacks.
         reference = "None" if self.reference is None else f"<{len(self.reference)} bytes>"
