@@ -90,6 +90,7 @@ def headline(details: dict[str, Any]) -> dict[str, Any]:
         "bargein_stop_p95_ms": barge["stop"]["p95"] if barge else None,
         "bargein_stop_after_min_speech_p50_ms": barge["stop_after_confirmed"]["p50"] if barge else None,
         "speakers_per_core": details["receive_path"]["concurrent_speakers_per_core"],
+        "receive_vs_floor": details["receive_path"]["receive_vs_floor"],
         "rss_baseline_mb": mem[0]["rss_idle_mb"],
         "rss_per_voice_guild_mb": largest["per_voice_guild_mb"],
         "rss_per_active_speaker_mb": largest["per_active_speaker_mb"],

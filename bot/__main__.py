@@ -170,7 +170,10 @@ async def assemble(settings: Settings, *, guild_ready_timeout: float = 2.0) -> A
                 ),
             )
             on_start, on_stop = VoiceMetrics(metrics).hooks(engine.start, engine.stop)
-            sessions = VoiceSessions(voice_client_cls=VoxcordVoiceClient, on_start=on_start, on_stop=on_stop)
+            sessions = VoiceSessions(
+                voice_client_cls=VoxcordVoiceClient.decoding(settings.voice_decode),
+                on_start=on_start, on_stop=on_stop,
+            )
             bot = VoxcordBot(
                 settings=settings, database=database, sessions=sessions, clips=clips, engine=engine,
                 connector=aiohttp.TCPConnector(ssl=tls), guild_ready_timeout=guild_ready_timeout,
