@@ -24,7 +24,6 @@ from pydantic import ValidationError
 from bot.app import VoxcordBot
 from bot.audio.clip import ClipLimits
 from bot.audio.ffmpeg import ffmpeg_executable
-from bot.clips import VoiceClipService
 from bot.config import Settings, describe_settings_error
 from bot.conversation.engine import ConversationEngine
 from bot.limits import (
@@ -51,8 +50,9 @@ from bot.metrics import (
 from bot.mistral import ChatModel, RetryPolicy, SpeechSynthesizer, StreamingTranscriber
 from bot.mistral.redaction import install_log_redaction
 from bot.mistral.sdk_speedups import install_sdk_speedups, preload_sdk
-from bot.privacy import PrivacyService, RetentionPurger, service_host
-from bot.sessions import VoiceSessions
+from bot.services.clips import VoiceClipService
+from bot.services.privacy import PrivacyService, RetentionPurger, service_host
+from bot.services.sessions import VoiceSessions
 from bot.store import Database, DatabaseOpenError
 from bot.voice.client import VoxcordVoiceClient
 

@@ -15,12 +15,12 @@ from bot.errors import UserFacingError
 from bot.sharding import ShardPlan, recommended_shard_count
 
 if TYPE_CHECKING:
-    from bot.clips import VoiceClipService
     from bot.config import Settings
     from bot.conversation.engine import ConversationEngine
     from bot.limits import CommandLimiter, UsageMeter
-    from bot.privacy import PrivacyService, RetentionPurger
-    from bot.sessions import VoiceSessions
+    from bot.services.clips import VoiceClipService
+    from bot.services.privacy import PrivacyService, RetentionPurger
+    from bot.services.sessions import VoiceSessions
     from bot.store import Database
 
 log = logging.getLogger(__name__)

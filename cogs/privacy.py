@@ -11,7 +11,7 @@ from discord.ext import commands
 
 if TYPE_CHECKING:
     from bot.app import VoxcordBot
-    from bot.privacy import ConsentStatus, PrivacyService
+    from bot.services.privacy import ConsentStatus, PrivacyService
 
 CONSENT_MODES = {
     "opt_out": "everyone in the voice channel is heard unless they use /privacy optout",

@@ -12,8 +12,8 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.audio.clip import ClipRejected, NormalisedClip, normalise_clip
-from bot.clips import ClipUpload
 from bot.errors import ClipRefusedError
+from bot.services.clips import ClipUpload
 from bot.store.models import VoiceClip
 
 if TYPE_CHECKING:

@@ -20,13 +20,13 @@ from bot.conversation.ports import ReceivingVoice, TurnMeter
 from bot.conversation.timings import TimingsLog
 from bot.conversation.turn import DEFAULT_LIMITS, ConversationLimits
 from bot.conversation.turn_detection import DEFAULT_TURN_DETECTION, TurnDetection
-from bot.privacy import plain_name
+from bot.services.privacy import plain_name
 from bot.voice.player import SpeechPlayer
 
 if TYPE_CHECKING:
     from bot.mistral import ChatModel, SpeechSynthesizer, StreamingTranscriber
-    from bot.privacy import PrivacyService
-    from bot.sessions import VoiceSession
+    from bot.services.privacy import PrivacyService
+    from bot.services.sessions import VoiceSession
     from bot.store import Database
 
 log = logging.getLogger(__name__)

@@ -56,6 +56,8 @@ class GuildSettings:
     command_rate_per_minute: int | None = None
     # Where each finished turn is captioned as text (a channel or thread); None: captions off.
     captions_channel_id: int | None = None
+    # The voice channel the bot joins by itself when a member enters it; None: auto-join off.
+    autojoin_channel_id: int | None = None
     # None means "never saved": the defaults above are in force.
     updated_at: datetime | None = None
 

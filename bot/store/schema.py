@@ -42,6 +42,8 @@ guild_settings = Table(
     Column("command_rate_per_minute", Integer, nullable=True),
     # v4; NULL means captions are off.
     Column("captions_channel_id", BigInteger, nullable=True),
+    # v5; NULL means auto-join is off.
+    Column("autojoin_channel_id", BigInteger, nullable=True),
 )
 
 turns = Table(

@@ -9,9 +9,9 @@ import pytest
 from discord import app_commands
 
 from bot.app import COGS, VoxcordBot
-from bot.clips import VoiceClipService
 from bot.config import Settings
-from bot.sessions import VoiceSessions
+from bot.services.clips import VoiceClipService
+from bot.services.sessions import VoiceSessions
 from bot.store import Database
 
 

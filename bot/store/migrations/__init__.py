@@ -17,7 +17,13 @@ from dataclasses import dataclass
 
 from sqlalchemy.engine import Connection
 
-from bot.store.migrations import v001_initial, v002_member_privacy, v003_guild_rate_limits, v004_captions
+from bot.store.migrations import (
+    v001_initial,
+    v002_member_privacy,
+    v003_guild_rate_limits,
+    v004_captions,
+    v005_autojoin,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,4 +39,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "member privacy choices; indexes for speaker deletion and purge", v002_member_privacy.upgrade),
     Migration(3, "a guild's own member turn rate and command rates", v003_guild_rate_limits.upgrade),
     Migration(4, "the channel a guild's captions go to", v004_captions.upgrade),
+    Migration(5, "the voice channel a guild's bot joins when a member enters it", v005_autojoin.upgrade),
 )
