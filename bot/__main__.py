@@ -51,6 +51,7 @@ from bot.mistral import ChatModel, RetryPolicy, SpeechSynthesizer, StreamingTran
 from bot.mistral.redaction import install_log_redaction
 from bot.mistral.sdk_speedups import install_sdk_speedups, preload_sdk
 from bot.services.clips import VoiceClipService
+from bot.services.presence import VoicePresence
 from bot.services.privacy import PrivacyService, RetentionPurger, service_host
 from bot.services.sessions import VoiceSessions
 from bot.store import Database, DatabaseOpenError
@@ -162,6 +163,8 @@ async def assemble(settings: Settings, *, guild_ready_timeout: float = 2.0) -> A
                 connector=aiohttp.TCPConnector(ssl=tls), guild_ready_timeout=guild_ready_timeout,
                 meter=meter, command_limiter=CommandLimiter(database=database, limiter=limiter, limits=limits),
                 privacy=privacy, purger=RetentionPurger(database=database),
+                presence=VoicePresence(sessions=sessions, database=database,
+                                       idle_leave_seconds=settings.idle_leave_seconds),
             )
             if settings.metrics_port is not None:
                 await stack.enter_async_context(LoopLagMonitor(metrics.loop_lag_seconds.observe))

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import discord
 
+from bot.errors import NoticeNotPostedError
 from bot.services.privacy.consent import ConsentStatus, GuildAdmission, heard_by_default
 from bot.services.privacy.notice import LISTENING_SUFFIX, listening_nick, notice_text, plain_name
 from bot.services.privacy.retention import purge_guild
@@ -120,13 +121,14 @@ class PrivacyService:
     # joining and leaving voice --------------------------------------------------------------
 
     async def announce(self, guild: discord.Guild, voice_mention: str, notify: Notify) -> None:
-        """Post the privacy notice and mark the nickname; call after ``admission``."""
+        """Post the privacy notice and mark the nickname; call after ``admission`` and before any
+        audio is read. Raises ``NoticeNotPostedError`` when the notice could not be posted."""
         attached = self._attached.get(guild.id)
         if attached is None:
             return
         attached.notify = notify
         attached.voice_mention = voice_mention
-        await self._post_notice(guild.id)
+        await self._post_notice(guild.id, required=True)
         await self._mark_listening(guild, attached)
 
     async def release(self, guild: discord.Guild) -> None:
@@ -137,7 +139,7 @@ class PrivacyService:
             attached.admission.unsubscribe_all()
             await self._restore_nick(guild, attached)
 
-    async def _post_notice(self, guild_id: int) -> None:
+    async def _post_notice(self, guild_id: int, *, required: bool = False) -> None:
         attached = self._attached.get(guild_id)
         if attached is None or attached.notify is None:
             return
@@ -148,6 +150,12 @@ class PrivacyService:
             await attached.notify(text)
         except discord.HTTPException as error:
             log.warning("Guild %s: could not post the privacy notice: %s", guild_id, error)
+            if required:
+                raise NoticeNotPostedError(
+                    "I couldn't post my privacy notice in this server's text channel"
+                    + (" (I'm missing a permission there)" if isinstance(error, discord.Forbidden) else "")
+                    + ", so I'm not listening. Check my permissions there, or choose another channel with "
+                    "/admin settings text-channel.") from error
 
     async def _mark_listening(self, guild: discord.Guild, attached: _Attached) -> None:
         me = guild.me

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from . import payloads
 from .interactions import ApiError
+from .model import SEND_MESSAGES, VIEW_CHANNEL
 from .messages import UploadedFile
 
 if TYPE_CHECKING:
@@ -229,7 +230,13 @@ class RestApi:
     async def post_message(self, request: web.Request) -> web.Response:
         body, files = await self._record(request)
         channel_id = int(request.match_info["channel_id"])
-        self._fake.find_channel(channel_id)
+        guild, _channel = self._fake.find_channel(channel_id)
+        bot_id = self._fake.bot_user.id
+        if bot_id in guild.members:
+            # As Discord: without View Channel and Send Messages there, 403 Missing Permissions.
+            needed = VIEW_CHANNEL | SEND_MESSAGES
+            if guild.permissions_for(bot_id, channel_id) & needed != needed:
+                raise ApiError(403, 50013, "Missing Permissions")
         message = self._fake.messages.create(channel_id, body or {}, files)
         self._fake.sent_messages.append(message)
         await self._fake.gateway.dispatch("MESSAGE_CREATE", message, guild_id=int(message["guild_id"]))
