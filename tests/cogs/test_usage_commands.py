@@ -87,7 +87,8 @@ async def test_rate_commands_are_for_admins_and_survive_a_restart(fake_discord, 
             assert denied.ephemeral and ("Manage Server" in denied.content or "Manage Guild" in denied.content)
         assert await bot.database.guilds.get(world.guild.id) == GuildSettings(guild_id=world.guild.id)
 
-        member_rate = await run(fake_discord, world.guild.id, world.admin_id, "admin usage member-turn-rate", per_minute=2)
+        member_rate = await run(fake_discord, world.guild.id, world.admin_id, "admin usage member-turn-rate",
+                                per_minute=2)
         assert member_rate.ephemeral and "2 spoken questions a minute from each member" in member_rate.content
         command_rate = await run(fake_discord, world.guild.id, world.admin_id, "admin usage command-rate",
                                  per_member=20, per_server=90)

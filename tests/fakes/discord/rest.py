@@ -17,8 +17,8 @@ from aiohttp import web
 
 from . import payloads
 from .interactions import ApiError
-from .model import SEND_MESSAGES, VIEW_CHANNEL
 from .messages import UploadedFile
+from .model import SEND_MESSAGES, VIEW_CHANNEL
 
 if TYPE_CHECKING:
     from .server import FakeDiscord
