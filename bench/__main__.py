@@ -20,9 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench import memory, receive_path, scaling, turns  # noqa: E402
+from bench import memory, receive_path, scaling, turns
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
 

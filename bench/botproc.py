@@ -21,15 +21,12 @@ import logging
 import os
 import pstats
 import sys
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.sequential import install_sequential  # noqa: E402
-from bot.__main__ import assemble  # noqa: E402
-from bot.config import Settings  # noqa: E402
-from bot.conversation.engine import ConversationEngine  # noqa: E402
+from bench.sequential import install_sequential
+from bot.__main__ import assemble
+from bot.config import Settings
+from bot.conversation.engine import ConversationEngine
 
 PREFIX = "@@"
 

@@ -19,19 +19,15 @@ import json
 import os
 import pstats
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import davey
 
-import davey  # noqa: E402
-
-from bot.audio.opus import OpusDecoder  # noqa: E402
-from bot.audio.resample import DownmixResampler  # noqa: E402
-from bot.voice.receiver import VoiceReceiver  # noqa: E402
-from bot.voice.transport import make_decryptor  # noqa: E402
-from tests.bot.voice.helpers import (  # noqa: E402
+from bot.audio.opus import OpusDecoder
+from bot.audio.resample import DownmixResampler
+from bot.voice.receiver import VoiceReceiver
+from bot.voice.transport import make_decryptor
+from tests.fakes.voice.packets import (
     ALICE_ID,
     ALICE_SSRC,
     XCHACHA,

@@ -17,19 +17,15 @@ import contextlib
 import json
 import math
 import statistics
-import sys
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.stack import Member, Stack, running_stack, utterance_opus  # noqa: E402
-from tests.fakes.mistral.audio import SECONDS_PER_CHARACTER, TTS_SAMPLE_RATE, speech_samples  # noqa: E402
-from tests.fakes.mistral.sse import tokens_of  # noqa: E402
-from tests.fakes.mistral.state import Latency  # noqa: E402
-from tests.fakes.voice.alignment import align, played_audio  # noqa: E402
-from tests.fakes.voice.rtp import OPUS_SILENCE  # noqa: E402
+from bench.stack import Member, Stack, running_stack, utterance_opus
+from tests.fakes.mistral.audio import SECONDS_PER_CHARACTER, TTS_SAMPLE_RATE, speech_samples
+from tests.fakes.mistral.sse import tokens_of
+from tests.fakes.mistral.state import Latency
+from tests.fakes.voice.alignment import align, played_audio
+from tests.fakes.voice.rtp import OPUS_SILENCE
 
 QUESTION = "What is the capital of France?"
 ANSWER = "Paris is the capital of France. It sits on the river Seine."

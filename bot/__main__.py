@@ -43,6 +43,7 @@ from bot.metrics import (
     LoopLagMonitor,
     Metrics,
     RetryMetrics,
+    TurnMetrics,
     VoiceMetrics,
     gateway_connected,
     serve_metrics,
@@ -50,9 +51,10 @@ from bot.metrics import (
 from bot.mistral import ChatModel, RetryPolicy, SpeechSynthesizer, StreamingTranscriber
 from bot.mistral.redaction import install_log_redaction
 from bot.mistral.sdk_speedups import install_sdk_speedups, preload_sdk
+from bot.services.captions import CaptionsService
 from bot.services.clips import VoiceClipService
 from bot.services.presence import VoicePresence
-from bot.services.privacy import PrivacyService, RetentionPurger, service_host
+from bot.services.privacy import PrivacyService, RetentionPurger, plain_name, service_host
 from bot.services.sessions import VoiceSessions
 from bot.store import Database, DatabaseOpenError
 from bot.voice.client import VoxcordVoiceClient
@@ -130,12 +132,13 @@ async def assemble(settings: Settings, *, guild_ready_timeout: float = 2.0) -> A
             )
             # The notice names where audio goes: the host only, never the URL's credentials or the key.
             privacy = PrivacyService(database=database, stt_host=service_host(settings.mistral_server_url))
+            captions = CaptionsService(database, bot_name=lambda guild: plain_name(guild.me.display_name))
             engine = ConversationEngine(
                 database=database,
                 privacy=privacy,
                 transcriber=StreamingTranscriber(
                     mistral, realtime_model=settings.stt_model, batch_model=settings.stt_batch_model, retry=retry,
-                    final_timeout=settings.stt_final_timeout,
+                    final_timeout=settings.stt_final_timeout, turn_detection=settings.stt_turn_detection,
                 ),
                 chat=ChatModel(
                     mistral, model=settings.chat_model, retry=retry,
@@ -148,6 +151,8 @@ async def assemble(settings: Settings, *, guild_ready_timeout: float = 2.0) -> A
                 ffmpeg_executable=ffmpeg_executable(),
                 default_voice_id=settings.tts_default_voice,
                 meter=CountedMeter(meter, metrics, meter.prices),
+                subscribers=(TurnMetrics(metrics).attach, captions.attach),
+                vad=settings.vad,
             )
             clips = VoiceClipService(
                 repository=database.clips,
@@ -162,7 +167,7 @@ async def assemble(settings: Settings, *, guild_ready_timeout: float = 2.0) -> A
                 settings=settings, database=database, sessions=sessions, clips=clips, engine=engine,
                 connector=aiohttp.TCPConnector(ssl=tls), guild_ready_timeout=guild_ready_timeout,
                 meter=meter, command_limiter=CommandLimiter(database=database, limiter=limiter, limits=limits),
-                privacy=privacy, purger=RetentionPurger(database=database),
+                privacy=privacy, purger=RetentionPurger(database=database), captions=captions,
                 presence=VoicePresence(sessions=sessions, database=database,
                                        idle_leave_seconds=settings.idle_leave_seconds),
             )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import discord
 from discord import app_commands
@@ -34,7 +34,12 @@ def describe(settings: GuildSettings, bot_name: str) -> str:
         f"**Persona:** {discord.utils.escape_markdown(settings.persona) if settings.persona else 'default'}",
         f"**Text channel for notices:** {notices}",
         f"**Joins by itself:** {autojoin}",
+        f"**Captions:** {f'in <#{settings.captions_channel_id}>' if settings.captions_channel_id else 'off'}",
         f"**History kept for:** {settings.retention_days} days",
+        f"**Language:** {settings.language or 'detected from speech'}",
+        f"**Vocabulary:** {discord.utils.escape_markdown(settings.vocabulary) if settings.vocabulary else 'none'}",
+        "**Bots heard:** " + (", ".join(f"<@{b}>" for b in settings.heard_bots.split(",")) if settings.heard_bots
+                              else "none (bots' audio is dropped unheard)"),
     ]
     return "\n".join(lines)
 
@@ -109,6 +114,78 @@ class SettingsAdmin(AdminCommands):
         await reply(interaction, (
             f"I'll join {channel.mention} by myself when someone enters it, and post the privacy notice "
             "before I listen." if channel else "I'll join voice only when asked with /join."))
+
+    @app_commands.command(name="captions")
+    @app_commands.describe(
+        mode="on: post each finished turn (who said what, and the reply) as text; off: stop.",
+        channel="Where captions go (a text channel, a voice channel's chat or a thread); default: here.",
+    )
+    async def captions(
+        self,
+        interaction: discord.Interaction,
+        mode: Literal["on", "off"],
+        channel: discord.TextChannel | discord.VoiceChannel | discord.Thread | None = None,
+    ) -> None:
+        """Caption the conversation as text in a channel (for members who cannot hear it)."""
+        assert interaction.guild_id is not None and interaction.guild is not None
+        service = self.bot.captions
+        assert service is not None
+        if mode == "off":
+            await service.turn_off(interaction.guild_id)
+            await reply(interaction, "Captions are off.")
+            return
+        target = channel or interaction.channel
+        if not isinstance(target, discord.TextChannel | discord.VoiceChannel | discord.Thread):
+            await reply(interaction, "Pick a text channel, a voice channel's chat or a thread for the captions.")
+            return
+        missing = missing_post_permissions(target, interaction.guild.me)
+        if missing:
+            await reply(interaction,
+                        f"I can't post in {target.mention}: I'm missing the {' and '.join(missing)} permission there.")
+            return
+        await service.turn_on(interaction.guild_id, target.id)
+        await reply(interaction, f"Captions are on: what is said in voice, and my replies, will be posted in "
+                    f"{target.mention} a turn at a time. Members who opted out are never heard, so never captioned.")
+
+    @app_commands.command(name="language")
+    @app_commands.describe(code="auto (detect it from speech) or a two-letter code such as en, fr, de.")
+    async def language(self, interaction: discord.Interaction, code: str) -> None:
+        """The language people speak here: recognised in it and answered in it (auto: detect)."""
+        assert interaction.guild_id is not None
+        language = await self.bot.server_settings.set_language(interaction.guild_id, code)
+        await reply(interaction, "I'll detect the language and answer in the one spoken to me." if language is None
+                    else f"I'll listen for `{language}` and answer in it.")
+
+    @app_commands.command(name="vocabulary")
+    @app_commands.describe(terms="Names and words to recognise, comma separated; leave empty to clear.")
+    async def vocabulary(self, interaction: discord.Interaction, terms: str | None = None) -> None:
+        """Words speech recognition should expect here (names, jargon), besides members' names."""
+        assert interaction.guild_id is not None
+        cleaned = await self.bot.server_settings.set_vocabulary(interaction.guild_id, terms)
+        await reply(interaction, f"Vocabulary: {discord.utils.escape_markdown(cleaned)}." if cleaned
+                    else "Vocabulary cleared.")
+
+    @app_commands.command(name="hear-bot")
+    @app_commands.describe(bot="A bot user in this server.", heard="Whether its audio is heard (not by default).")
+    async def hear_bot(self, interaction: discord.Interaction, bot: discord.Member, heard: bool) -> None:
+        """Let the bot hear another bot (a text-to-speech bot, say); bots' audio is dropped otherwise."""
+        assert interaction.guild_id is not None
+        if not bot.bot:
+            await reply(interaction, "That member is not a bot: people are heard already.")
+            return
+        await self.bot.server_settings.set_bot_heard(interaction.guild_id, bot.id, heard)
+        state = "now heard" if heard else "no longer heard"
+        await reply(interaction, f"{bot.mention} is {state} (from the next /join).")
+
+
+def missing_post_permissions(
+    channel: discord.TextChannel | discord.VoiceChannel | discord.Thread, me: discord.Member
+) -> list[str]:
+    perms = channel.permissions_for(me)
+    send = perms.send_messages_in_threads if isinstance(channel, discord.Thread) else perms.send_messages
+    needed = (("View Channel", perms.view_channel),
+              ("Send Messages in Threads" if isinstance(channel, discord.Thread) else "Send Messages", send))
+    return [name for name, ok in needed if not ok]
 
 
 async def setup(bot: VoxcordBot) -> None:

@@ -68,8 +68,10 @@ class DownmixResampler:
         np.add(stereo[0::2], stereo[1::2], out=wide, dtype=np.int32)
         np.right_shift(wide, 1, out=mono, casting="unsafe")
         # soxr copies what it needs into its own state, so reusing `mono` next call is safe.
-        return self._resample(mono).tobytes()
+        out: bytes = self._resample(mono).tobytes()
+        return out
 
     def flush(self) -> bytes:
         """The filter's remaining output (its group delay) at the end of a stream."""
-        return self._resample(_EMPTY, last=True).tobytes()
+        out: bytes = self._resample(_EMPTY, last=True).tobytes()
+        return out

@@ -6,14 +6,18 @@ Shared, injected services (store, Mistral clients) live here once; everything pe
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
 
 import discord
 
+from bot.audio.vad import GatedSileroVad, SileroPool, SpectralVad, VoiceActivityDetector
+from bot.conversation.events import EventBus
 from bot.conversation.guild import GuildConversation
 from bot.conversation.hearing import Hearing
 from bot.conversation.ports import ReceivingVoice, TurnMeter
@@ -51,11 +55,19 @@ class ChannelRoster:
         return sum(1 for member in channel.members if not member.bot)
 
 
+Detach = Callable[[], Awaitable[None]]
+# Something outside the conversation that follows each guild's events (metrics, captions): called
+# when the guild's conversation is built, before it hears anything; the returned coroutine
+# function is awaited after the conversation stopped, to flush and unsubscribe.
+GuildSubscriber = Callable[[discord.Guild, EventBus], Detach]
+
+
 @dataclass(slots=True)
 class GuildRuntime:
     hearing: Hearing
     conversation: GuildConversation
     player: SpeechPlayer
+    detach: list[Detach] = field(default_factory=list)
 
 
 class ConversationEngine:
@@ -73,8 +85,15 @@ class ConversationEngine:
         meter: TurnMeter | None = None,
         privacy: PrivacyService | None = None,
         turn_detection: TurnDetection = DEFAULT_TURN_DETECTION,
+        subscribers: Sequence[GuildSubscriber] = (),
+        vad: Literal["silero", "spectral"] = "silero",
+        vad_pool: SileroPool | None = None,
     ) -> None:
         self._turn_detection = turn_detection
+        self._subscribers = tuple(subscribers)
+        self._vad = vad
+        # One pool of Silero models for every guild's speakers (~9.5 MB each, leased per burst).
+        self._vad_pool = vad_pool or SileroPool()
         self._db = database
         self._privacy = privacy
         self._meter = meter
@@ -105,6 +124,13 @@ class ConversationEngine:
             if channel is not None:
                 return channel
         return None
+
+    async def _vad_factory(self) -> Callable[[], VoiceActivityDetector]:
+        if self._vad == "spectral":
+            return SpectralVad
+        # The first model takes ~61 ms to load: off the event loop, before anyone speaks.
+        await asyncio.to_thread(self._vad_pool.warm, 1)
+        return functools.partial(GatedSileroVad, self._vad_pool)
 
     async def start(self, session: VoiceSession) -> None:
         voice_client = session.voice_client
@@ -137,12 +163,18 @@ class ConversationEngine:
             timings_log=self._timings.setdefault(session.guild_id, TimingsLog()),
             default_voice_id=self._default_voice_id, meter=self._meter, turn_detection=self._turn_detection,
         )
-        hearing = Hearing(conversation, clock=self._clock, turn_detection=self._turn_detection)
+        detach = [subscribe(guild, conversation.events) for subscribe in self._subscribers]
+        hearing = Hearing(
+            conversation, clock=self._clock, turn_detection=self._turn_detection,
+            vad_factory=await self._vad_factory(),
+        )
         conversation.start()
         hearing.start()
         if receiving is not None:
             receiving.start_receiving(hearing, admit=admit)
-        self._guilds[session.guild_id] = GuildRuntime(hearing=hearing, conversation=conversation, player=player)
+        self._guilds[session.guild_id] = GuildRuntime(
+            hearing=hearing, conversation=conversation, player=player, detach=detach
+        )
         log.info("Guild %s: listening", session.guild_id)
 
     async def _check_notice_channel(self, session: VoiceSession) -> None:
@@ -170,6 +202,11 @@ class ConversationEngine:
             session.voice_client.stop_receiving()
         await runtime.hearing.stop()
         await runtime.conversation.stop()
+        for detach in runtime.detach:
+            try:
+                await detach()
+            except Exception:
+                log.exception("Guild %s: a conversation subscriber failed to detach", session.guild_id)
         runtime.player.close()
         if self._privacy is not None:
             await self._privacy.release(session.voice_client.guild)

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from bot.audio.utterances import Event, UtteranceSegmenter
-from bot.audio.vad import SpectralVad, VoiceActivityDetector
+from bot.audio.vad import GatedSileroVad, VoiceActivityDetector
 from bot.conversation.turn_detection import DEFAULT_TURN_DETECTION, TurnDetection
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,8 @@ class Hearing:
         consumer: HearingConsumer,
         *,
         clock: Callable[[], float] = time.monotonic,
-        vad_factory: Callable[[], VoiceActivityDetector] = SpectralVad,
+        # The engine passes one that shares its SileroPool; this default has a pool per speaker.
+        vad_factory: Callable[[], VoiceActivityDetector] = GatedSileroVad,
         turn_detection: TurnDetection = DEFAULT_TURN_DETECTION,
         tick_interval: float = 0.02,  # end-of-speech is noticed within one frame time
         sleep: Callable[[float], object] = asyncio.sleep,

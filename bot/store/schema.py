@@ -42,7 +42,11 @@ guild_settings = Table(
     Column("command_rate_per_minute", Integer, nullable=True),
     # v4; NULL means captions are off.
     Column("captions_channel_id", BigInteger, nullable=True),
-    # v5; NULL means auto-join is off.
+    # v5; NULL: detect the language, no vocabulary, no bot heard.
+    Column("language", Text, nullable=True),
+    Column("vocabulary", Text, nullable=True),
+    Column("heard_bots", Text, nullable=True),
+    # v7; NULL means auto-join is off.
     Column("autojoin_channel_id", BigInteger, nullable=True),
 )
 
@@ -71,6 +75,8 @@ voice_clips = Table(
     Column("set_by_id", BigInteger, nullable=False),
     Column("set_by_name", Text, nullable=False),
     Column("set_at", UTCDateTime, nullable=False),
+    Column("voice_id", Text, nullable=True),
+    Column("reference", LargeBinary, nullable=True),
 )
 
 usage_records = Table(

@@ -65,7 +65,8 @@ ADMIN_ONLY = {
     "admin voice set", "admin voice reset", "admin history clear", "admin settings addressing",
     "admin settings wake-word", "admin settings persona", "admin settings text-channel", "admin settings autojoin",
     "admin usage budget", "admin usage turn-rate", "admin usage member-turn-rate", "admin usage command-rate",
-    "admin privacy consent-mode", "admin privacy retention",
+    "admin privacy consent-mode", "admin privacy retention", "admin settings captions", "admin settings language",
+    "admin settings vocabulary", "admin settings hear-bot",
 }
 
 

@@ -22,7 +22,9 @@ from bot.store.migrations import (
     v002_member_privacy,
     v003_guild_rate_limits,
     v004_captions,
-    v005_autojoin,
+    v005_turn_taking,
+    v006_voice_registration,
+    v007_autojoin,
 )
 
 
@@ -39,5 +41,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "member privacy choices; indexes for speaker deletion and purge", v002_member_privacy.upgrade),
     Migration(3, "a guild's own member turn rate and command rates", v003_guild_rate_limits.upgrade),
     Migration(4, "the channel a guild's captions go to", v004_captions.upgrade),
-    Migration(5, "the voice channel a guild's bot joins when a member enters it", v005_autojoin.upgrade),
+    Migration(5, "a guild's language, vocabulary and heard bots", v005_turn_taking.upgrade),
+    Migration(6, "a voice clip's registered voice id and compact reference", v006_voice_registration.upgrade),
+    Migration(7, "the voice channel a guild's bot joins when a member enters it", v007_autojoin.upgrade),
 )

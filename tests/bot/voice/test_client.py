@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import discord
 
 from bot.voice.client import VoxcordVoiceClient
-from tests.bot.voice.helpers import ALICE_ID, RecordingSink
+from tests.fakes.voice.packets import ALICE_ID, RecordingSink
 
 
 class StubChannel:

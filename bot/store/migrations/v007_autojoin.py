@@ -1,4 +1,4 @@
-"""V5: the voice channel a guild's bot joins by itself when a member enters it; NULL means off."""
+"""V7: the voice channel a guild's bot joins by itself when a member enters it; NULL means off."""
 
 from __future__ import annotations
 
