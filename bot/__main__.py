@@ -51,11 +51,13 @@ from bot.metrics import (
 from bot.mistral import ChatModel, RetryPolicy, SpeechSynthesizer, StreamingTranscriber
 from bot.mistral.redaction import install_log_redaction
 from bot.mistral.sdk_speedups import install_sdk_speedups, preload_sdk
+from bot.mistral.voices import VoiceRegistry
 from bot.services.captions import CaptionsService
 from bot.services.clips import VoiceClipService
 from bot.services.presence import VoicePresence
 from bot.services.privacy import PrivacyService, RetentionPurger, plain_name, service_host
 from bot.services.sessions import VoiceSessions
+from bot.services.voices import ClipVoices
 from bot.store import Database, DatabaseOpenError
 from bot.voice.client import VoxcordVoiceClient
 
@@ -144,25 +146,36 @@ async def assemble(settings: Settings, *, guild_ready_timeout: float = 2.0) -> A
                     mistral, model=settings.chat_model, retry=retry,
                     first_token_timeout=settings.chat_first_token_timeout,
                 ),
+                # With no clip, the synthesizer picks the preset for the reply's language, else
+                # TTS_DEFAULT_VOICE: the engine passes no voice of its own.
                 synthesizer=SpeechSynthesizer(
                     mistral, model=settings.tts_model, retry=retry,
                     first_audio_timeout=settings.tts_first_audio_timeout,
+                    default_voice=settings.tts_default_voice, voices_by_language=settings.tts_voices_by_language,
                 ),
                 ffmpeg_executable=ffmpeg_executable(),
-                default_voice_id=settings.tts_default_voice,
                 meter=CountedMeter(meter, metrics, meter.prices),
                 subscribers=(TurnMetrics(metrics).attach, captions.attach),
                 vad=settings.vad,
             )
+            voices = ClipVoices(
+                database.clips, VoiceRegistry(mistral, retry=retry) if settings.tts_register_voices else None
+            )
+            stack.push_async_callback(voices.aclose)
+            voices.prepare_stored_in_background()  # clips stored before migration 6
             clips = VoiceClipService(
                 repository=database.clips,
                 http=http,
+                on_change=voices.clip_changed,
                 limits=ClipLimits(
                     max_bytes=settings.clip_max_bytes, max_input_seconds=settings.clip_max_input_seconds
                 ),
             )
             on_start, on_stop = VoiceMetrics(metrics).hooks(engine.start, engine.stop)
-            sessions = VoiceSessions(voice_client_cls=VoxcordVoiceClient, on_start=on_start, on_stop=on_stop)
+            sessions = VoiceSessions(
+                voice_client_cls=VoxcordVoiceClient.decoding(settings.voice_decode),
+                on_start=on_start, on_stop=on_stop,
+            )
             bot = VoxcordBot(
                 settings=settings, database=database, sessions=sessions, clips=clips, engine=engine,
                 connector=aiohttp.TCPConnector(ssl=tls), guild_ready_timeout=guild_ready_timeout,

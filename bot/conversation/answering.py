@@ -177,10 +177,11 @@ class Answering:
             self._told_about_voice = True
             # A REST round trip; the reply need not wait.
             self._notices.spawn(post(self._notify, self._guild_id, NO_VOICE_HINT))
+        ref_audio, voice_id = clip.speech_voice() if clip else (None, self._default_voice_id)
         speaker = ReplySpeaker(
             self._tts, self._player,
-            ref_audio=clip.audio if clip else None,
-            voice_id=None if clip else self._default_voice_id,
+            ref_audio=ref_audio,
+            voice_id=voice_id,
             clock=self._clock,
         )
         self._player.begin_reply()  # FFmpeg starts while the model is still thinking

@@ -30,6 +30,11 @@ class ClipUpload:
     declared_size: int
 
 
+# Told after a guild's clip was stored (new) or reset (None), with the clip it replaced: the
+# remote voice registration follows (bot/services/voices.py ClipVoices.clip_changed).
+ClipChanged = Callable[[VoiceClip | None, VoiceClip | None], None]
+
+
 def _megabytes(n: int) -> str:
     return f"{n / (1024 * 1024):.0f} MB"
 
@@ -42,7 +47,9 @@ class VoiceClipService:
         http: aiohttp.ClientSession,
         limits: ClipLimits,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        on_change: ClipChanged | None = None,
     ) -> None:
+        self._on_change = on_change
         self._repository = repository
         self._http = http
         self._limits = limits
@@ -96,7 +103,10 @@ class VoiceClipService:
             sha256=clip.sha256, source_format=clip.source_format, set_by_id=set_by_id, set_by_name=set_by_name,
             set_at=self._clock(),
         )
+        old = await self._repository.get(guild_id) if self._on_change is not None else None
         await self._repository.set(stored)
+        if self._on_change is not None:
+            self._on_change(old, stored)
         # Who confirmed, when and which audio: the row keeps the same three facts.
         log.info("Guild %s voice clip stored after consent confirmed by %s (sha256 %s)",
                  guild_id, set_by_id, stored.sha256)
@@ -106,4 +116,8 @@ class VoiceClipService:
         return await self._repository.get(guild_id)
 
     async def reset(self, guild_id: int) -> bool:
-        return await self._repository.delete(guild_id)
+        old = await self._repository.get(guild_id) if self._on_change is not None else None
+        removed = await self._repository.delete(guild_id)
+        if removed and self._on_change is not None:
+            self._on_change(old, None)
+        return removed

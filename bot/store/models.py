@@ -100,7 +100,7 @@ class VoiceClip:
     set_by_name: str
     set_at: datetime
     # How speech requests carry this voice, decided once per clip (``bot.clip_voices``): a Mistral
-    # custom voice id where the plan allows it, and the compact MP3 reference (best 10-20 s) sent
+    # custom voice id where the plan allows it, and the compact MP3 reference (best 15 s) sent
     # as ``ref_audio`` otherwise. Both None: not prepared yet.
     voice_id: str | None = None
     reference: bytes | None = None
@@ -111,6 +111,13 @@ class VoiceClip:
     @property
     def prepared(self) -> bool:
         return self.voice_id is not None or self.reference is not None
+
+    def speech_voice(self) -> tuple[bytes | None, str | None]:
+        """``(ref_audio, voice_id)`` for a speech request: the registered voice, else the compact
+        reference, else (not prepared yet) the clip itself."""
+        if self.voice_id is not None:
+            return None, self.voice_id
+        return (self.reference if self.reference is not None else self.audio), None
 
     def __repr__(self) -> str:
         # The default repr would dump up to megabytes of WAV into logs and tracebacks.

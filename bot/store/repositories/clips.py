@@ -51,6 +51,14 @@ class VoiceClipRepository(Repository):
             result = await connection.execute(statement)
         return result.rowcount > 0
 
+    async def unprepared(self) -> list[int]:
+        """Guilds whose clip has neither a voice id nor a reference yet (stored before migration 6)."""
+        statement = select(voice_clips.c.guild_id).where(
+            voice_clips.c.voice_id.is_(None), voice_clips.c.reference.is_(None)
+        )
+        async with self._tx.read() as connection:
+            return list((await connection.execute(statement)).scalars())
+
     async def delete(self, guild_id: int) -> bool:
         """Remove the guild's clip; False if it had none."""
         async with self._tx.write() as connection:
