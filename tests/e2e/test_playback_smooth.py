@@ -12,7 +12,6 @@ import logging
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from tests.e2e.conversation_support import TTS_RATE, call_in_progress, spoken_question, wait_turns
 from tests.fakes.mistral.audio import speech_samples
@@ -38,7 +37,6 @@ def reply_report(audio: BotAudio, spoken: list[str]) -> AlignmentReport:
     return align(played_audio(reply), sentences, tts_rate=TTS_RATE)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 item 1: today ~200 ms of holes in the first sentence")
 async def test_a_reply_streamed_at_real_time_with_jitter_plays_without_inserted_silence(
     fake_discord, fake_voice, fake_mistral, fake_discord_env, tmp_path: Path
 ) -> None:
