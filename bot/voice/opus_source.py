@@ -301,6 +301,9 @@ class StreamingOpusSource(discord.FFmpegAudio):
             self._closed = True
             with self._state_lock:
                 self._segment.close()
+            log.debug("Reply playback ended: %d packets, %d underruns, %.0f ms padding, playout needs %s",
+                      self._packets_read, self.underruns, self.padded_seconds * 1000,
+                      [round(need * 1000) for need in self._history.needs])
             self._stopped = True  # tells FFmpegAudio the exit below is not a failure
             self._finished = True
             while True:  # drop queued audio so the writer reaches the close marker at once

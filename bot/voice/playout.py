@@ -10,16 +10,18 @@ dry for long) starts when its packets, extrapolated at real time, are not expect
 
 The first term anchors the stream to real time, packet p being due at anchor + 20 ms * p. The
 window is how late a packet may come relative to that schedule: learned from the last segments
-(the worst of the packets that arrived after their segment started, plus a margin), and before
-any history the first chunk plus ``DEFAULT_DELAY``. The credit needs no knowledge of the TTS's
-speed: when audio comes faster than real time, later packets run ahead of the schedule, and the
-lead beyond what jitter explains (``SPREAD``) is taken off the wait, down to starting at once.
+(the worst packet of each that arrived after its start; the second worst segment, plus a margin),
+and never less than the first chunk plus ``DEFAULT_DELAY`` until eight segments say so. The
+credit needs no knowledge of the TTS's speed: when audio comes faster than real time, later
+packets run ahead of the schedule, and the lead beyond what jitter explains (``SPREAD``) is taken
+off the wait, down to starting at once.
 
 The window includes the TTS's chunking: a 62.5 ms chunk releases three 20 ms packets at once,
 and a packet that straddles two chunks waits for the second, so with a TTS at exactly real time
 and +-40 ms jitter per chunk a packet can be due ~58 ms after the first packet's real-time
-schedule. ``DEFAULT_DELAY`` (60 ms) is that, and is what a prebuffer may cost first audio
-(issue 13: at most 60 ms over the old start on the first packet).
+schedule. ``DEFAULT_DELAY`` is 55 ms of that; the reader waits up to 5 ms more for a late packet
+(``opus_source.UNDERRUN_WAIT``). It is what the prebuffer costs first audio: issue 13 allows 60 ms
+over the old start on the first packet, and the timer and the player thread's start add ~5 ms.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from collections import deque
 from dataclasses import dataclass
 
 FRAME = 0.020
-DEFAULT_DELAY = 0.060
+DEFAULT_DELAY = 0.055
 MARGIN = 0.003  # player-thread and FFmpeg scheduling on top of the learned lateness
 MAX_WINDOW = 0.250  # a TTS later than this is stalling, not jittering: rebuffer, don't wait up front
 HISTORY = 8  # segments remembered; the window follows a calmer network after this many
@@ -52,10 +54,15 @@ class PlayoutHistory:
         self.default_delay = default_delay
 
     def window(self, first_burst: int) -> float:
+        """How late, after the first chunk's real-time schedule, a packet may come. The second
+        worst of the remembered segments (one stall, e.g. a loaded machine, is forgiven), never
+        below the default until the history is full (a few lucky segments prove nothing)."""
+        default = FRAME * max(0, first_burst - 1) + self.default_delay
         with self._lock:
-            if self._needs:
-                return min(MAX_WINDOW, max(self._needs) + MARGIN)
-        return FRAME * max(0, first_burst - 1) + self.default_delay
+            needs = sorted(self._needs)
+            full = len(needs) == self._needs.maxlen
+        learned = needs[-2] + MARGIN if len(needs) >= 2 else default
+        return min(MAX_WINDOW, learned if full else max(default, learned))
 
     def learn(self, need: float) -> None:
         with self._lock:

@@ -7,6 +7,7 @@ import random
 
 import pytest
 
+from bot.voice.opus_source import UNDERRUN_WAIT
 from bot.voice.playout import DEFAULT_DELAY, FRAME, HISTORY, MAX_WINDOW, PlayoutHistory, PlayoutSegment
 
 CHUNK = 0.0625  # the fake TTS's 6001-byte chunks of float32 at 24 kHz
@@ -30,7 +31,8 @@ def ready_times(seconds: float, *, rate: float = 1.0, jitter: float = 0.0, seed:
 
 
 def play(history: PlayoutHistory, ready: list[float]) -> tuple[float, int]:
-    """(start - first packet, packets read late): a segment fed ``ready``, read every 20 ms."""
+    """(start - first packet, packets read late): a segment fed ``ready``, read every 20 ms by a
+    reader that waits ``UNDERRUN_WAIT`` for a packet before sending silence."""
     segment = PlayoutSegment(history)
     index = 0
     start = None
@@ -47,7 +49,7 @@ def play(history: PlayoutHistory, ready: list[float]) -> tuple[float, int]:
     segment.started()
     for at in events[index:]:
         segment.packet_ready(at)
-    late = sum(1 for p, at in enumerate(ready) if at > start + p * FRAME + 1e-9)
+    late = sum(1 for p, at in enumerate(ready) if at > start + p * FRAME + UNDERRUN_WAIT)
     segment.close()
     return start - ready[0], late
 
@@ -71,6 +73,9 @@ def test_the_window_learns_a_slower_stream_and_forgets_it_when_the_network_calms
     history = PlayoutHistory()
     _, late = play(history, ready_times(1.5, rate=0.9))  # 10 % slower than real time: runs dry
     assert late > 0
+    assert history.window(3) == pytest.approx(0.040 + DEFAULT_DELAY)  # one bad segment is forgiven
+    _, late = play(history, ready_times(1.5, rate=0.9, start=150.0))
+    assert late > 0
     assert 0.18 <= history.window(3) <= MAX_WINDOW  # ~190 ms behind by the end of 1.5 s
     waited, late = play(history, ready_times(1.5, rate=0.9, start=200.0))
     assert late == 0 and waited > DEFAULT_DELAY
@@ -82,5 +87,6 @@ def test_the_window_learns_a_slower_stream_and_forgets_it_when_the_network_calms
 
 def test_a_stall_is_capped_not_waited_for_up_front() -> None:
     history = PlayoutHistory()
+    history.learn(5.0)
     history.learn(5.0)
     assert history.window(3) == MAX_WINDOW
