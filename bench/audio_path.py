@@ -11,19 +11,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bot.audio.frames import FRAME_SAMPLES, STT_FRAME_SAMPLES  # noqa: E402
-from bot.audio.opus import OpusDecoder, OpusEncoder  # noqa: E402
-from bot.audio.resample import DownmixResampler  # noqa: E402
-from bot.audio.vad import SpectralVad  # noqa: E402
+from bot.audio.frames import FRAME_SAMPLES, STT_FRAME_SAMPLES
+from bot.audio.opus import OpusDecoder, OpusEncoder
+from bot.audio.resample import DownmixResampler
+from bot.audio.vad import SpectralVad
 
 FLOOR_US = {"opus decode 48k stereo": 43.0, "downmix + resample HQ": 16.0}
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import cProfile
+import datetime
 import io
 import json
 import logging
@@ -24,12 +25,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from mistralai.client import Mistral
 
-from bench.sequential import install_sequential  # noqa: E402
-from bot.__main__ import assemble  # noqa: E402
-from bot.config import Settings  # noqa: E402
-from bot.conversation.engine import ConversationEngine  # noqa: E402
+from bench.sequential import install_sequential
+from bot.__main__ import assemble
+from bot.app import VoxcordBot
+from bot.audio.clip import normalise_clip
+from bot.config import Settings
+from bot.conversation.engine import ConversationEngine
+from bot.mistral import RetryPolicy
+from bot.mistral.voices import VoiceRegistry
+from bot.services.voices import ClipVoices
+from bot.store import VoiceClip
 
 PREFIX = "@@"
 
@@ -114,6 +121,8 @@ async def serve() -> int:
                 else:
                     _answer({"lag_ms": await lag.stop() if lag is not None else []})
                     lag = None
+            elif name == "set_clip":
+                _answer(await _set_clip(bot, settings, int(command["guild"]), Path(command["wav"])))
             elif name == "quit":
                 _answer({"ok": True})
                 break
@@ -123,6 +132,20 @@ async def serve() -> int:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await runner
     return 0
+
+
+async def _set_clip(bot: VoxcordBot, settings: Settings, guild_id: int, wav: Path) -> dict[str, Any]:
+    """Store a guild's voice clip as /voice set does after consent, and prepare it (registered
+    voice or compact reference) before answering, so the measured turns all use the result."""
+    checked = await asyncio.to_thread(normalise_clip, await asyncio.to_thread(wav.read_bytes))
+    clip = VoiceClip(guild_id=guild_id, audio=checked.wav, sample_rate=checked.sample_rate,
+                     duration_s=checked.duration_s, sha256=checked.sha256, source_format=checked.source_format,
+                     set_by_id=1, set_by_name="bench", set_at=datetime.datetime.now(datetime.UTC))
+    await bot.database.clips.set(clip)
+    mistral = Mistral(api_key=settings.mistral_api_key.get_secret_value(), server_url=settings.mistral_server_url)
+    prepared = await ClipVoices(bot.database.clips, VoiceRegistry(mistral, retry=RetryPolicy())).prepare(clip)
+    return {"voice_id": prepared.voice_id, "reference_bytes": len(prepared.reference or b""),
+            "clip_bytes": len(clip.audio)}
 
 
 def main() -> int:

@@ -18,14 +18,10 @@ import argparse
 import asyncio
 import gc
 import json
-import sys
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.stack import Stack, running_stack, utterance_opus  # noqa: E402
-from bench.turns import UTTERANCE_S, configure_streaming, one_turn  # noqa: E402
+from bench.stack import Stack, running_stack, utterance_opus
+from bench.turns import UTTERANCE_S, configure_streaming, one_turn
 
 SETTLE_S = 2.0
 

@@ -26,14 +26,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.stack import running_stack  # noqa: E402
-from bench.turns import pct  # noqa: E402
-from tests.fakes.discord import FakeDiscord  # noqa: E402
-from tests.fakes.rooms.runner import Seated, play, seat  # noqa: E402
-from tests.fakes.rooms.scenarios import ROOMS, Room  # noqa: E402
-from tests.fakes.rooms.scoring import RoomOutcome, score  # noqa: E402
+from bench.stack import running_stack
+from bench.turns import pct
+from tests.fakes.discord import FakeDiscord
+from tests.fakes.rooms.runner import Seated, play, seat
+from tests.fakes.rooms.scenarios import ROOMS, Room
+from tests.fakes.rooms.scoring import RoomOutcome, score
 
 RESULTS = Path(__file__).resolve().parent / "results_room.json"
 MODELS = {
@@ -50,8 +48,9 @@ async def run_mode(mode: str, rooms: list[Room], repeat: int) -> list[RoomOutcom
         return [await seat(fake, r) for r in plan]
 
     outcomes = []
-    async with running_stack(0, log_name=f"room-{mode}", env_overrides={"STT_MODEL": MODELS[mode]},
-                             seat=seat_all) as stack:
+    # Real (espeak-ng) speech and music: the rooms run the product's VAD, not the stand-in's.
+    env = {"STT_MODEL": MODELS[mode], "VAD": "silero"}
+    async with running_stack(0, log_name=f"room-{mode}", env_overrides=env, seat=seat_all) as stack:
         for r, seated in zip(plan, stack.seated, strict=True):
             print(f"  {mode}: {r.name}", file=sys.stderr, flush=True)
             trace = await play(r, seated, fake_discord=stack.fake_discord, fake_voice=stack.fake_voice,

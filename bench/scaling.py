@@ -24,11 +24,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.memory import measure_stack  # noqa: E402
-from bench.stack import Member, Stack, running_stack, utterance_opus  # noqa: E402
-from bench.turns import TURN_TIMEOUT, UTTERANCE_S, analyse, configure_streaming, one_turn, streaming_critical_path  # noqa: E402
+from bench.memory import measure_stack
+from bench.stack import Member, Stack, running_stack, utterance_opus
+from bench.turns import TURN_TIMEOUT, UTTERANCE_S, analyse, configure_streaming, one_turn, streaming_critical_path
 
 TICKS = os.sysconf("SC_CLK_TCK")
 

@@ -27,9 +27,9 @@ from mistralai.client.models import File
 from bot.audio.ffmpeg import ffmpeg_executable
 from bot.audio.utterances import Event, SpeechStarted, UtteranceAudio, UtteranceEnded
 from bot.audio.wav import pcm16_to_wav
+from bot.conversation.hearing import Hearing
 from bot.conversation.timings import TimingsLog, TurnTimings
 from bot.voice.client import VoxcordVoiceClient
-from bot.voice.hearing import Hearing
 
 if TYPE_CHECKING:
     from bot.config import Settings

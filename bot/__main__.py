@@ -44,6 +44,7 @@ from bot.metrics import (
     LoopLagMonitor,
     Metrics,
     RetryMetrics,
+    TurnMetrics,
     VoiceMetrics,
     gateway_connected,
     serve_metrics,
@@ -51,7 +52,10 @@ from bot.metrics import (
 from bot.mistral import ChatModel, RetryPolicy, SpeechSynthesizer, StreamingTranscriber
 from bot.mistral.redaction import install_log_redaction
 from bot.mistral.sdk_speedups import install_sdk_speedups, preload_sdk
-from bot.privacy import PrivacyService, RetentionPurger, service_host
+from bot.mistral.voices import VoiceRegistry
+from bot.privacy import PrivacyService, RetentionPurger, plain_name, service_host
+from bot.services.captions import CaptionsService
+from bot.services.voices import ClipVoices
 from bot.sessions import VoiceSessions
 from bot.store import Database, DatabaseOpenError
 from bot.voice.client import VoxcordVoiceClient
@@ -129,25 +133,35 @@ async def assemble(settings: Settings, *, guild_ready_timeout: float = 2.0) -> A
             )
             # The notice names where audio goes: the host only, never the URL's credentials or the key.
             privacy = PrivacyService(database=database, stt_host=service_host(settings.mistral_server_url))
+            captions = CaptionsService(database, bot_name=lambda guild: plain_name(guild.me.display_name))
             engine = ConversationEngine(
                 database=database,
                 privacy=privacy,
                 transcriber=StreamingTranscriber(
                     mistral, realtime_model=settings.stt_model, batch_model=settings.stt_batch_model, retry=retry,
-                    final_timeout=settings.stt_final_timeout,
+                    final_timeout=settings.stt_final_timeout, turn_detection=settings.stt_turn_detection,
                 ),
                 chat=ChatModel(
                     mistral, model=settings.chat_model, retry=retry,
                     first_token_timeout=settings.chat_first_token_timeout,
                 ),
+                # With no clip, the synthesizer picks the preset for the reply's language, else
+                # TTS_DEFAULT_VOICE: the engine passes no voice of its own.
                 synthesizer=SpeechSynthesizer(
                     mistral, model=settings.tts_model, retry=retry,
                     first_audio_timeout=settings.tts_first_audio_timeout,
+                    default_voice=settings.tts_default_voice, voices_by_language=settings.tts_voices_by_language,
                 ),
                 ffmpeg_executable=ffmpeg_executable(),
-                default_voice_id=settings.tts_default_voice,
                 meter=CountedMeter(meter, metrics, meter.prices),
+                subscribers=(TurnMetrics(metrics).attach, captions.attach),
+                vad=settings.vad,
             )
+            voices = ClipVoices(
+                database.clips, VoiceRegistry(mistral, retry=retry) if settings.tts_register_voices else None
+            )
+            stack.push_async_callback(voices.aclose)
+            voices.prepare_stored_in_background()  # clips stored before migration 6
             clips = VoiceClipService(
                 repository=database.clips,
                 http=http,
@@ -156,12 +170,15 @@ async def assemble(settings: Settings, *, guild_ready_timeout: float = 2.0) -> A
                 ),
             )
             on_start, on_stop = VoiceMetrics(metrics).hooks(engine.start, engine.stop)
-            sessions = VoiceSessions(voice_client_cls=VoxcordVoiceClient, on_start=on_start, on_stop=on_stop)
+            sessions = VoiceSessions(
+                voice_client_cls=VoxcordVoiceClient.decoding(settings.voice_decode),
+                on_start=on_start, on_stop=on_stop,
+            )
             bot = VoxcordBot(
                 settings=settings, database=database, sessions=sessions, clips=clips, engine=engine,
                 connector=aiohttp.TCPConnector(ssl=tls), guild_ready_timeout=guild_ready_timeout,
                 meter=meter, command_limiter=CommandLimiter(database=database, limiter=limiter, limits=limits),
-                privacy=privacy, purger=RetentionPurger(database=database),
+                privacy=privacy, purger=RetentionPurger(database=database), captions=captions,
             )
             if settings.metrics_port is not None:
                 await stack.enter_async_context(LoopLagMonitor(metrics.loop_lag_seconds.observe))

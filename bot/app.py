@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from bot.conversation.engine import ConversationEngine
     from bot.limits import CommandLimiter, UsageMeter
     from bot.privacy import PrivacyService, RetentionPurger
+    from bot.services.captions import CaptionsService
     from bot.sessions import VoiceSessions
     from bot.store import Database
 
@@ -131,6 +132,7 @@ class VoxcordBot(commands.AutoShardedBot):
         command_limiter: CommandLimiter | None = None,
         privacy: PrivacyService | None = None,
         purger: RetentionPurger | None = None,
+        captions: CaptionsService | None = None,
     ) -> None:
         # Default intents include guilds and voice_states; nothing privileged is needed.
         super().__init__(
@@ -151,10 +153,11 @@ class VoxcordBot(commands.AutoShardedBot):
         self.command_limiter = command_limiter
         self.privacy = privacy
         self._purger = purger
+        self.captions = captions
         self._cog_modules = cogs
 
     async def setup_hook(self) -> None:
-        if self.shard_count is None:
+        if not self.shard_count:  # None until set (discord.py types it int)
             # Fixing the count here (login is done, connect not yet) keeps DISCORD_GATEWAY_URL;
             # left None, discord.py would connect to the URL /gateway/bot returns instead.
             self.shard_count = await recommended_shard_count(self.http)
@@ -187,7 +190,8 @@ class VoxcordBot(commands.AutoShardedBot):
         await self.sessions.leave_all()
         if self._purger is not None:
             await self._purger.stop()
-        if not isinstance(self.loop, asyncio.AbstractEventLoop):
+        loop: object = self.loop  # a sentinel until entered, though typed as an event loop
+        if not isinstance(loop, asyncio.AbstractEventLoop):
             # Never entered nor logged in (e.g. a test that only loads cogs): AutoShardedClient's
             # close needs the event queue that entering creates (discord.py 2.7 raises otherwise).
             await self.__aenter__()

@@ -23,10 +23,12 @@ HINTS: dict[str, str] = {
     "discord_api_base_url": "e.g. https://discord.com/api/v10.",
     "discord_gateway_url": "e.g. wss://gateway.discord.gg/.",
     "log_level": "one of DEBUG, INFO, WARNING, ERROR.",
+    "voice_decode": "48k (decode 48 kHz stereo, then resample) or 16k (decode straight to 16 kHz mono).",
     "redis_url": "e.g. redis://localhost:6379/0 (rediss:// for TLS), or leave it unset for one process.",
     "shard_count": "the total number of shards, the same in every process (e.g. 4).",
     "shard_ids": "this process's shards: ids or ranges below SHARD_COUNT, e.g. 0,1 or 2-3.",
     "metrics_port": "a TCP port for /metrics and /healthz, e.g. 9464, or leave it unset to turn them off.",
+    "tts_voices_by_language": "language:voice pairs, e.g. en:voice_478,fr:voice_592.",
     "metrics_host": "the address to serve metrics on, e.g. 127.0.0.1 or 0.0.0.0 in a container.",
 }
 
@@ -45,17 +47,38 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///data/voxcord.db"
     dev_guild_id: int | None = None
 
-    stt_model: str = "voxtral-mini-transcribe-realtime-2602"
+    stt_model: str = "voxtral-mini-transcribe-realtime-3-0"
     stt_batch_model: str = "voxtral-mini-latest"
+    # Server end-of-turn detection: auto = on Voxtral 3 realtime models, on = assume the model
+    # has it (self-hosted), off = never ask (the bot's own end-of-turn decides).
+    stt_turn_detection: Literal["auto", "on", "off"] = "auto"
+    # Voice activity: silero = energy gate + Silero VAD v5 (music and noise do not open turns),
+    # spectral = numpy only (less CPU; chords and melodies pass for speech). docs/decisions.md.
+    vad: Literal["silero", "spectral"] = "silero"
     chat_model: str = "mistral-small-latest"
-    tts_model: str = "voxtral-mini-tts-2603"
+    # Voxtral TTS 3 (Mistral's migration page maps voxtral-mini-tts-2603 to it); 2603 still works.
+    tts_model: str = "voxtral-mini-tts-3-0"
     tts_default_voice: str | None = None
+    # The preset voice for a reply's language when the server set no clip (Voxtral 3 presets,
+    # docs.mistral.ai voice library); a language not listed gets TTS_DEFAULT_VOICE.
+    tts_voices_by_language: Annotated[dict[str, str], NoDecode] = {
+        "en": "voice_478", "fr": "voice_592", "es": "voice_483", "de": "voice_481",
+        "it": "voice_482", "pt": "voice_480", "ar": "voice_479",
+    }
+    # Register a server's clip as a Mistral custom voice (spoken by id, deleted with the clip);
+    # off, or refused by the plan, the clip's compact reference rides with each request instead.
+    tts_register_voices: bool = True
 
     mistral_server_url: str | None = None
     discord_api_base_url: str = "https://discord.com/api/v10"
     discord_gateway_url: str = "wss://gateway.discord.gg/"
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    # How received Opus becomes 16 kHz mono: 48k = decode 48 kHz stereo, downmix, soxr (the
+    # reference path); 16k = libopus decodes straight to 16 kHz mono (equal for recognition,
+    # ~40-60 % less receive CPU: docs/decisions.md).
+    voice_decode: Literal["48k", "16k"] = "48k"
 
     # Reference clips for /voice set: refused past these, before anything is decoded.
     clip_max_bytes: Annotated[int, Field(gt=0)] = 10 * 1024 * 1024
@@ -70,7 +93,7 @@ class Settings(BaseSettings):
     retry_max_total_seconds: Annotated[float, Field(gt=0)] = 20.0
 
     # Prices (USD) for usage accounting and budgets; defaults are Mistral's published prices.
-    price_stt_realtime_usd_per_minute: Annotated[float, Field(ge=0)] = 0.006
+    price_stt_realtime_usd_per_minute: Annotated[float, Field(ge=0)] = 0.008
     price_chat_input_usd_per_million_tokens: Annotated[float, Field(ge=0)] = 0.10
     price_chat_output_usd_per_million_tokens: Annotated[float, Field(ge=0)] = 0.30
     price_tts_usd_per_million_characters: Annotated[float, Field(ge=0)] = 16.0
@@ -157,6 +180,21 @@ class Settings(BaseSettings):
         if value is not None and not value.strip().lower().startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must be a redis://, rediss:// or unix:// URL")
         return value.strip() if value is not None else None
+
+    @field_validator("tts_voices_by_language", mode="before")
+    @classmethod
+    def _voice_table(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        table: dict[str, str] = {}
+        for raw in value.split(","):
+            if not raw.strip():
+                continue
+            language, colon, voice = (part.strip() for part in raw.partition(":"))
+            if not colon or not language or not voice:
+                raise ValueError(f"{raw.strip()!r} is not language:voice")
+            table[language.lower()] = voice
+        return table
 
     @field_validator("shard_ids", mode="before")
     @classmethod

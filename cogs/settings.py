@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Literal
 
 import discord
 from discord import app_commands
 from discord.ext import commands
+
+from bot.store.repositories.guilds import MAX_VOCABULARY
 
 if TYPE_CHECKING:
     from bot.app import VoxcordBot
@@ -29,7 +32,12 @@ def describe(settings: GuildSettings, bot_name: str) -> str:
         + ("" if settings.wake_word else " (my display name)"),
         f"**Persona:** {discord.utils.escape_markdown(settings.persona) if settings.persona else 'default'}",
         f"**Text channel for notices:** {notices}",
+        f"**Captions:** {f'in <#{settings.captions_channel_id}>' if settings.captions_channel_id else 'off'}",
         f"**History kept for:** {settings.retention_days} days",
+        f"**Language:** {settings.language or 'detected from speech'}",
+        f"**Vocabulary:** {discord.utils.escape_markdown(settings.vocabulary) if settings.vocabulary else 'none'}",
+        "**Bots heard:** " + (", ".join(f"<@{b}>" for b in settings.heard_bots.split(",")) if settings.heard_bots
+                              else "none (bots' audio is dropped unheard)"),
     ]
     return "\n".join(lines)
 
@@ -110,6 +118,107 @@ class SettingsCog(commands.GroupCog, group_name="settings"):
         await self.bot.database.guilds.update(interaction.guild_id, text_channel_id=channel.id if channel else None)
         where = channel.mention if channel else "the channel where /join is used"
         await interaction.response.send_message(f"Notices will go to {where}.", ephemeral=True)
+
+    @app_commands.command(name="captions")
+    @app_commands.describe(
+        mode="on: post each finished turn (who said what, and the reply) as text; off: stop.",
+        channel="Where captions go (a text channel, a voice channel's chat or a thread); default: here.",
+    )
+    @app_commands.default_permissions(manage_guild=True)
+    @app_commands.checks.has_permissions(manage_guild=True)
+    async def captions(
+        self,
+        interaction: discord.Interaction,
+        mode: Literal["on", "off"],
+        channel: discord.TextChannel | discord.VoiceChannel | discord.Thread | None = None,
+    ) -> None:
+        """Caption the conversation as text in a channel (for members who cannot hear it)."""
+        assert interaction.guild_id is not None and interaction.guild is not None
+        service = self.bot.captions
+        assert service is not None
+        if mode == "off":
+            await service.turn_off(interaction.guild_id)
+            await interaction.response.send_message("Captions are off.", ephemeral=True)
+            return
+        target = channel or interaction.channel
+        if not isinstance(target, discord.TextChannel | discord.VoiceChannel | discord.Thread):
+            await interaction.response.send_message(
+                "Pick a text channel, a voice channel's chat or a thread for the captions.", ephemeral=True)
+            return
+        missing = missing_post_permissions(target, interaction.guild.me)
+        if missing:
+            await interaction.response.send_message(
+                f"I can't post in {target.mention}: I'm missing the {' and '.join(missing)} permission there.",
+                ephemeral=True)
+            return
+        await service.turn_on(interaction.guild_id, target.id)
+        await interaction.response.send_message(
+            f"Captions are on: what is said in voice, and my replies, will be posted in {target.mention} "
+            "a turn at a time. Members who opted out are never heard, so never captioned.", ephemeral=True)
+
+
+    @app_commands.command(name="language")
+    @app_commands.describe(code="auto (detect it from speech) or a two-letter code such as en, fr, de.")
+    @app_commands.default_permissions(manage_guild=True)
+    @app_commands.checks.has_permissions(manage_guild=True)
+    async def language(self, interaction: discord.Interaction, code: str) -> None:
+        """The language people speak here: recognised in it and answered in it (auto: detect)."""
+        assert interaction.guild_id is not None
+        cleaned = code.strip().lower()
+        if cleaned != "auto" and re.fullmatch(r"[a-z]{2}", cleaned) is None:
+            await interaction.response.send_message(
+                "Use `auto` or a two-letter language code such as `en`, `fr` or `de`.", ephemeral=True)
+            return
+        await self.bot.database.guilds.update(interaction.guild_id, language=None if cleaned == "auto" else cleaned)
+        await interaction.response.send_message(
+            "I'll detect the language and answer in the one spoken to me." if cleaned == "auto"
+            else f"I'll listen for `{cleaned}` and answer in it.", ephemeral=True)
+
+    @app_commands.command(name="vocabulary")
+    @app_commands.describe(terms="Names and words to recognise, comma separated; leave empty to clear.")
+    @app_commands.default_permissions(manage_guild=True)
+    @app_commands.checks.has_permissions(manage_guild=True)
+    async def vocabulary(self, interaction: discord.Interaction, terms: str | None = None) -> None:
+        """Words speech recognition should expect here (names, jargon), besides members' names."""
+        assert interaction.guild_id is not None
+        cleaned = ", ".join(t.strip() for t in (terms or "").split(",") if t.strip()) or None
+        if cleaned is not None and len(cleaned) > MAX_VOCABULARY:
+            await interaction.response.send_message(
+                f"Keep the vocabulary under {MAX_VOCABULARY} characters.", ephemeral=True)
+            return
+        await self.bot.database.guilds.update(interaction.guild_id, vocabulary=cleaned)
+        await interaction.response.send_message(
+            f"Vocabulary: {discord.utils.escape_markdown(cleaned)}." if cleaned else "Vocabulary cleared.",
+            ephemeral=True)
+
+    @app_commands.command(name="hear-bot")
+    @app_commands.describe(bot="A bot user in this server.", heard="Whether its audio is heard (not by default).")
+    @app_commands.default_permissions(manage_guild=True)
+    @app_commands.checks.has_permissions(manage_guild=True)
+    async def hear_bot(self, interaction: discord.Interaction, bot: discord.Member, heard: bool) -> None:
+        """Let the bot hear another bot (a text-to-speech bot, say); bots' audio is dropped otherwise."""
+        assert interaction.guild_id is not None
+        if not bot.bot:
+            await interaction.response.send_message("That member is not a bot: people are heard already.",
+                                                    ephemeral=True)
+            return
+        current = await self.bot.database.guilds.get(interaction.guild_id)
+        ids = [i for i in (current.heard_bots or "").split(",") if i and i != str(bot.id)]
+        if heard:
+            ids.append(str(bot.id))
+        await self.bot.database.guilds.update(interaction.guild_id, heard_bots=",".join(ids) or None)
+        await interaction.response.send_message(
+            f"{bot.mention} is {'now heard' if heard else 'no longer heard'} (from the next /join).", ephemeral=True)
+
+
+def missing_post_permissions(
+    channel: discord.TextChannel | discord.VoiceChannel | discord.Thread, me: discord.Member
+) -> list[str]:
+    perms = channel.permissions_for(me)
+    send = perms.send_messages_in_threads if isinstance(channel, discord.Thread) else perms.send_messages
+    needed = (("View Channel", perms.view_channel),
+              ("Send Messages in Threads" if isinstance(channel, discord.Thread) else "Send Messages", send))
+    return [name for name, ok in needed if not ok]
 
 
 async def setup(bot: VoxcordBot) -> None:

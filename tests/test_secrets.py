@@ -22,8 +22,9 @@ from pydantic import ValidationError
 
 from bot.config import Settings, describe_settings_error
 from bot.mistral import ChatMessage, ChatModel, MistralError, RetryPolicy
-from tests.e2e.conversation_support import call_in_progress, spoken_question, wait_turns
+from tests.e2e.conversation_support import call_in_progress, wait_turns
 from tests.fakes.mistral import FakeMistral
+from tests.fakes.synth import spoken_question
 from tests.harness import TEST_DISCORD_TOKEN, TEST_MISTRAL_KEY, build_world, running_bot, settings_for
 from tests.secrets_check import SecretsCheck, leaks
 

@@ -30,6 +30,8 @@ _OPUS_SET_PACKET_LOSS_PERC_REQUEST = 4014
 
 # Opus packets carry at most 120 ms of audio (RFC 6716 §3.2.5): 5760 samples per channel at 48 kHz.
 MAX_FRAME_SAMPLES = 5760
+# The output rates opus_decoder_create accepts.
+_DECODE_RATES = frozenset({8000, 12000, 16000, 24000, 48000})
 # Recommended ceiling for one encoded packet (opus_encode docs); Discord packets are far smaller.
 _MAX_PACKET_BYTES = 4000
 
@@ -117,13 +119,14 @@ def _declare(lib: ctypes.CDLL) -> None:
 
 
 def _strerror(lib: ctypes.CDLL, code: int) -> str:
-    return lib.opus_strerror(code).decode("ascii", "replace")
+    message: bytes = lib.opus_strerror(code)
+    return message.decode("ascii", "replace")
 
 
 class _NativeState:
     """Owns one libopus encoder or decoder state: freed by close(), a with-block or the GC."""
 
-    __slots__ = ()
+    __slots__ = ("_lib", "_state")
     _kind = "codec"
     _destroy = ""  # the libopus function that frees this kind of state
     _lib: ctypes.CDLL
@@ -153,56 +156,85 @@ class _NativeState:
 
 
 class OpusDecoder(_NativeState):
-    """48 kHz stereo Opus → interleaved int16 PCM, one instance per speaker (decoder state is
-    per stream: packet loss concealment and FEC depend on the previous packets)."""
+    """Opus → interleaved int16 PCM, one instance per speaker (decoder state is per stream:
+    packet loss concealment and FEC depend on the previous packets).
+
+    By default 48 kHz stereo, what Discord sends. ``OpusDecoder(sample_rate=16000, channels=1)``
+    decodes straight to what speech-to-text wants: libopus then synthesises only the bands below
+    8 kHz and downmixes a stereo stream itself, for ~40–60 % less CPU than decoding at 48 kHz,
+    downmixing and resampling, and the same signal below 7 kHz (docs/decisions.md, measured by
+    ``python -m bench.decode16k``).
+    """
 
     _kind = "decoder"
     _destroy = "opus_decoder_destroy"
 
-    __slots__ = ("_buf", "_buf_addr", "_decode", "_lib", "_state")
+    __slots__ = ("_buf", "_buf_addr", "_channels", "_decode", "_frame_samples", "_max_samples", "_rate")
 
-    def __init__(self, *, lib: ctypes.CDLL | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        sample_rate: int = DISCORD_SAMPLE_RATE,
+        channels: int = DISCORD_CHANNELS,
+        lib: ctypes.CDLL | None = None,
+    ) -> None:
+        if sample_rate not in _DECODE_RATES or channels not in (1, 2):
+            raise ValueError(f"libopus decodes at {sorted(_DECODE_RATES)} Hz to 1 or 2 channels, "
+                             f"not {sample_rate} Hz / {channels}")
         self._lib = lib or load_libopus()
         error = ctypes.c_int(0)
-        state = self._lib.opus_decoder_create(DISCORD_SAMPLE_RATE, DISCORD_CHANNELS, ctypes.byref(error))
+        state = self._lib.opus_decoder_create(sample_rate, channels, ctypes.byref(error))
         if error.value != _OPUS_OK or not state:
             raise OpusError(f"opus_decoder_create failed: {_strerror(self._lib, error.value)}")
         self._state: int | None = state
+        self._rate = sample_rate
+        self._channels = channels
+        self._max_samples = MAX_FRAME_SAMPLES * sample_rate // DISCORD_SAMPLE_RATE
+        self._frame_samples = FRAME_SAMPLES * sample_rate // DISCORD_SAMPLE_RATE
         # Room for the longest legal packet (120 ms); decode writes into it, then one copy out.
-        self._buf = (ctypes.c_int16 * (MAX_FRAME_SAMPLES * DISCORD_CHANNELS))()
+        self._buf = (ctypes.c_int16 * (self._max_samples * channels))()
         self._buf_addr = ctypes.addressof(self._buf)
         self._decode = self._lib.opus_decode
 
+    @property
+    def sample_rate(self) -> int:
+        return self._rate
+
+    @property
+    def channels(self) -> int:
+        return self._channels
+
     def decode(self, packet: bytes) -> bytes:
-        """Decode one packet (2.5–120 ms) to interleaved stereo int16: 3840 bytes for 20 ms.
+        """Decode one packet (2.5–120 ms) to interleaved int16: for 20 ms, 3840 bytes at 48 kHz
+        stereo, 640 at 16 kHz mono.
 
         Raises ``OpusDecodeError`` for an empty or corrupt packet; the decoder stays usable.
         """
         if not packet:
             raise OpusDecodeError("empty packet (use conceal() for a lost packet)")
-        n = self._decode(self._live(), packet, len(packet), self._buf_addr, MAX_FRAME_SAMPLES, 0)
+        n = self._decode(self._live(), packet, len(packet), self._buf_addr, self._max_samples, 0)
         if n < 0:
             raise OpusDecodeError(f"opus_decode: {_strerror(self._lib, n)} ({len(packet)}-byte packet)")
-        return ctypes.string_at(self._buf_addr, n * DISCORD_CHANNELS * SAMPLE_WIDTH)
+        return ctypes.string_at(self._buf_addr, n * self._channels * SAMPLE_WIDTH)
 
     def conceal(self, next_packet: bytes | None = None) -> bytes:
-        """Stand in for one lost 20 ms packet: exactly 3840 bytes.
+        """Stand in for one lost 20 ms packet: exactly one 20 ms frame (3840 bytes at 48 kHz stereo).
 
         With ``next_packet`` (the packet after the gap), its in-band FEC copy of the lost frame is
         used when the sender included one; libopus falls back to concealment otherwise. Without it,
         plain packet loss concealment extrapolates from the previous frames.
         """
         if next_packet:
-            n = self._decode(self._live(), next_packet, len(next_packet), self._buf_addr, FRAME_SAMPLES, 1)
+            n = self._decode(self._live(), next_packet, len(next_packet), self._buf_addr, self._frame_samples, 1)
         else:
-            n = self._decode(self._live(), None, 0, self._buf_addr, FRAME_SAMPLES, 0)
+            n = self._decode(self._live(), None, 0, self._buf_addr, self._frame_samples, 0)
         if n < 0:
             raise OpusDecodeError(f"opus_decode (concealment): {_strerror(self._lib, n)}")
-        return ctypes.string_at(self._buf_addr, n * DISCORD_CHANNELS * SAMPLE_WIDTH)
+        return ctypes.string_at(self._buf_addr, n * self._channels * SAMPLE_WIDTH)
 
     def packet_samples(self, packet: bytes) -> int:
-        """Samples per channel the packet decodes to, without decoding it."""
-        n = self._lib.opus_packet_get_nb_samples(packet, len(packet), DISCORD_SAMPLE_RATE)
+        """Samples per channel the packet decodes to at this decoder's rate, without decoding it."""
+        n: int = self._lib.opus_packet_get_nb_samples(packet, len(packet), self._rate)
         if n < 0:
             raise OpusDecodeError(f"opus_packet_get_nb_samples: {_strerror(self._lib, n)}")
         return n
@@ -214,7 +246,7 @@ class OpusEncoder(_NativeState):
 
     _kind = "encoder"
     _destroy = "opus_encoder_destroy"
-    __slots__ = ("_buf", "_buf_addr", "_lib", "_state")
+    __slots__ = ("_buf", "_buf_addr")
 
     def __init__(
         self,

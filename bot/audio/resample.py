@@ -68,8 +68,23 @@ class DownmixResampler:
         np.add(stereo[0::2], stereo[1::2], out=wide, dtype=np.int32)
         np.right_shift(wide, 1, out=mono, casting="unsafe")
         # soxr copies what it needs into its own state, so reusing `mono` next call is safe.
-        return self._resample(mono).tobytes()
+        out: bytes = self._resample(mono).tobytes()
+        return out
 
     def flush(self) -> bytes:
         """The filter's remaining output (its group delay) at the end of a stream."""
-        return self._resample(_EMPTY, last=True).tobytes()
+        out: bytes = self._resample(_EMPTY, last=True).tobytes()
+        return out
+
+
+class AlreadyMono16k:
+    """The resampler stage when the decoder already outputs 16 kHz mono (``OpusDecoder(
+    sample_rate=16_000, channels=1)``): hands each frame on as it is, holds nothing back."""
+
+    __slots__ = ()
+
+    def process(self, pcm: bytes) -> bytes:
+        return pcm
+
+    def flush(self) -> bytes:
+        return b""

@@ -6,19 +6,25 @@ Shared, injected services (store, Mistral clients) live here once; everything pe
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
 
 import discord
 
-from bot.conversation.guild import DEFAULT_LIMITS, ConversationLimits, GuildConversation, TurnMeter
+from bot.audio.vad import GatedSileroVad, SileroPool, SpectralVad, VoiceActivityDetector
+from bot.conversation.events import EventBus
+from bot.conversation.guild import GuildConversation
+from bot.conversation.hearing import Hearing
+from bot.conversation.ports import ReceivingVoice, TurnMeter
 from bot.conversation.timings import TimingsLog
+from bot.conversation.turn import DEFAULT_LIMITS, ConversationLimits
+from bot.conversation.turn_detection import DEFAULT_TURN_DETECTION, TurnDetection
 from bot.privacy import plain_name
-from bot.voice.client import VoxcordVoiceClient
-from bot.voice.hearing import Hearing
 from bot.voice.player import SpeechPlayer
 
 if TYPE_CHECKING:
@@ -48,11 +54,19 @@ class ChannelRoster:
         return sum(1 for member in channel.members if not member.bot)
 
 
+Detach = Callable[[], Awaitable[None]]
+# Something outside the conversation that follows each guild's events (metrics, captions): called
+# when the guild's conversation is built, before it hears anything; the returned coroutine
+# function is awaited after the conversation stopped, to flush and unsubscribe.
+GuildSubscriber = Callable[[discord.Guild, EventBus], Detach]
+
+
 @dataclass(slots=True)
 class GuildRuntime:
     hearing: Hearing
     conversation: GuildConversation
     player: SpeechPlayer
+    detach: list[Detach] = field(default_factory=list)
 
 
 class ConversationEngine:
@@ -69,7 +83,16 @@ class ConversationEngine:
         default_voice_id: str | None = None,
         meter: TurnMeter | None = None,
         privacy: PrivacyService | None = None,
+        turn_detection: TurnDetection = DEFAULT_TURN_DETECTION,
+        subscribers: Sequence[GuildSubscriber] = (),
+        vad: Literal["silero", "spectral"] = "silero",
+        vad_pool: SileroPool | None = None,
     ) -> None:
+        self._turn_detection = turn_detection
+        self._subscribers = tuple(subscribers)
+        self._vad = vad
+        # One pool of Silero models for every guild's speakers (~9.5 MB each, leased per burst).
+        self._vad_pool = vad_pool or SileroPool()
         self._db = database
         self._privacy = privacy
         self._meter = meter
@@ -90,6 +113,13 @@ class ConversationEngine:
     def runtime(self, guild_id: int) -> GuildRuntime | None:
         return self._guilds.get(guild_id)
 
+    async def _vad_factory(self) -> Callable[[], VoiceActivityDetector]:
+        if self._vad == "spectral":
+            return SpectralVad
+        # The first model takes ~61 ms to load: off the event loop, before anyone speaks.
+        await asyncio.to_thread(self._vad_pool.warm, 1)
+        return functools.partial(GatedSileroVad, self._vad_pool)
+
     async def start(self, session: VoiceSession) -> None:
         voice_client = session.voice_client
         guild = voice_client.guild
@@ -102,23 +132,31 @@ class ConversationEngine:
             if isinstance(channel, discord.abc.Messageable):
                 await channel.send(message)
 
+        # A plain discord.py client (some tests) cannot hear: it only speaks.
+        receiving = voice_client if isinstance(voice_client, ReceivingVoice) else None
         admit = None
         if self._privacy is not None:  # consent is known before the first packet is read
-            readmit = voice_client.receiver.readmit if isinstance(voice_client, VoxcordVoiceClient) else None
+            readmit = receiving.receiver.readmit if receiving is not None else None
             admit = await self._privacy.admission(session.guild_id, on_change=readmit)
         conversation = GuildConversation(
             guild_id=session.guild_id, database=self._db, transcriber=self._stt, chat=self._chat,
             synthesizer=self._tts, player=player, roster=ChannelRoster(voice_client), notify=notify,
             bot_name=plain_name(guild.me.display_name), clock=self._clock, limits=self._limits,
             timings_log=self._timings.setdefault(session.guild_id, TimingsLog()),
-            default_voice_id=self._default_voice_id, meter=self._meter,
+            default_voice_id=self._default_voice_id, meter=self._meter, turn_detection=self._turn_detection,
         )
-        hearing = Hearing(conversation, clock=self._clock)
+        detach = [subscribe(guild, conversation.events) for subscribe in self._subscribers]
+        hearing = Hearing(
+            conversation, clock=self._clock, turn_detection=self._turn_detection,
+            vad_factory=await self._vad_factory(),
+        )
         conversation.start()
         hearing.start()
-        if isinstance(voice_client, VoxcordVoiceClient):
-            voice_client.start_receiving(hearing, admit=admit)
-        self._guilds[session.guild_id] = GuildRuntime(hearing=hearing, conversation=conversation, player=player)
+        if receiving is not None:
+            receiving.start_receiving(hearing, admit=admit)
+        self._guilds[session.guild_id] = GuildRuntime(
+            hearing=hearing, conversation=conversation, player=player, detach=detach
+        )
         if self._privacy is not None:
             channel = voice_client.channel
             await self._privacy.announce(guild, channel.mention if channel else "voice", notify)
@@ -128,10 +166,15 @@ class ConversationEngine:
         runtime = self._guilds.pop(session.guild_id, None)
         if runtime is None:
             return
-        if isinstance(session.voice_client, VoxcordVoiceClient):
+        if isinstance(session.voice_client, ReceivingVoice):
             session.voice_client.stop_receiving()
         await runtime.hearing.stop()
         await runtime.conversation.stop()
+        for detach in runtime.detach:
+            try:
+                await detach()
+            except Exception:
+                log.exception("Guild %s: a conversation subscriber failed to detach", session.guild_id)
         runtime.player.close()
         if self._privacy is not None:
             await self._privacy.release(session.voice_client.guild)

@@ -6,13 +6,14 @@ turn-taking policy) subscribes instead of adding a branch to the guild loop.
 
 The events, in the order one turn produces them (``at`` is the conversation's monotonic clock):
 
+- ``VoiceOnset``        maybe speech: a few voiced frames, not yet confirmed (may be noise)
 - ``SpeechStarted``     a member started talking (confirmed speech, the barge-in signal)
 - ``TranscriptPartial`` the text so far of that member's utterance, after each realtime delta
 - ``SpeechEnded``       the member stopped (end of the utterance's audio)
 - ``TranscriptFinal``   the utterance's whole transcript and its audio seconds
 - ``TurnRejected``      no reply will come, with a ``reason`` (see ``RejectReason``)
 - ``TurnAccepted``      a reply will be written: the turn is queued for answering
-- ``ReplyStarted``      answering began on a turn
+- ``ReplyStarted``      the turn's history is read and its chat request goes out
 - ``ReplySentence``     one sentence of the reply, written and handed to speech, in order
 - ``ReplyInterrupted``  a barge-in cut the reply: what had been heard of it
 - ``ReplyFinished``     the turn is over (spoken, interrupted or failed), with its timings
@@ -43,6 +44,11 @@ log = logging.getLogger(__name__)
 class ConversationEvent:
     guild_id: int
     at: float  # the conversation's monotonic clock when it happened
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceOnset(ConversationEvent):
+    user_id: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +107,8 @@ class TurnAccepted(ConversationEvent):
 class ReplyStarted(ConversationEvent):
     turn_id: int
     user_id: int
+    speaker_name: str
+    text: str  # the question
 
 
 @dataclass(frozen=True, slots=True)

@@ -93,3 +93,9 @@ class ReceivingVoice(Protocol):
     def start_receiving(self, sink: SpeechSink, *, admit: Admission | None = None) -> None: ...
 
     def stop_receiving(self) -> None: ...
+
+
+class QuestionLog(Protocol):
+    """Where the question of a turn is stored; the first sentence of its reply waits for it."""
+
+    async def question_saved(self, turn_id: int) -> None: ...

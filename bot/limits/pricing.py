@@ -1,11 +1,10 @@
 """What each metered quantity costs, in USD. Defaults are Mistral's published prices.
 
-Sources: batch transcription $0.003/min; realtime transcription $0.006/min, the launch price of
-``voxtral-mini-transcribe-realtime-2602`` (Voxtral Transcribe 2, Feb 2026), the default STT_MODEL.
-Checked 2026-11-25: Mistral's model page for the newer ``voxtral-mini-transcribe-realtime-3``
-lists $0.008/min, so an operator who switches STT_MODEL to it sets
-PRICE_STT_REALTIME_USD_PER_MINUTE=0.008. TTS $16 per million characters, mistral-small $0.10 /
-$0.30 per million input / output tokens.
+Sources: batch transcription $0.003/min; realtime transcription $0.008/min, the price of
+``voxtral-mini-transcribe-realtime-3-0`` (Voxtral 3, the default STT_MODEL; Mistral's model page,
+checked 2026-12-01). The older ``voxtral-mini-transcribe-realtime-2602`` was $0.006/min: an
+operator who switches STT_MODEL back sets PRICE_STT_REALTIME_USD_PER_MINUTE=0.006. TTS $16 per
+million characters, mistral-small $0.10 / $0.30 per million input / output tokens.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ KIND_LABELS: dict[str, str] = {
 class PriceTable:
     # The bot streams every utterance to the realtime model; the rare batch fallback is
     # charged at the same (higher) rate, so the estimate errs on the side of spending less.
-    stt_usd_per_minute: float = 0.006
+    stt_usd_per_minute: float = 0.008
     chat_input_usd_per_million: float = 0.10
     chat_output_usd_per_million: float = 0.30
     tts_usd_per_million_characters: float = 16.0

@@ -98,7 +98,7 @@ class RedisCounterStore:
         try:
             await self._client.ping()
         except (RedisError, OSError) as error:
-            where = self._client.get_connection_kwargs()
+            where: dict[str, object] = self._client.connection_pool.connection_kwargs
             server = where.get("path") or f"{where.get('host')}:{where.get('port')}"
             raise RedisUnavailableError(f"cannot reach Redis at {server}: {error}") from error
 

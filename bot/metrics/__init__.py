@@ -4,6 +4,7 @@ from bot.metrics.families import Metrics
 from bot.metrics.loop_lag import LoopLagMonitor
 from bot.metrics.mistral import RetryMetrics
 from bot.metrics.server import HealthCheck, MetricsServer, gateway_connected, serve_metrics
+from bot.metrics.turns import TurnMetrics
 from bot.metrics.usage import CountedMeter
 from bot.metrics.voice import VoiceMetrics
 
@@ -14,6 +15,7 @@ __all__ = [
     "Metrics",
     "MetricsServer",
     "RetryMetrics",
+    "TurnMetrics",
     "VoiceMetrics",
     "gateway_connected",
     "serve_metrics",

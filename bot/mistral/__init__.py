@@ -4,7 +4,8 @@ from .chat import ChatMessage, ChatModel, ChatStream, ChatUsage
 from .errors import MistralError, RateLimited, RequestRejected, ServiceTimeout, ServiceUnavailable
 from .redaction import install_log_redaction
 from .retry import NO_SDK_RETRIES, RetryPolicy
-from .stt import StreamingTranscriber, Transcript
+from .stt import StreamingTranscriber
+from .stt_types import SessionOptions, Transcript, TurnDetectionSettings, TurnEvent
 from .tts import SpeechSynthesizer
 
 __all__ = [
@@ -19,8 +20,11 @@ __all__ = [
     "RetryPolicy",
     "ServiceTimeout",
     "ServiceUnavailable",
+    "SessionOptions",
     "SpeechSynthesizer",
     "StreamingTranscriber",
     "Transcript",
+    "TurnDetectionSettings",
+    "TurnEvent",
     "install_log_redaction",
 ]

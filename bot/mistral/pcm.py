@@ -29,7 +29,8 @@ class Float32ToInt16:
         scaled *= 32767.0
         np.rint(scaled, out=scaled)
         scaled[np.isnan(scaled)] = 0.0
-        return scaled.astype("<i2").tobytes()
+        converted: bytes = scaled.astype("<i2").tobytes()
+        return converted
 
     @property
     def pending(self) -> int:

@@ -117,7 +117,7 @@ class RetryPolicy:
         """Seconds to wait after failed attempt ``attempt_number`` (1-based)."""
         if isinstance(error, RateLimited) and error.retry_after is not None:
             return min(error.retry_after, self.max_retry_after)
-        ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt_number - 1))
+        ceiling = min(self.max_delay, self.base_delay * 2.0 ** (attempt_number - 1))
         return self.random() * ceiling
 
     async def run(self, operation: str, attempt: Callable[[], Awaitable[T]]) -> T:

@@ -84,11 +84,11 @@ def install_model_cache() -> bool:
     if current is not pydantic.create_model:
         log.debug("mistralai serializers changed shape; not caching their wrapper models")
         return False
-    serializers.create_model = _cached_create_model  # type: ignore[attr-defined]
+    serializers.create_model = _cached_create_model  # type: ignore[attr-defined,assignment]  # patching the SDK module
     return True
 
 
-_SDK_STREAM_EVENTS = getattr(eventstreaming, "stream_events_async", None)
+_SDK_STREAM_EVENTS: Any = getattr(eventstreaming, "stream_events_async", None)
 _BOUNDARIES: list[bytes] = list(getattr(eventstreaming, "MESSAGE_BOUNDARIES", []))
 _BOUNDARY = re.compile(b"|".join(re.escape(boundary) for boundary in _BOUNDARIES)) if _BOUNDARIES else None
 
@@ -141,7 +141,7 @@ async def _stream_events_async(
 def install_fast_event_streams() -> bool:
     """Scan SSE streams with a regex instead of a Python loop per byte. Idempotent; False if the
     SDK's event-stream module no longer has the shape this was written against."""
-    current = getattr(eventstreaming, "stream_events_async", None)
+    current: Any = getattr(eventstreaming, "stream_events_async", None)
     if current is _stream_events_async:
         return True
     expected = ("_parse_event", "UTF8_BOM", "MAX_BOUNDARY_LEN", "MESSAGE_BOUNDARIES")
@@ -150,7 +150,7 @@ def install_fast_event_streams() -> bool:
             or "_peek_sequence" not in current.__code__.co_names):
         log.debug("mistralai event streams changed shape; keeping the SDK's parser")
         return False
-    eventstreaming.stream_events_async = _stream_events_async  # type: ignore[assignment]
+    eventstreaming.stream_events_async = _stream_events_async
     return True
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import TYPE_CHECKING
 
 from mistralai.client.models import SpeechStreamAudioDelta
@@ -41,26 +41,47 @@ class SpeechSynthesizer:
         retry: RetryPolicy,
         first_audio_timeout: float = 10.0,
         idle_timeout: float = 10.0,
+        default_voice: str | None = None,
+        voices_by_language: Mapping[str, str] | None = None,
     ) -> None:
         self._client = client
         self._model = model
         self._retry = retry
         self._first_audio_timeout = first_audio_timeout
         self._idle_timeout = idle_timeout
+        self._default_voice = default_voice
+        self._voices_by_language = {code.lower(): voice for code, voice in (voices_by_language or {}).items()}
 
     @property
     def sample_rate(self) -> int:
         return SAMPLE_RATE
 
-    def synthesize(self, text: str, *, ref_audio: bytes | None, voice_id: str | None) -> AsyncIterator[bytes]:
-        """Speak ``text`` in the cloned voice of ``ref_audio`` (a WAV clip) or the preset ``voice_id``.
+    def preset_voice(self, language: str | None) -> str | None:
+        """The preset voice for ``language`` (``fr``, ``fr-FR``...), else the default voice, else
+        ``None`` (the API's own default)."""
+        if language:
+            base = language.lower().replace("_", "-").split("-")[0]
+            voice = self._voices_by_language.get(language.lower()) or self._voices_by_language.get(base)
+            if voice:
+                return voice
+        return self._default_voice
 
-        Failures before the first audio are retried; after it they raise ``MistralError``.
+    def synthesize(
+        self, text: str, *, ref_audio: bytes | None, voice_id: str | None, language: str | None = None
+    ) -> AsyncIterator[bytes]:
+        """Speak ``text`` in the cloned voice of ``ref_audio`` (an MP3 or WAV clip), in ``voice_id``
+        (a registered or preset voice), or, with neither, in the preset voice for ``language``.
+
+        Voxtral's speech request has no language field: a cloned or registered voice speaks the
+        language of the text, so ``language`` only chooses among presets. Failures before the
+        first audio are retried; after it they raise ``MistralError``.
         """
         if ref_audio is not None and voice_id is not None:
             raise ValueError("ref_audio and voice_id are mutually exclusive")
         if not text.strip():
             raise ValueError("text must not be empty")
+        if ref_audio is None and voice_id is None:
+            voice_id = self.preset_voice(language)
         encoded = base64.b64encode(ref_audio).decode("ascii") if ref_audio is not None else None
         return self._stream(text, encoded, voice_id)
 

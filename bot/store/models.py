@@ -54,6 +54,13 @@ class GuildSettings:
     member_turn_rate_per_minute: int | None = None
     member_command_rate_per_minute: int | None = None
     command_rate_per_minute: int | None = None
+    # Where each finished turn is captioned as text (a channel or thread); None: captions off.
+    captions_channel_id: int | None = None
+    # v5, issue 12: the language spoken here (None: detect it), terms to bias recognition toward
+    # (comma separated), and bot users whose audio is heard (comma-separated ids; None: no bots).
+    language: str | None = None
+    vocabulary: str | None = None
+    heard_bots: str | None = None
     # None means "never saved": the defaults above are in force.
     updated_at: datetime | None = None
 
@@ -90,17 +97,35 @@ class VoiceClip:
     set_by_id: int
     set_by_name: str
     set_at: datetime
+    # How speech requests carry this voice, decided once per clip (``bot.clip_voices``): a Mistral
+    # custom voice id where the plan allows it, and the compact MP3 reference (best 15 s) sent
+    # as ``ref_audio`` otherwise. Both None: not prepared yet.
+    voice_id: str | None = None
+    reference: bytes | None = None
 
     def __post_init__(self) -> None:
         require_aware(self.set_at, "set_at")
 
+    @property
+    def prepared(self) -> bool:
+        return self.voice_id is not None or self.reference is not None
+
+    def speech_voice(self) -> tuple[bytes | None, str | None]:
+        """``(ref_audio, voice_id)`` for a speech request: the registered voice, else the compact
+        reference, else (not prepared yet) the clip itself."""
+        if self.voice_id is not None:
+            return None, self.voice_id
+        return (self.reference if self.reference is not None else self.audio), None
+
     def __repr__(self) -> str:
         # The default repr would dump up to megabytes of WAV into logs and tracebacks.
+        reference = "None" if self.reference is None else f"<{len(self.reference)} bytes>"
         return (
             f"VoiceClip(guild_id={self.guild_id}, audio=<{len(self.audio)} bytes>, "
             f"sample_rate={self.sample_rate}, duration_s={self.duration_s}, sha256={self.sha256!r}, "
             f"source_format={self.source_format!r}, set_by_id={self.set_by_id}, "
-            f"set_by_name={self.set_by_name!r}, set_at={self.set_at!r})"
+            f"set_by_name={self.set_by_name!r}, set_at={self.set_at!r}, voice_id={self.voice_id!r}, "
+            f"reference={reference})"
         )
 
 

@@ -40,6 +40,12 @@ guild_settings = Table(
     Column("member_turn_rate_per_minute", Integer, nullable=True),
     Column("member_command_rate_per_minute", Integer, nullable=True),
     Column("command_rate_per_minute", Integer, nullable=True),
+    # v4; NULL means captions are off.
+    Column("captions_channel_id", BigInteger, nullable=True),
+    # v5; NULL: detect the language, no vocabulary, no bot heard.
+    Column("language", Text, nullable=True),
+    Column("vocabulary", Text, nullable=True),
+    Column("heard_bots", Text, nullable=True),
 )
 
 turns = Table(
@@ -67,6 +73,8 @@ voice_clips = Table(
     Column("set_by_id", BigInteger, nullable=False),
     Column("set_by_name", Text, nullable=False),
     Column("set_at", UTCDateTime, nullable=False),
+    Column("voice_id", Text, nullable=True),
+    Column("reference", LargeBinary, nullable=True),
 )
 
 usage_records = Table(

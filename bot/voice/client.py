@@ -8,16 +8,19 @@ CLIENT_DISCONNECT (op 13) from the moment the connection exists, before receivin
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import discord
 from discord.voice_state import VoiceConnectionState
 
+from bot.audio.frames import STT_CHANNELS, STT_SAMPLE_RATE
 from bot.audio.opus import OpusDecoder
-from bot.audio.resample import DownmixResampler
+from bot.audio.resample import AlreadyMono16k, DownmixResampler
 from bot.voice.connection_state import VoxcordConnectionState
 from bot.voice.handoff import SpeechSink
+from bot.voice.keepalive import KEEPALIVE_INTERVAL_S, UdpKeepalive
 from bot.voice.receiver import VoiceReceiver
 from bot.voice.speakers import Admission, Decoder, Resampler
 
@@ -33,6 +36,19 @@ class VoxcordVoiceClient(discord.VoiceClient):
     # discord.py constructs the client as ``cls(client, channel)``; subclass to swap the codecs.
     decoder_factory: ClassVar[Callable[[], Decoder]] = OpusDecoder
     resampler_factory: ClassVar[Callable[[], Resampler]] = DownmixResampler
+    keepalive_interval: ClassVar[float] = KEEPALIVE_INTERVAL_S
+
+    @classmethod
+    def decoding(cls, mode: Literal["48k", "16k"]) -> type[VoxcordVoiceClient]:
+        """The client class for a decode mode (``VOICE_DECODE``): 48k decodes 48 kHz stereo then
+        downmixes and resamples; 16k has libopus decode straight to 16 kHz mono."""
+        if mode == "48k":
+            return cls
+
+        def decoder() -> Decoder:
+            return OpusDecoder(sample_rate=STT_SAMPLE_RATE, channels=STT_CHANNELS)
+
+        return type(f"{cls.__name__}16k", (cls,), {"decoder_factory": decoder, "resampler_factory": AlreadyMono16k})
 
     def __init__(self, client: discord.Client, channel: Connectable) -> None:
         self._receiver: VoiceReceiver | None = None  # the hook may run before __init__ returns
@@ -43,6 +59,21 @@ class VoxcordVoiceClient(discord.VoiceClient):
             decoder_factory=type(self).decoder_factory,
             resampler_factory=type(self).resampler_factory,
         )
+        connection = self._connection
+        self.keepalive = UdpKeepalive(
+            connection.send_packet, connection.is_connected, interval=type(self).keepalive_interval
+        )
+        self._keepalive_task: asyncio.Task[None] | None = None
+
+    # discord.py's own signature (it passes these as keywords), hence the `timeout` parameter.
+    async def connect(
+        self, *, reconnect: bool, timeout: float, self_deaf: bool = False, self_mute: bool = False  # noqa: ASYNC109
+    ) -> None:
+        await super().connect(reconnect=reconnect, timeout=timeout, self_deaf=self_deaf, self_mute=self_mute)
+        # One task for the life of the client: discord.py's own reconnects keep this client, and
+        # the keepalive skips the periods in which it is not connected.
+        if self._keepalive_task is None:
+            self._keepalive_task = self.loop.create_task(self.keepalive.run(), name="voice-udp-keepalive")
 
     def create_connection_state(self) -> VoiceConnectionState:
         return VoxcordConnectionState(self, hook=self._on_voice_ws_message)
@@ -83,6 +114,9 @@ class VoxcordVoiceClient(discord.VoiceClient):
         # discord.py calls cleanup() on every final disconnect path (ours, the server's, errors),
         # but not while it reconnects by itself: the place to learn that a session is really over.
         self.stop_receiving()
+        if self._keepalive_task is not None:
+            self._keepalive_task.cancel()
+            self._keepalive_task = None
         super().cleanup()
         callbacks, self._on_closed = self._on_closed, []
         for callback in callbacks:

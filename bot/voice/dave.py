@@ -37,6 +37,8 @@ NO_VALID_CRYPTOR: Final = "no_valid_cryptor"
 DECRYPT_ERROR: Final = "decrypt_error"
 
 # Expected while joining or during a transition; everything else deserves a warning.
+# ``open`` with ``hold_unknown_keys``: the frame's key is not known yet, keep it and retry later.
+HOLD: Final = b""
 _QUIET_REASONS: Final = frozenset({NOT_READY, USER_NOT_IN_GROUP})
 _AUDIO: Final = davey.MediaType.audio
 
@@ -83,12 +85,17 @@ def looks_encrypted(payload: bytes) -> bool:
 class DaveFrameDecryptor:
     """Turns a transport-decrypted RTP payload into an Opus packet, or ``None`` to drop it."""
 
-    __slots__ = ("_connection", "_log", "stats")
+    __slots__ = ("_connection", "_hold", "_log", "stats")
 
     def __init__(
-        self, connection: DaveConnection, stats: DaveStats | None = None, *, log: RateLimitedLog | None = None
+        self, connection: DaveConnection, stats: DaveStats | None = None, *, log: RateLimitedLog | None = None,
+        hold_unknown_keys: bool = False,
     ) -> None:
+        """``hold_unknown_keys``: a frame davey has no cryptor for (a sender already on the epoch
+        of a commit we have not processed yet) returns ``HOLD`` uncounted instead of failing; the
+        caller retries it later and reports a final failure with ``count_failure``."""
         self._connection = connection
+        self._hold = hold_unknown_keys
         self.stats = stats if stats is not None else DaveStats()
         self._log = log or RateLimitedLog(_log)
 
@@ -103,6 +110,12 @@ class DaveFrameDecryptor:
             if encrypted:
                 self._fail(NOT_READY, user_id, None)
                 return None
+            if connection.dave_protocol_version:
+                # An E2EE call whose group we have not joined yet (joining, reconnecting): members
+                # encrypt, so a plain frame is forged or broken. davey would refuse it once ready
+                # (its passthrough window is only opened by a transition); refuse it now too.
+                self._fail(UNENCRYPTED, user_id, None)
+                return None
             self.stats.passthrough += 1
             return payload
         if not encrypted and connection.dave_protocol_version == 0:
@@ -111,13 +124,20 @@ class DaveFrameDecryptor:
         try:
             frame: bytes = session.decrypt(user_id, _AUDIO, payload)
         except Exception as exc:  # davey raises ValueError; anything else must not escape either
-            self._fail(failure_reason(exc), user_id, exc)
+            reason = failure_reason(exc)
+            if self._hold and reason == NO_VALID_CRYPTOR:
+                return HOLD
+            self._fail(reason, user_id, exc)
             return None
         if encrypted:
             self.stats.decrypted += 1
         else:
             self.stats.passthrough += 1
         return frame
+
+    def count_failure(self, reason: str, user_id: int) -> None:
+        """A held frame that never became decryptable."""
+        self._fail(reason, user_id, None)
 
     def _fail(self, reason: str, user_id: int, exc: BaseException | None) -> None:
         failures = self.stats.failures

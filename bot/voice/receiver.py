@@ -29,28 +29,29 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.audio.opus import OpusDecodeError, OpusDecoder
 from bot.audio.resample import DownmixResampler
-from bot.voice.dave import DaveConnection, DaveFrameDecryptor
+from bot.voice.dave import NO_VALID_CRYPTOR, DaveConnection, DaveFrameDecryptor
 from bot.voice.handoff import Handoff, SpeechSink
+from bot.voice.identify import SsrcIdentifier
 from bot.voice.jitter import DUPLICATE, IN_ORDER
-from bot.voice.rtp import (
-    IP_DISCOVERY,
-    NOT_RTP,
-    OPUS_PAYLOAD_TYPE,
-    OTHER_PAYLOAD,
-    RTCP,
-    SAMPLES_PER_FRAME,
-    classify,
-    unpack_seq_ts_ssrc,
-)  # fmt: skip
+from bot.voice.rtp import OPUS_PAYLOAD_TYPE, SAMPLES_PER_FRAME, unpack_seq_ts_ssrc
 from bot.voice.speakers import Admission, Decoder, Resampler, Speaker, Speakers
 from bot.voice.stats import RateLimitedLog, ReceiveStats
 from bot.voice.transport import MalformedPacketError, TransportAuthError, TransportDecryptor, make_decryptor
 
+if TYPE_CHECKING:
+    from collections import deque
+
 _log = logging.getLogger(__name__)
+
+# Frames held per speaker while their DAVE key is unknown: 160 ms. A davey-based sender switches
+# to a new epoch's key as soon as it processes the commit, before the voice gateway has relayed
+# that commit to us (libdave clients wait for the execute transition), so the first frames after
+# a join or leave would be lost (measured: 1 frame per re-key through the fake voice server).
+HELD_FRAMES = 8
 
 class VoiceConnection(DaveConnection, Protocol):
     """The attributes of discord.py's ``VoiceConnectionState`` the receiver reads."""
@@ -82,7 +83,7 @@ class VoiceReceiver:
         self._connection = connection
         self.stats = ReceiveStats()
         self._rlog = RateLimitedLog(_log, clock=clock)
-        self._dave = DaveFrameDecryptor(connection, self.stats.dave, log=self._rlog)
+        self._dave = DaveFrameDecryptor(connection, self.stats.dave, log=self._rlog, hold_unknown_keys=True)
         self._lock = threading.Lock()
         self.speakers = Speakers(
             self.stats, decoder_factory=decoder_factory, resampler_factory=resampler_factory,
@@ -90,6 +91,7 @@ class VoiceReceiver:
         )  # fmt: skip
         self._active_speakers = self.speakers.active  # the same dict, one lookup less per packet
         self.handoff = Handoff(batch_interval=batch_interval, log=self._rlog)
+        self._identifier = SsrcIdentifier()
         self._key_source: object = None
         self._transport: TransportDecryptor | None = None
         self._active = False
@@ -192,13 +194,16 @@ class VoiceReceiver:
         stats = self.stats
         stats.packets += 1
         if len(data) < 20 or (data[0] & 0xC0) != 0x80 or (data[1] & 0x7F) != OPUS_PAYLOAD_TYPE:
-            self._count_skipped(data)
+            stats.count_not_audio(data)
             return
         seq, ts, ssrc = unpack_seq_ts_ssrc(data, 2)
         speaker = self._active_speakers.get(ssrc)
         if speaker is None:
             opened = self.speakers.open(ssrc, data, self._connection.ssrc)
             if opened is None:
+                orphans = self.speakers.orphans.get(ssrc)
+                if orphans:
+                    self._identify(ssrc, orphans)
                 return
             speaker, early = opened
             if early:  # packets that beat their SPEAKING event over the websocket
@@ -206,6 +211,31 @@ class VoiceReceiver:
                     early_seq, early_ts, _ = unpack_seq_ts_ssrc(packet, 2)
                     self._process(speaker, packet, early_seq, early_ts)
         self._process(speaker, data, seq, ts)
+
+    def _identify(self, ssrc: int, orphans: deque[bytes]) -> None:
+        """No SPEAKING for this SSRC: ask DAVE whose it is (``identify.py``), then hear it."""
+        if self._connection.secret_key is not self._key_source:
+            self._rekey()
+        found = self._identifier.identify(ssrc, orphans, self._connection.dave_session, self._transport)
+        if found is None:
+            return
+        index, user_id, opus = found
+        self.stats.identified_ssrcs += 1
+        for ended in self.speakers.map(ssrc, user_id):
+            self._retire(ended, gone=False)
+        last = orphans.pop()
+        opened = self.speakers.open(ssrc, last, self._connection.ssrc)  # consent is asked here
+        if opened is None:
+            return
+        speaker, early = opened
+        for position, packet in enumerate([*(early or ()), last]):
+            seq, ts, _ = unpack_seq_ts_ssrc(packet, 2)
+            if position != index:
+                self._process(speaker, packet, seq, ts)
+            elif not speaker.jitter.admit(seq):  # its nonce is spent: use what identify opened
+                self.stats.decrypted += 1
+                self.stats.dave.decrypted += 1
+                self._push(speaker, seq, ts, opus)
 
     def _process(self, speaker: Speaker, data: bytes, seq: int, ts: int) -> None:
         stats = self.stats
@@ -238,9 +268,20 @@ class VoiceReceiver:
         if not payload:
             stats.truncated += 1
             return
+        if speaker.held is not None:
+            self._retry_held(speaker, after_epoch_change=True)
         opus = self._dave.open(speaker.user_id, payload)
-        if opus is None:
+        if not opus:
+            if opus is not None:  # HOLD: the commit with its key may be on its way
+                self._hold(speaker, seq, ts, payload)
             return
+        if speaker.held is not None:
+            self._retry_held(speaker, after_epoch_change=False)
+        self._push(speaker, seq, ts, opus)
+
+    def _push(self, speaker: Speaker, seq: int, ts: int, opus: bytes) -> None:
+        stats = self.stats
+        jitter = speaker.jitter
         resyncs = jitter.resyncs
         if jitter.push(seq, ts, opus) == IN_ORDER:
             self._play(speaker, ts, opus)
@@ -251,6 +292,39 @@ class VoiceReceiver:
                 self._conceal(speaker, entry_ts, fec)
             else:
                 self._play(speaker, entry_ts, packet)
+
+    def _hold(self, speaker: Speaker, seq: int, ts: int, payload: bytes) -> None:
+        held = speaker.held
+        if held is None:
+            held = speaker.held = []
+        elif len(held) >= HELD_FRAMES:
+            del held[0]
+            self._dave.count_failure(NO_VALID_CRYPTOR, speaker.user_id)
+        held.append((seq, ts, payload))
+        session = self._connection.dave_session
+        speaker.held_epoch = session.epoch if session is not None else None
+
+    def _retry_held(self, speaker: Speaker, *, after_epoch_change: bool) -> None:
+        """Before the next frame is decrypted, once the DAVE epoch has moved on (the commit with
+        their key was processed), retry the held frames in arrival order: davey refuses a nonce
+        older than one it has already accepted from that sender, and the jitter buffer gets them
+        in their places. If a newer frame decrypted without an epoch change, they are lost."""
+        if after_epoch_change:
+            session = self._connection.dave_session
+            if session is None or session.epoch == speaker.held_epoch:
+                return
+        held, speaker.held = speaker.held, None
+        dave = self._dave
+        for seq, ts, payload in held or ():
+            if not after_epoch_change:
+                dave.count_failure(NO_VALID_CRYPTOR, speaker.user_id)
+                continue
+            opus = dave.open(speaker.user_id, payload)
+            if opus:
+                self.stats.dave.recovered += 1
+                self._push(speaker, seq, ts, opus)
+            elif opus is not None:  # still no key: open() did not count it
+                dave.count_failure(NO_VALID_CRYPTOR, speaker.user_id)
 
     def _play(self, speaker: Speaker, ts: int, opus: bytes) -> None:
         try:
@@ -295,22 +369,11 @@ class VoiceReceiver:
                 self._rlog(logging.ERROR, "rekey", "Cannot decrypt voice mode %r", connection.mode,
                            exc_info=True)
 
-    def _count_skipped(self, data: bytes) -> None:
-        kind = classify(data)
-        stats = self.stats
-        if kind == RTCP:
-            stats.rtcp += 1
-        elif kind == IP_DISCOVERY:
-            stats.ip_discovery += 1
-        elif kind == NOT_RTP:
-            stats.not_rtp += 1
-        elif kind == OTHER_PAYLOAD:
-            stats.other_payload += 1
-        else:  # TRUNCATED, or AUDIO too short to hold a tag and nonce
-            stats.truncated += 1
-
     def _retire(self, speaker: Speaker, *, gone: bool) -> None:
         """Flush and free one speaker's state, already out of the table (lock held)."""
+        for _ in speaker.held or ():
+            self._dave.count_failure(NO_VALID_CRYPTOR, speaker.user_id)
+        speaker.held = None
         try:
             if self._active or gone:
                 for entry_ts, packet, fec in speaker.jitter.flush():

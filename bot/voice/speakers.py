@@ -37,7 +37,7 @@ class Resampler(Protocol):
 class Speaker:
     """One admitted SSRC's decode state."""
 
-    __slots__ = ("decoder", "end_ts", "jitter", "resampler", "ssrc", "user_id")
+    __slots__ = ("decoder", "end_ts", "held", "held_epoch", "jitter", "resampler", "ssrc", "user_id")
 
     def __init__(self, ssrc: int, user_id: int, decoder: Decoder, resampler: Resampler, jitter: JitterBuffer):
         self.ssrc = ssrc
@@ -46,6 +46,9 @@ class Speaker:
         self.resampler = resampler
         self.jitter = jitter
         self.end_ts = 0  # RTP timestamp just after the last frame fed to the resampler
+        # (seq, ts, DAVE payload) of frames whose key is not known yet (see receiver._hold).
+        self.held: list[tuple[int, int, bytes]] | None = None
+        self.held_epoch: object = None  # the DAVE epoch they failed in
 
 
 class Speakers:

@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 
+from bot.voice.rtp import IP_DISCOVERY, NOT_RTP, OTHER_PAYLOAD, RTCP, classify
+
 
 @dataclass(slots=True)
 class DaveStats:
@@ -19,6 +21,7 @@ class DaveStats:
     decrypted: int = 0
     passthrough: int = 0  # unencrypted frames accepted (protocol 0, or a transition window)
     silence: int = 0  # the Opus silence frame, which DAVE never encrypts
+    recovered: int = 0  # frames held until the commit carrying their key was processed (in decrypted)
     failures: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -38,6 +41,7 @@ class ReceiveStats:
     truncated: int = 0  # malformed: too short for its header, bad extension or padding length
     own_ssrc: int = 0
     unknown_ssrc: int = 0  # dropped: no SPEAKING (op 5) mapping arrived in time
+    identified_ssrcs: int = 0  # SSRCs never announced, mapped by the DAVE key that opened them
     transport_failures: int = 0  # AEAD authentication failed (wrong key, tampering)
     decrypted: int = 0  # transport-decrypted audio packets
     duplicates: int = 0
@@ -50,12 +54,27 @@ class ReceiveStats:
     internal_errors: int = 0  # bugs caught so they cannot kill discord.py's reader thread
     dave: DaveStats = field(default_factory=DaveStats)
 
+    def count_not_audio(self, data: bytes) -> None:
+        """A datagram that is not an Opus RTP packet long enough to open, by kind."""
+        kind = classify(data)
+        if kind == RTCP:
+            self.rtcp += 1
+        elif kind == IP_DISCOVERY:
+            self.ip_discovery += 1
+        elif kind == NOT_RTP:
+            self.not_rtp += 1
+        elif kind == OTHER_PAYLOAD:
+            self.other_payload += 1
+        else:  # TRUNCATED, or AUDIO too short to hold a tag and nonce
+            self.truncated += 1
+
     def snapshot(self) -> dict[str, object]:
         out: dict[str, object] = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "dave"}
         out["dave"] = {
             "decrypted": self.dave.decrypted,
             "passthrough": self.dave.passthrough,
             "silence": self.dave.silence,
+            "recovered": self.dave.recovered,
             "failures": dict(self.dave.failures),
         }
         return out

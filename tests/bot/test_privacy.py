@@ -28,7 +28,7 @@ from bot.store import Database
 from bot.store.models import Turn
 from bot.voice.receiver import VoiceReceiver
 from tests.bot.store.support import FakeClock
-from tests.bot.voice.helpers import (
+from tests.fakes.voice.packets import (
     ALICE_ID,
     ALICE_SSRC,
     BOB_ID,

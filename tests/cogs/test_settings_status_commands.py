@@ -66,3 +66,26 @@ async def test_status_when_idle(fake_discord, world, tmp_path: Path) -> None:
         status = await run(fake_discord, world, world.member_id, "status")
         assert status.flags & EPHEMERAL
         assert "Not in a voice channel" in status.content and "No turns timed yet" in status.content
+
+
+async def test_language_vocabulary_and_heard_bots(fake_discord, world, tmp_path: Path) -> None:
+    dj = fake_discord.snowflakes.next()
+    world.guild.add_member(dj, "Groovy", bot=True)
+    async with running_bot(fake_discord, settings_for(fake_discord, tmp_path)) as bot:
+        refused = await run(fake_discord, world, world.admin_id, "settings language", code="French")
+        assert "two-letter" in refused.content
+        await run(fake_discord, world, world.admin_id, "settings language", code="FR")
+        await run(fake_discord, world, world.admin_id, "settings vocabulary", terms=" Lugdunum,, Fourvière ")
+        person = await run(fake_discord, world, world.admin_id, "settings hear-bot", bot=world.member_id, heard=True)
+        assert "not a bot" in person.content
+        await run(fake_discord, world, world.admin_id, "settings hear-bot", bot=dj, heard=True)
+        stored = await bot.database.guilds.get(world.guild.id)
+        assert (stored.language, stored.vocabulary, stored.heard_bots) == ("fr", "Lugdunum, Fourvière", str(dj))
+        shown = await run(fake_discord, world, world.member_id, "settings show")
+        assert "**Language:** fr" in shown.content and "Fourvière" in shown.content and f"<@{dj}>" in shown.content
+
+        await run(fake_discord, world, world.admin_id, "settings language", code="auto")
+        await run(fake_discord, world, world.admin_id, "settings vocabulary")
+        await run(fake_discord, world, world.admin_id, "settings hear-bot", bot=dj, heard=False)
+        stored = await bot.database.guilds.get(world.guild.id)
+        assert (stored.language, stored.vocabulary, stored.heard_bots) == (None, None, None)

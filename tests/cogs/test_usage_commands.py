@@ -31,9 +31,9 @@ async def test_show_reports_this_months_use_and_cost(fake_discord, world, tmp_pa
         await bot.meter.record(world.guild.id, world.member_id, "chat_input_tokens", 1500)
         await bot.meter.record(world.guild.id, None, "tts_characters", 1000)
         shown = await run(fake_discord, world.guild.id, world.member_id, "usage show")
-        assert "1 min 30 s" in shown.content and "$0.0090" in shown.content  # 1.5 min at $0.006
+        assert "1 min 30 s" in shown.content and "$0.0120" in shown.content  # 1.5 min at $0.008
         assert "1,500" in shown.content and "$0.0160" in shown.content  # 1000 chars at $16 / M
-        assert "**Total:** $0.0252" in shown.content
+        assert "**Total:** $0.0282" in shown.content
 
 
 async def test_budget_and_turn_rate_are_for_admins(fake_discord, world, tmp_path: Path) -> None:

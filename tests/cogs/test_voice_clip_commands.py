@@ -13,10 +13,10 @@ import pytest
 from bot.audio.clip import ClipRejected, normalise_clip
 from cogs.voice_clip import CONSENT_ID
 from tests.bot.audio.media import encode_audio, wav_bytes
-from tests.bot.audio.synth import speech_like, to_int16
 from tests.bot.audio.test_clip import HOSTILE, LIMITS, _good_wav
 from tests.fakes.discord import Attachment, FakeDiscord
 from tests.fakes.discord.interactions import Reply
+from tests.fakes.synth import speech_like, to_int16
 from tests.harness import build_world, running_bot, settings_for
 
 EPHEMERAL = 64

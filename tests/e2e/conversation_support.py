@@ -13,18 +13,13 @@ import numpy as np
 
 from bot.app import VoxcordBot
 from bot.store.models import Turn
-from tests.bot.audio.synth import speech_like, stereo, to_int16
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.mistral import FakeMistral
+from tests.fakes.synth import spoken_question  # noqa: F401 - moved to the fakes; kept for imports from here
 from tests.fakes.voice import FakeVoiceServer, SimulatedSpeaker
 from tests.harness import World, build_world, running_bot, settings_for
 
 TTS_RATE = 24_000
-
-
-def spoken_question(seconds: float = 1.6, seed: int = 1) -> np.ndarray:
-    """48 kHz stereo int16 speech-like audio for a simulated user to say."""
-    return stereo(to_int16(speech_like(seconds, 48_000, seed=seed))).reshape(-1, 2)
 
 
 def dominant_frequency(samples: np.ndarray, rate: int) -> float:

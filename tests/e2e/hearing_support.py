@@ -21,10 +21,11 @@ import soxr
 
 from bot.app import VoxcordBot
 from bot.audio.utterances import Event, SpeechStarted, UtteranceAudio, UtteranceEnded
+from bot.audio.vad import SpectralVad
+from bot.conversation.hearing import Hearing
 from bot.voice.client import VoxcordVoiceClient
-from bot.voice.hearing import Hearing
-from tests.bot.audio.synth import speech_like, stereo, to_int16
 from tests.fakes.discord import FakeDiscord
+from tests.fakes.synth import speech_like, stereo, to_int16
 from tests.fakes.voice import FakeVoiceServer, SentFrame, SimulatedSpeaker
 from tests.fakes.voice.audio import decode_opus
 from tests.harness import World, build_world, running_bot, settings_for
@@ -288,7 +289,8 @@ async def call_with(
                                          channel_id=world.text.id)).wait_reply(timeout=GUARD_S)
         assert "Joined" in reply.content, reply.content
         recorder = Recorder()
-        timed = TimedHearing(recorder, **hearing)
+        # The stand-in voice is calibrated for SpectralVad (see tests/harness.settings_for).
+        timed = TimedHearing(recorder, **{"vad_factory": SpectralVad, **hearing})
         call = Call(fake, voice_server, world, bot, recorder, timed, [world.member_id, world.admin_id, extra])
         await asyncio.wait_for(voice_server.wait_connected(world.guild.id), GUARD_S)
         await call.settled()

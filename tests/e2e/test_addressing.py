@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from tests.e2e.conversation_support import Call, call_in_progress, spoken_question, wait_turns
+from tests.e2e.conversation_support import Call, call_in_progress, wait_turns
 from tests.fakes.mistral import FakeMistral
+from tests.fakes.synth import spoken_question
 from tests.harness import World, build_world
 
 GUARD_S = 20.0  # hang guard only

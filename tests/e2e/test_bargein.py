@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.audio.utterances import Event, SpeechStarted
-from tests.e2e.conversation_support import call_in_progress, spoken_question, wait_turns
+from tests.e2e.conversation_support import call_in_progress, wait_turns
+from tests.fakes.synth import spoken_question
 from tests.fakes.voice.recording import BotAudio
 from tests.fakes.voice.rtp import OPUS_SILENCE
 from tests.harness import build_world

@@ -17,11 +17,11 @@ from tests.e2e.conversation_support import (
     call_in_progress,
     dominant_frequency,
     ref_audio_of,
-    spoken_question,
     wait_turns,
 )
 from tests.fakes.discord import Attachment
 from tests.fakes.mistral.audio import speech_samples
+from tests.fakes.synth import spoken_question
 from tests.harness import build_world
 
 QUESTION = "What is the capital of France?"

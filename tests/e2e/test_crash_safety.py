@@ -17,9 +17,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.e2e.conversation_support import spoken_question
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.mistral import FakeMistral
+from tests.fakes.synth import spoken_question
 from tests.fakes.voice.speaker import SimulatedSpeaker
 from tests.harness import TEST_DISCORD_TOKEN, World, build_world
 

@@ -19,10 +19,10 @@ from bot.audio.utterances import SpeechStarted, UtteranceAudio, UtteranceEnded
 from bot.conversation.guild import GuildConversation
 from bot.mistral import ChatModel, RetryPolicy, SpeechSynthesizer, StreamingTranscriber
 from bot.store import Database
-from tests.bot.audio.synth import speech_like, to_int16
-from tests.e2e.conversation_support import Call, call_in_progress, spoken_question, wait_turns
+from tests.e2e.conversation_support import Call, call_in_progress, wait_turns
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.mistral import FakeMistral
+from tests.fakes.synth import speech_like, spoken_question, to_int16
 from tests.harness import build_world
 
 GUARD_S = 30.0  # hang guard only

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.e2e.conversation_support import TTS_RATE, call_in_progress, spoken_question, wait_turns
+from tests.e2e.conversation_support import TTS_RATE, call_in_progress, wait_turns
 from tests.fakes.mistral.audio import speech_samples
+from tests.fakes.synth import spoken_question
 from tests.fakes.voice.alignment import AlignmentReport, align, played_audio
 from tests.fakes.voice.recording import BotAudio
 from tests.fakes.voice.rtp import OPUS_SILENCE

@@ -21,10 +21,11 @@ import numpy as np
 from bot.app import VoxcordBot
 from bot.store.models import Turn
 from bot.voice.client import VoxcordVoiceClient
-from tests.e2e.conversation_support import Call, call_in_progress, spoken_question
+from tests.e2e.conversation_support import Call, call_in_progress
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord.model import CHANGE_NICKNAME
 from tests.fakes.mistral import FakeMistral
+from tests.fakes.synth import spoken_question
 from tests.fakes.voice import FakeVoiceServer
 from tests.harness import World, build_world, running_bot, settings_for
 

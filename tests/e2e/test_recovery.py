@@ -10,7 +10,8 @@ import asyncio
 import os
 from pathlib import Path
 
-from tests.e2e.conversation_support import call_in_progress, spoken_question
+from tests.e2e.conversation_support import call_in_progress
+from tests.fakes.synth import spoken_question
 
 QUESTION = "Are you still there?"
 ENGINE_TASK_PREFIXES = ("conversation-", "hearing-ticks", "answer", "transcribe", "tts-")

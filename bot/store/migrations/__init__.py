@@ -17,7 +17,14 @@ from dataclasses import dataclass
 
 from sqlalchemy.engine import Connection
 
-from bot.store.migrations import v001_initial, v002_member_privacy, v003_guild_rate_limits
+from bot.store.migrations import (
+    v001_initial,
+    v002_member_privacy,
+    v003_guild_rate_limits,
+    v004_captions,
+    v005_turn_taking,
+    v006_voice_registration,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,4 +39,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", v001_initial.upgrade),
     Migration(2, "member privacy choices; indexes for speaker deletion and purge", v002_member_privacy.upgrade),
     Migration(3, "a guild's own member turn rate and command rates", v003_guild_rate_limits.upgrade),
+    Migration(4, "the channel a guild's captions go to", v004_captions.upgrade),
+    Migration(5, "a guild's language, vocabulary and heard bots", v005_turn_taking.upgrade),
+    Migration(6, "a voice clip's registered voice id and compact reference", v006_voice_registration.upgrade),
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Final
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from bot.store.models import VoiceClip
 from bot.store.repositories._base import Repository
@@ -24,7 +24,9 @@ class VoiceClipRepository(Repository):
         if row is None:
             return None
         # Drivers may hand back memoryview (asyncpg: bytes; some: memoryview); callers want bytes.
-        return VoiceClip(**{**row, "audio": bytes(row["audio"])})
+        reference = row["reference"]
+        return VoiceClip(**{**row, "audio": bytes(row["audio"]),
+                            "reference": None if reference is None else bytes(reference)})
 
     async def set(self, clip: VoiceClip) -> None:
         """Replace the guild's clip in one statement: readers see the old clip or the new, never none."""
@@ -36,6 +38,26 @@ class VoiceClipRepository(Repository):
         )
         async with self._tx.write() as connection:
             await connection.execute(statement)
+
+    async def set_voice(self, guild_id: int, sha256: str, *, voice_id: str | None, reference: bytes | None) -> bool:
+        """Record how the clip ``sha256`` is spoken; False (nothing written) if the guild's clip
+        has meanwhile been replaced or removed, so a late result never lands on another clip."""
+        statement = (
+            update(voice_clips)
+            .where(voice_clips.c.guild_id == guild_id, voice_clips.c.sha256 == sha256)
+            .values(voice_id=voice_id, reference=reference)
+        )
+        async with self._tx.write() as connection:
+            result = await connection.execute(statement)
+        return result.rowcount > 0
+
+    async def unprepared(self) -> list[int]:
+        """Guilds whose clip has neither a voice id nor a reference yet (stored before migration 6)."""
+        statement = select(voice_clips.c.guild_id).where(
+            voice_clips.c.voice_id.is_(None), voice_clips.c.reference.is_(None)
+        )
+        async with self._tx.read() as connection:
+            return list((await connection.execute(statement)).scalars())
 
     async def delete(self, guild_id: int) -> bool:
         """Remove the guild's clip; False if it had none."""

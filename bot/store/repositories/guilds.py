@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any, Final
 
 from sqlalchemy import select
@@ -18,6 +19,7 @@ SETTABLE_FIELDS: Final[frozenset[str]] = frozenset(
     f.name for f in dataclasses.fields(GuildSettings) if f.name not in {"guild_id", "updated_at"}
 )
 _MAX_RETENTION_DAYS: Final = 3650
+MAX_VOCABULARY: Final = 1000
 
 
 class InvalidSettingError(ValueError):
@@ -50,7 +52,7 @@ def _check_field(field: str, value: Any) -> None:
         case "retention_days":
             if not _is_int(value) or not 1 <= value <= _MAX_RETENTION_DAYS:
                 raise InvalidSettingError(field, f"must be a whole number of days, 1 to {_MAX_RETENTION_DAYS}")
-        case "text_channel_id":
+        case "text_channel_id" | "captions_channel_id":
             if value is not None and (not _is_int(value) or value <= 0):
                 raise InvalidSettingError(field, "must be a channel id or None")
         case (
@@ -61,6 +63,15 @@ def _check_field(field: str, value: Any) -> None:
         ):
             if value is not None and (not _is_int(value) or value < 1):
                 raise InvalidSettingError(field, "must be a positive whole number or None")
+        case "language":
+            if value is not None and (not isinstance(value, str) or re.fullmatch(r"[a-z]{2}", value) is None):
+                raise InvalidSettingError(field, "must be a two-letter ISO 639-1 code or None (detect)")
+        case "vocabulary":
+            if value is not None and (not isinstance(value, str) or not value.strip() or len(value) > MAX_VOCABULARY):
+                raise InvalidSettingError(field, f"must be non-empty text of at most {MAX_VOCABULARY} characters")
+        case "heard_bots":
+            if value is not None and (not isinstance(value, str) or re.fullmatch(r"\d+(,\d+)*", value) is None):
+                raise InvalidSettingError(field, "must be comma-separated user ids or None")
         case "monthly_budget_usd":
             if value is not None and (
                 isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < float("inf")

@@ -19,7 +19,7 @@ from tests.bot.audio.media import (
     video_file,
     wav_bytes,
 )
-from tests.bot.audio.synth import speech_like, to_int16
+from tests.fakes.synth import speech_like, to_int16
 
 LIMITS = ClipLimits()
 SPEECH_S = 5.0

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import soxr
 
-from bot.audio.frames import DISCORD_FRAME_BYTES, FRAME_SAMPLES
+from bot.audio.frames import DISCORD_FRAME_BYTES, FRAME_SAMPLES, STT_FRAME_BYTES, STT_SAMPLE_RATE
 from bot.audio.opus import OpusDecodeError, OpusDecoder, OpusEncoder, OpusError, load_libopus
-from tests.bot.audio.synth import frames, speech_like, stereo, to_int16
+from bot.audio.resample import DownmixResampler
+from tests.fakes.synth import frames, speech_like, stereo, to_int16
+from tests.fakes.vad_corpus import HERE as VAD_CORPUS
+from tests.fakes.vad_corpus import read_wav
 
 RATE = 48_000
 
@@ -137,3 +141,101 @@ def test_encoder_rejects_partial_samples_and_bad_application() -> None:
         encoder.encode(b"\x00\x01\x02")
     with pytest.raises(ValueError, match="application"):
         OpusEncoder(application="music")  # type: ignore[arg-type]
+
+
+# --- decoding straight to 16 kHz mono (issue 15; verdict and numbers in docs/decisions.md) ------
+
+def _encode(pcm_stereo: np.ndarray, bitrate: int = 64_000) -> list[bytes]:
+    with OpusEncoder(application="audio", bitrate=bitrate) as encoder:
+        return [encoder.encode(f) for f in frames(pcm_stereo, FRAME_SAMPLES * 2)]
+
+
+def _via_48k(packets: list[bytes]) -> np.ndarray:
+    decoder, resampler = OpusDecoder(), DownmixResampler()
+    out = b"".join(resampler.process(decoder.decode(p)) for p in packets) + resampler.flush()
+    return np.frombuffer(out, dtype=np.int16).astype(np.float64)
+
+
+def _snr_below(reference: np.ndarray, other: np.ndarray, hz: float) -> float:
+    n = min(reference.size, other.size)
+    ref, diff = np.fft.rfft(reference[:n]), np.fft.rfft(reference[:n] - other[:n])
+    band = np.fft.rfftfreq(n, 1 / STT_SAMPLE_RATE) < hz
+    return float(10 * np.log10(np.sum(np.abs(ref[band]) ** 2) / np.sum(np.abs(diff[band]) ** 2)))
+
+
+def _lsd_below(reference: np.ndarray, other: np.ndarray, hz: float) -> float:
+    """Log-spectral distance (dB) over 32 ms Hann frames within 40 dB of the loudest."""
+    n = min(reference.size, other.size)
+    window = np.hanning(512)
+
+    def power(x: np.ndarray) -> np.ndarray:
+        chunks = np.lib.stride_tricks.sliding_window_view(x[:n], 512)[::256] * window
+        return np.abs(np.fft.rfft(chunks, axis=1)) ** 2 + 1e-3
+
+    pr, po = power(reference), power(other)
+    band = np.fft.rfftfreq(512, 1 / STT_SAMPLE_RATE) < hz
+    energy = pr.sum(axis=1)
+    active = energy > energy.max() * 1e-4
+    d = 10 * np.log10(pr[active][:, band]) - 10 * np.log10(po[active][:, band])
+    return float(np.mean(np.sqrt(np.mean(d**2, axis=1))))
+
+
+@pytest.fixture(scope="module")
+def real_speech() -> np.ndarray:
+    """A recorded human voice from the VAD corpus (alsa-utils' Front_Center) at 48 kHz, with
+    8.5–16 kHz hiss 10 dB under it: what a decoder must not fold into the speech band."""
+    clip = soxr.resample(read_wav(VAD_CORPUS / "alsa_front_center.wav").astype(np.float64), STT_SAMPLE_RATE, RATE)
+    spectrum = np.fft.rfft(np.random.default_rng(5).standard_normal(clip.size))
+    freqs = np.fft.rfftfreq(clip.size, 1 / RATE)
+    spectrum[(freqs < 8500) | (freqs > 16000)] = 0
+    hiss = np.fft.irfft(spectrum, clip.size)
+    hiss *= 0.3 * np.std(clip) / np.std(hiss)
+    return np.round(clip + hiss).astype(np.int16)
+
+
+@pytest.mark.parametrize("bitrate", [64_000, 24_000])
+def test_a_16k_mono_decoder_gives_the_48k_path_signal_below_7khz(bitrate: int, real_speech: np.ndarray) -> None:
+    """Same packets, two decoders: 16 kHz mono straight out of libopus vs 48 kHz stereo →
+    downmix → soxr. Below 7 kHz their spectra agree within 1 dB LSD (measured 0.46 dB; plain
+    decimation of the 48 kHz output, folding the hiss down, scores 23 dB) and, at 64 kbit/s
+    (CELT), their waveforms to ≥ 40 dB SNR (measured 66 dB). At 24 kbit/s (SILK) the 48k path's
+    extra up- and down-sampling shifts phase, so the waveforms differ more (measured 17 dB)
+    while the magnitudes still match."""
+    packets = _encode(stereo(real_speech), bitrate)
+    with OpusDecoder(sample_rate=STT_SAMPLE_RATE, channels=1) as decoder:
+        pcm = b"".join(decoder.decode(p) for p in packets)
+    direct = np.frombuffer(pcm, dtype=np.int16).astype(np.float64)
+    assert len(pcm) == len(packets) * STT_FRAME_BYTES
+    via_48k = _via_48k(packets)
+    assert _lsd_below(via_48k, direct, 7000) <= 1.0
+    if bitrate == 64_000:
+        assert _snr_below(via_48k, direct, 7000) >= 40
+
+
+def test_a_16k_mono_decoder_downmixes_a_stereo_stream(real_speech: np.ndarray) -> None:
+    """A voice panned left (right channel at 30 %): libopus' own downmix matches (L + R) / 2."""
+    left = real_speech.astype(np.float64)
+    pair = np.stack((left, 0.3 * left), axis=1).reshape(-1)
+    packets = _encode(np.round(pair).astype(np.int16))
+    with OpusDecoder(sample_rate=STT_SAMPLE_RATE, channels=1) as decoder:
+        direct = np.frombuffer(b"".join(decoder.decode(p) for p in packets), dtype=np.int16).astype(np.float64)
+    via_48k = _via_48k(packets)
+    assert _snr_below(via_48k, direct, 7000) >= 30
+    assert np.std(direct) == pytest.approx(np.std(via_48k), rel=0.05)
+
+
+def test_a_16k_mono_decoder_conceals_one_frame_and_counts_samples_at_its_rate(speech: np.ndarray) -> None:
+    packets = _encode(stereo(speech))
+    with OpusDecoder(sample_rate=STT_SAMPLE_RATE, channels=1) as decoder:
+        assert (decoder.sample_rate, decoder.channels) == (STT_SAMPLE_RATE, 1)
+        decoder.decode(packets[0])
+        assert len(decoder.conceal()) == STT_FRAME_BYTES
+        assert len(decoder.conceal(packets[2])) == STT_FRAME_BYTES
+        assert decoder.packet_samples(packets[3]) == 320
+        assert len(decoder.decode(b"\xf8\xff\xfe")) == STT_FRAME_BYTES
+
+
+@pytest.mark.parametrize(("rate", "channels"), [(44_100, 1), (16_000, 3), (0, 2)])
+def test_a_decoder_refuses_rates_and_layouts_libopus_cannot_produce(rate: int, channels: int) -> None:
+    with pytest.raises(ValueError, match="libopus decodes"):
+        OpusDecoder(sample_rate=rate, channels=channels)

@@ -12,7 +12,7 @@ import soxr
 
 from bot.audio.frames import FRAME_SAMPLES
 from bot.audio.resample import DownmixResampler
-from tests.bot.audio.synth import frames, to_int16
+from tests.fakes.synth import frames, to_int16
 
 IN_RATE, OUT_RATE = 48_000, 16_000
 SECONDS = 2.0

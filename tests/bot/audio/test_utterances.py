@@ -8,7 +8,7 @@ import pytest
 from bot.audio.frames import STT_FRAME_BYTES, STT_FRAME_SAMPLES, STT_SAMPLE_RATE
 from bot.audio.utterances import SpeechStarted, UtteranceAudio, UtteranceEnded, UtteranceSegmenter
 from bot.audio.vad import SpectralVad
-from tests.bot.audio.synth import frames, pink_noise, speech_like, to_int16, white_noise
+from tests.fakes.synth import frames, pink_noise, speech_like, to_int16, white_noise
 
 FRAME = 0.02
 

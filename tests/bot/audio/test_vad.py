@@ -7,7 +7,7 @@ import pytest
 
 from bot.audio.frames import STT_FRAME_SAMPLES, STT_SAMPLE_RATE
 from bot.audio.vad import SpectralVad, VoiceActivityDetector
-from tests.bot.audio.synth import frames, hum, pink_noise, speech_like, to_int16, white_noise
+from tests.fakes.synth import frames, hum, pink_noise, speech_like, to_int16, white_noise
 
 RATE = STT_SAMPLE_RATE
 OPENING_WINDOW = 15  # UtteranceSegmenter's default: 10 voiced frames within 15 opens a turn

@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 from unittest.mock import create_autospec
 
-import pytest
-
 from bot.audio.utterances import SpeechStarted, VoiceOnset
-from bot.conversation import guild as guild_module
 from bot.conversation.guild import GuildConversation
+from bot.conversation.turn_detection import LocalTurnDetection
 from bot.mistral import ChatModel, SpeechSynthesizer, StreamingTranscriber
 from bot.store import Database
 
@@ -39,12 +37,8 @@ def conversation(player: ScriptedPlayer) -> GuildConversation:
         transcriber=create_autospec(StreamingTranscriber, instance=True),
         chat=create_autospec(ChatModel, instance=True), synthesizer=create_autospec(SpeechSynthesizer, instance=True),
         player=player, roster=None, notify=None, bot_name="Voxcord", clock=lambda: 0.0,
+        turn_detection=LocalTurnDetection(onset_grace=0.05),  # a short grace, scripted
     )
-
-
-@pytest.fixture(autouse=True)
-def short_grace(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(guild_module, "ONSET_GRACE_SECONDS", 0.05)
 
 
 async def test_noise_onset_pauses_then_resumes() -> None:
@@ -61,7 +55,7 @@ async def test_confirmed_speech_after_an_onset_does_not_resume() -> None:
     player = ScriptedPlayer()
     talk = conversation(player)
     talk.on_heard(7, VoiceOnset(at=0.0))
-    talk._answering = asyncio.get_running_loop().create_future()  # a reply is under way
+    talk.answering._answering = asyncio.get_running_loop().create_future()  # a reply is under way
     talk.on_heard(7, SpeechStarted(at=0.0, detected_at=0.2))
     await asyncio.sleep(0.1)
     assert player.calls[:2] == ["pause", "interrupt"]

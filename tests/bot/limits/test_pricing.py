@@ -9,7 +9,7 @@ from bot.limits import DEFAULT_PRICES, PriceTable
 
 
 def test_defaults_match_the_published_prices() -> None:
-    assert DEFAULT_PRICES.cost("stt_seconds", 60) == pytest.approx(0.006)  # realtime, $/min
+    assert DEFAULT_PRICES.cost("stt_seconds", 60) == pytest.approx(0.008)  # Voxtral 3 realtime, $/min
     assert DEFAULT_PRICES.cost("chat_input_tokens", 1_000_000) == pytest.approx(0.10)
     assert DEFAULT_PRICES.cost("chat_output_tokens", 1_000_000) == pytest.approx(0.30)
     assert DEFAULT_PRICES.cost("tts_characters", 1_000_000) == pytest.approx(16.0)

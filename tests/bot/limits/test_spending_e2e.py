@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.bot.audio.synth import pink_noise, stereo, to_int16, white_noise
-from tests.e2e.conversation_support import call_in_progress, spoken_question, wait_turns
+from tests.e2e.conversation_support import call_in_progress, wait_turns
+from tests.fakes.synth import pink_noise, spoken_question, stereo, to_int16, white_noise
 from tests.harness import build_world
 
 QUESTION = "What is the capital of France?"

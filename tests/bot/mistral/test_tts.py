@@ -27,14 +27,14 @@ async def test_streams_int16_converted_from_float32(
 ) -> None:
     assert fake.tts_chunk_bytes % 4 != 0  # chunks split float32 samples: the carry must work
     synthesizer = tts(client, policy)
-    chunks = [chunk async for chunk in synthesizer.synthesize(TEXT, ref_audio=None, voice_id="en_paul")]
+    chunks = [chunk async for chunk in synthesizer.synthesize(TEXT, ref_audio=None, voice_id="en_paul_neutral")]
     assert len(chunks) > 3
     assert all(len(chunk) % 2 == 0 for chunk in chunks)
     np.testing.assert_array_equal(np.frombuffer(b"".join(chunks), dtype="<i2"), expected_int16(TEXT))
     assert synthesizer.sample_rate == 24000 and synthesizer.channels == 1
     (request,) = fake.requests_to("speech")
     assert request.body["response_format"] == "pcm" and request.body["stream"] is True
-    assert request.body["voice_id"] == "en_paul" and "ref_audio" not in request.body
+    assert request.body["voice_id"] == "en_paul_neutral" and "ref_audio" not in request.body
 
 
 async def test_ref_audio_is_sent_base64(fake: FakeMistral, client: Mistral, policy: RetryPolicy) -> None:
@@ -47,7 +47,7 @@ async def test_ref_audio_is_sent_base64(fake: FakeMistral, client: Mistral, poli
 
 def test_ref_audio_and_voice_id_are_exclusive(client: Mistral, policy: RetryPolicy) -> None:
     with pytest.raises(ValueError, match="mutually exclusive"):
-        tts(client, policy).synthesize("Hi.", ref_audio=b"RIFF", voice_id="en_paul")
+        tts(client, policy).synthesize("Hi.", ref_audio=b"RIFF", voice_id="en_paul_neutral")
 
 
 async def test_503_then_success(
@@ -76,3 +76,21 @@ def test_float_converter_handles_split_samples_clipping_and_nan() -> None:
     out = b"".join(converter.convert(raw[i:i + 3]) for i in range(0, len(raw), 3))
     assert converter.pending == 0
     assert np.frombuffer(out, dtype="<i2").tolist() == [0, 16384, -16384, 32767, -32767, 32767, -32767, 0, 0]
+
+
+async def test_without_a_voice_the_reply_language_picks_the_preset(
+    fake: FakeMistral, client: Mistral, policy: RetryPolicy
+) -> None:
+    synthesizer = SpeechSynthesizer(client, model="voxtral-mini-tts-3-0", retry=policy, default_voice="voice_478",
+                                    voices_by_language={"fr": "voice_592", "EN": "voice_485"})
+    for language, voice in (("fr", "voice_592"), ("fr-CA", "voice_592"), ("en", "voice_485"), ("de", "voice_478"),
+                            (None, "voice_478")):
+        _ = [chunk async for chunk in synthesizer.synthesize("Bonjour.", ref_audio=None, voice_id=None,
+                                                             language=language)]
+        assert fake.requests_to("speech")[-1].body["voice_id"] == voice, language
+    # A clip (registered or sent) is never replaced by a preset: the voice speaks the text's language.
+    _ = [chunk async for chunk in synthesizer.synthesize("Bonjour.", ref_audio=wav_bytes(b"\0\0" * 2400, 24000),
+                                                         voice_id=None, language="fr")]
+    body = fake.requests_to("speech")[-1].body
+    assert "voice_id" not in body and "language" not in body
+    assert body["model"] == "voxtral-mini-tts-3-0"

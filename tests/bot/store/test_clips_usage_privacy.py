@@ -56,6 +56,27 @@ async def test_clip_delete(database: Database) -> None:
     assert await database.clips.delete(G1) is False
 
 
+async def test_a_clip_keeps_its_voice_id_and_reference_and_a_replacement_clears_them(database: Database) -> None:
+    await database.clips.set(clip(b"old" * 100))
+    old = clip(b"old" * 100)
+    assert await database.clips.set_voice(G1, old.sha256, voice_id="voice-abc", reference=b"\xff\xfb" * 50) is True
+    stored = await database.clips.get(G1)
+    assert stored is not None and stored.prepared
+    assert (stored.voice_id, stored.reference, type(stored.reference)) == ("voice-abc", b"\xff\xfb" * 50, bytes)
+    await database.clips.set(clip(b"new" * 50))
+    replaced = await database.clips.get(G1)
+    assert replaced is not None and (replaced.voice_id, replaced.reference) == (None, None)
+
+
+async def test_a_late_voice_result_never_lands_on_a_replacement_clip(database: Database) -> None:
+    await database.clips.set(clip(b"new" * 50))
+    stale = clip(b"old" * 100).sha256
+    assert await database.clips.set_voice(G1, stale, voice_id="voice-old", reference=None) is False
+    assert await database.clips.set_voice(G2, stale, voice_id="voice-old", reference=None) is False
+    stored = await database.clips.get(G1)
+    assert stored is not None and stored.voice_id is None
+
+
 async def test_clip_repr_does_not_dump_audio() -> None:
     assert "<300000 bytes>" in repr(clip(b"\x00" * 300_000))
     assert len(repr(clip(b"\x00" * 300_000))) < 400

@@ -117,3 +117,27 @@ async def test_guilds_are_isolated(database: Database) -> None:
     assert await database.guilds.get(G2) == GuildSettings(guild_id=G2)
     await database.guilds.update(G2, retention_days=90)
     assert (await database.guilds.get(G1)).retention_days == 2
+
+
+async def test_turn_taking_settings_round_trip_and_reject_nonsense(database: Database) -> None:
+    assert (await database.guilds.get(G1)).language is None  # detect the language
+    saved = await database.guilds.update(G1, language="fr", vocabulary="Lugdunum, Voxcord", heard_bots="42,43")
+    again = await database.guilds.get(G1)
+    assert (again.language, again.vocabulary, again.heard_bots) == ("fr", "Lugdunum, Voxcord", "42,43") == (
+        saved.language, saved.vocabulary, saved.heard_bots)
+    for field, value in (("language", "french"), ("language", "FR"), ("vocabulary", " "),
+                         ("vocabulary", "x" * 1001), ("heard_bots", "42, bob")):
+        with pytest.raises(InvalidSettingError):
+            await database.guilds.update(G1, **{field: value})
+    assert (await database.guilds.get(G1)).language == "fr"
+
+
+async def test_the_captions_channel_is_stored_cleared_and_validated(database: Database) -> None:
+    assert (await database.guilds.get(G1)).captions_channel_id is None, "off by default"
+    saved = await database.guilds.update(G1, captions_channel_id=987654321098765432, persona="pirate")
+    assert (await database.guilds.get(G1)).captions_channel_id == 987654321098765432
+    assert (await database.guilds.update(G1, captions_channel_id=None)).persona == saved.persona
+    assert (await database.guilds.get(G1)).captions_channel_id is None
+    for bad in (0, -5, "123", True):
+        with pytest.raises(InvalidSettingError):
+            await database.guilds.update(G1, captions_channel_id=bad)

@@ -17,7 +17,7 @@ from bot.store import Database, DatabaseOpenError, SchemaTooNewError, Turn
 from bot.store.engine import create_engine
 from bot.store.migrations import MIGRATIONS, Migration
 from bot.store.migrator import check_sequence
-from bot.store.schema import guild_settings, metadata
+from bot.store.schema import guild_settings, metadata, voice_clips
 from bot.store.url import parse_database_url
 
 from .support import FakeClock
@@ -48,7 +48,7 @@ def _versions(tmp_path: Path) -> list[tuple[object, ...]]:
 
 async def test_open_creates_the_schema_and_records_each_version(database_url: str, clock: FakeClock) -> None:
     async with Database.open(database_url, clock=clock) as db:
-        assert await db.schema_version() == LATEST == 3
+        assert await db.schema_version() == LATEST == 6
         engine = create_engine(parse_database_url(database_url))
         try:
             async with engine.connect() as connection:
@@ -61,7 +61,7 @@ async def test_open_creates_the_schema_and_records_each_version(database_url: st
         finally:
             await engine.dispose()
     assert {"guild_settings", "turns", "voice_clips", "usage_records", "member_privacy"} <= tables
-    assert list(versions) == [1, 2, 3]
+    assert list(versions) == [1, 2, 3, 4, 5, 6]
 
 
 async def test_live_schema_matches_what_migrations_build(database_url: str, clock: FakeClock) -> None:
@@ -121,7 +121,7 @@ async def test_v3_upgrades_a_v2_database_keeping_its_rows(database_url: str, clo
         await engine.dispose()
 
     async with Database.open(database_url, clock=clock) as db:
-        assert await db.schema_version() == 3
+        assert await db.schema_version() == LATEST
         settings = await db.guilds.get(1)
         assert {name: getattr(settings, name) for name in v2_row} == v2_row
         new_rates = ("member_turn_rate_per_minute", "member_command_rate_per_minute", "command_rate_per_minute")
@@ -132,6 +132,74 @@ async def test_v3_upgrades_a_v2_database_keeping_its_rows(database_url: str, clo
             2, 90, "pirate")
     async with Database.open(database_url, clock=clock) as db:
         assert (await db.guilds.get(1)).member_turn_rate_per_minute == 2, "kept across a reopen"
+
+
+async def test_v4_adds_the_captions_channel_off_for_every_existing_guild(database_url: str, clock: FakeClock) -> None:
+    # A database last opened by the v3 code, with a guild row naming only v3's columns.
+    async with Database.open(database_url, clock=clock, migrations=MIGRATIONS[:3]):
+        pass
+    v3_row = {
+        "guild_id": 1, "persona": "pirate", "addressing_mode": "auto", "wake_word": None, "text_channel_id": 42,
+        "show_partial_transcripts": False, "retention_days": 30, "consent_mode": "opt_out",
+        "monthly_budget_usd": None, "turn_rate_per_minute": None, "updated_at": T0,
+        "member_turn_rate_per_minute": None, "member_command_rate_per_minute": None, "command_rate_per_minute": 90,
+    }
+    engine = create_engine(parse_database_url(database_url))
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(insert(guild_settings).values(**v3_row))
+    finally:
+        await engine.dispose()
+    async with Database.open(database_url, clock=clock) as db:
+        assert await db.schema_version() == LATEST
+        settings = await db.guilds.get(1)
+        assert settings.captions_channel_id is None, "captions stay off until an admin turns them on"
+        assert {name: getattr(settings, name) for name in v3_row} == v3_row
+        await db.guilds.update(1, captions_channel_id=77)
+    async with Database.open(database_url, clock=clock) as db:
+        settings = await db.guilds.get(1)
+        assert (settings.captions_channel_id, settings.persona) == (77, "pirate")
+
+
+async def test_v5_adds_turn_taking_settings_empty_for_every_existing_guild(database_url: str, clock: FakeClock) -> None:
+    async with Database.open(database_url, clock=clock, migrations=MIGRATIONS[:4]):
+        pass
+    v4_row = {
+        "guild_id": 1, "persona": "pirate", "addressing_mode": "auto", "wake_word": None, "text_channel_id": 42,
+        "show_partial_transcripts": False, "retention_days": 30, "consent_mode": "opt_out",
+        "monthly_budget_usd": None, "turn_rate_per_minute": None, "updated_at": T0,
+        "member_turn_rate_per_minute": None, "member_command_rate_per_minute": None, "command_rate_per_minute": None,
+        "captions_channel_id": 77,
+    }
+    engine = create_engine(parse_database_url(database_url))
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(insert(guild_settings).values(**v4_row))
+    finally:
+        await engine.dispose()
+    async with Database.open(database_url, clock=clock) as db:
+        assert await db.schema_version() == LATEST
+        settings = await db.guilds.get(1)
+        assert (settings.language, settings.vocabulary, settings.heard_bots) == (None, None, None)
+        assert (settings.persona, settings.captions_channel_id) == ("pirate", 77)
+
+
+async def test_v6_adds_an_unprepared_voice_to_every_existing_clip(database_url: str, clock: FakeClock) -> None:
+    async with Database.open(database_url, clock=clock, migrations=MIGRATIONS[:5]):
+        pass
+    v5_clip = {"guild_id": 1, "audio": b"RIFF" * 10, "sample_rate": 24_000, "duration_s": 1.0, "sha256": "ab",
+               "source_format": "wav/pcm_s16le", "set_by_id": 2, "set_by_name": "ada", "set_at": T0}
+    engine = create_engine(parse_database_url(database_url))
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(insert(voice_clips).values(**v5_clip))
+    finally:
+        await engine.dispose()
+    async with Database.open(database_url, clock=clock) as db:
+        assert await db.schema_version() == LATEST
+        stored = await db.clips.get(1)
+        assert stored is not None and (stored.audio, stored.set_by_name) == (b"RIFF" * 10, "ada")
+        assert (stored.voice_id, stored.reference, stored.prepared) == (None, None, False)
 
 
 async def test_sqlite_file_and_its_folder_are_created(tmp_path: Path) -> None:

@@ -16,8 +16,9 @@ from pathlib import Path
 from bot.store import Database
 from bot.store.models import Turn
 from tests.bot.test_sharding import guild_on_shard
-from tests.e2e.conversation_support import call_in_progress, spoken_question, wait_turns
+from tests.e2e.conversation_support import call_in_progress, wait_turns
 from tests.fakes.discord import FakeDiscord
+from tests.fakes.synth import spoken_question
 from tests.harness import build_world, running_bot, settings_for
 
 EPHEMERAL = 64

@@ -13,7 +13,7 @@ from discord.voice_state import ConnectionFlowState, VoiceConnectionState
 
 from bot.voice.connection_state import VoxcordConnectionState
 from bot.voice.receiver import VoiceReceiver
-from tests.bot.voice.helpers import ALICE_ID, ALICE_SSRC, XCHACHA, RecordingSink, opus_packets, seal
+from tests.fakes.voice.packets import ALICE_ID, ALICE_SSRC, XCHACHA, RecordingSink, opus_packets, seal
 
 GUARD_S = 10.0  # only a hang guard; nothing asserts on timing
 

@@ -6,7 +6,7 @@ import pytest
 from bot.voice import dave
 from bot.voice.dave import DaveFrameDecryptor
 from bot.voice.stats import RateLimitedLog
-from tests.bot.voice.helpers import ALICE_ID, BOB_ID, SILENCE, dave_group
+from tests.fakes.voice.packets import ALICE_ID, BOB_ID, SILENCE, dave_group
 
 OPUS = b"\xfc" + bytes(range(60))
 
@@ -111,3 +111,12 @@ def test_failures_are_logged_at_a_limited_rate(caplog):
     assert decryptor.stats.failures == {dave.NOT_READY: 101}
     assert len(caplog.records) == 2
     assert "99 similar suppressed" in caplog.records[1].getMessage()
+
+
+def test_plain_frames_are_dropped_while_an_e2ee_call_has_no_ready_group():
+    # Joining or reconnecting to a DAVE call: the members encrypt, so a plain frame is not theirs.
+    for session in (None, SimpleNamespace(ready=False)):
+        decryptor, _ = layer(session, version=1)
+        assert decryptor.open(ALICE_ID, OPUS) is None
+        assert decryptor.stats.failures == {dave.UNENCRYPTED: 1} and decryptor.stats.passthrough == 0
+        assert decryptor.open(ALICE_ID, SILENCE) == SILENCE  # the silence frame is never encrypted

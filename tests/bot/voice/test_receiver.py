@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from bot.audio.opus import OpusDecoder
-from bot.audio.resample import DownmixResampler
+from bot.audio.resample import AlreadyMono16k, DownmixResampler
 from bot.voice.dave import NO_VALID_CRYPTOR, NOT_READY
 from bot.voice.receiver import VoiceReceiver
-from tests.bot.voice.helpers import (
+from tests.fakes.voice.packets import (
     ALICE_ID,
     ALICE_SSRC,
     BOB_ID,
@@ -316,3 +316,40 @@ async def test_malformed_websocket_events_are_ignored(msg):
     rig = Rig()
     await rig.receiver.on_voice_ws_message(None, msg)
     assert rig.receiver.user_for_ssrc(1) is None
+
+
+async def test_an_unannounced_ssrc_is_identified_by_the_dave_key_that_opens_it():
+    # After a voice server change Alice talks on a new SSRC and no SPEAKING ever names it.
+    rig = Rig(dave=dave_group())
+    await rig.start()
+    new_ssrc = 4444
+    opus = opus_packets(20)
+    forged = [seal(rig.conn.key, s, s * 960, 5555, os.urandom(60) + b"\x00\xfa\xfa", counter=900 + s)
+              for s in range(10)]  # DAVE-shaped, but nobody's key opens it
+    rig.feed(forged)
+    rig.feed([rig.packet(seq, opus[seq], ssrc=new_ssrc) for seq in range(20)])
+    await settle()
+
+    assert rig.receiver.user_for_ssrc(new_ssrc) == ALICE_ID
+    assert rig.receiver.user_for_ssrc(ALICE_SSRC) is None  # her old SSRC is retired
+    assert rig.receiver.user_for_ssrc(5555) is None
+    assert rig.stats.identified_ssrcs == 1
+    decoder = rig.decoders[-1]
+    assert decoder.decoded == opus  # every frame, the early ones included, in order
+    assert rig.stats.decode_errors == 0 and not rig.stats.dave.failures
+
+
+async def test_the_16k_decode_mode_delivers_the_same_timeline_without_a_resampler():
+    rig = Rig(dave=dave_group())
+    rig.receiver = VoiceReceiver(
+        rig.conn, decoder_factory=lambda: OpusDecoder(sample_rate=16_000, channels=1),
+        resampler_factory=AlreadyMono16k, batch_interval=0,
+    )
+    await rig.start()
+    opus = opus_packets(FRAMES)
+    rig.feed([rig.packet(seq, opus[seq]) for seq in range(FRAMES)])
+    await settle()
+    frames = [(ts, len(pcm)) for uid, pcm, ts in rig.sink.frames if uid == ALICE_ID]
+    assert [n for _, n in frames] == [STT_BYTES_PER_FRAME] * FRAMES  # one 20 ms frame per packet
+    assert [ts - frames[0][0] for ts, _ in frames] == [960 * i for i in range(FRAMES)]
+    assert rig.stats.decoded == FRAMES and rig.stats.decode_errors == 0

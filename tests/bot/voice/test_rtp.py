@@ -3,7 +3,7 @@ import struct
 import pytest
 
 from bot.voice import rtp
-from tests.bot.voice.helpers import seal
+from tests.fakes.voice.packets import seal
 
 
 def test_audio_packet_is_audio_and_header_fields_unpack():

@@ -11,7 +11,7 @@ from bot.voice.transport import (
     TransportAuthError,
     make_decryptor,
 )
-from tests.bot.voice.helpers import AES, XCHACHA, seal
+from tests.fakes.voice.packets import AES, XCHACHA, seal
 
 KEY = os.urandom(32)
 OPUS = b"\xfc" + bytes(range(130))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import socket
 import struct
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -230,10 +231,36 @@ class RestApi:
         body, files = await self._record(request)
         channel_id = int(request.match_info["channel_id"])
         self._fake.find_channel(channel_id)
+        limited = self._message_rate_limited(channel_id)
+        if limited is not None:
+            return limited
         message = self._fake.messages.create(channel_id, body or {}, files)
         self._fake.sent_messages.append(message)
         await self._fake.gateway.dispatch("MESSAGE_CREATE", message, guild_id=int(message["guild_id"]))
         return _json(message)
+
+    def _message_rate_limited(self, channel_id: int) -> web.Response | None:
+        """Discord's per-channel send limit (5 messages per 5 s), when the test turns it on."""
+        limit = self._fake.channel_message_limit
+        if limit is None:
+            return None
+        count, per = limit
+        now = time.monotonic()
+        sent = [t for t in self._fake.channel_message_times.get(channel_id, []) if now - t < per]
+        if len(sent) >= count:
+            retry_after = per - (now - sent[0])
+            self._fake.rate_limited_messages.append(channel_id)
+            return web.Response(
+                body=json.dumps({"message": "You are being rate limited.", "retry_after": retry_after,
+                                 "global": False}).encode(),
+                status=429, content_type="application/json",
+                headers={"Retry-After": f"{retry_after:.3f}", "X-RateLimit-Limit": str(count),
+                         "X-RateLimit-Remaining": "0", "X-RateLimit-Reset-After": f"{retry_after:.3f}",
+                         "X-RateLimit-Bucket": f"channel-messages-{channel_id}", "X-RateLimit-Scope": "user"},
+            )
+        sent.append(now)
+        self._fake.channel_message_times[channel_id] = sent
+        return None
 
     def _channel_message(self, request: web.Request) -> Json:
         message = self._fake.messages.by_id.get(int(request.match_info["message_id"]))

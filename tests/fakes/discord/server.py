@@ -56,6 +56,11 @@ class FakeDiscord:
         self.commands: dict[int | None, list[Json]] = {}  # scope (guild id or None) -> synced commands
         self.command_syncs: list[tuple[int | None, list[Json]]] = []  # every bulk PUT, in order
         self.sent_messages: list[Json] = []  # POST /channels/{id}/messages
+        # Discord's per-channel send limit, off unless a test sets it (e.g. (5, 5.0)); each 429 it
+        # answered is recorded by channel id.
+        self.channel_message_limit: tuple[int, float] | None = None
+        self.channel_message_times: dict[int, list[float]] = {}
+        self.rate_limited_messages: list[int] = []
         self.unhandled: list[RecordedRequest] = []
         self.port = 0
         self.cdn = Cdn(lambda: self.base_url)
@@ -203,6 +208,10 @@ class FakeDiscord:
     async def set_voice_state(self, guild_id: int, user_id: int, channel_id: int | None, *,
                               self_mute: bool = False, self_deaf: bool = False) -> None:
         await self.voice.set_state(guild_id, user_id, channel_id, self_mute=self_mute, self_deaf=self_deaf)
+
+    async def move_voice_server(self, guild_id: int) -> None:
+        """The bot's call moves to another voice server (call ``FakeVoiceServer.move`` first)."""
+        await self.voice.move_voice_server(guild_id)
 
     @property
     def voice_state_updates(self) -> list[Json]:

@@ -55,6 +55,19 @@ class VoiceStates:
                                           guild_id=guild_id)
         return state
 
+    async def move_voice_server(self, guild_id: int) -> None:
+        """Discord moves the bot's call to another voice server: VOICE_SERVER_UPDATE with a new
+        token and the media server's current endpoint, nothing on the bot's voice state."""
+        assert self.server is not None, "no voice server attached"
+        guild = self._fake.guilds[guild_id]
+        state = guild.voice_states[self._fake.bot_user.id]
+        assert state.channel_id is not None, "the bot is not in voice"
+        token = self.server.open_session(guild_id=guild_id, channel_id=state.channel_id,
+                                         user_id=self._fake.bot_user.id, session_id=state.session_id)
+        update = {"token": token, "guild_id": str(guild_id), "endpoint": self.server.endpoint}
+        self.server_updates.append(update)
+        await self._fake.gateway.dispatch("VOICE_SERVER_UPDATE", update, guild_id=guild_id)
+
     async def on_bot_voice_state(self, session: GatewaySession, data: Json) -> None:
         """Op 4: Discord answers with the bot's voice state, then the voice server for the join."""
         guild_id = int(data["guild_id"])

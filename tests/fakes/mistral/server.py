@@ -30,6 +30,8 @@ from .common import FAULT_KEY, RequestRejected, message_text, validation_failure
 from .realtime import RealtimeHandler
 from .sse import ChatHandler, SpeechHandler
 from .state import Endpoint, Faults, Latency, RealtimeSession, RecordedRequest
+from .turns import TurnModel
+from .voices import CustomVoice, VoicesHandler
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,8 @@ class FakeMistral:
         self.reply: Reply = default_reply
         """Chat reply text for a request's ``messages`` (the JSON dicts as sent)."""
         self.language = "en"
+        self.turns = TurnModel()
+        """Voxtral 3 realtime behaviour: turn timing, speech detector, streaming delay, jitter."""
         self.tts_seconds_per_character: float | None = None
         """``None`` uses ``audio.SECONDS_PER_CHARACTER``."""
         self.tts_chunk_bytes = tts_chunk_bytes
@@ -69,6 +73,8 @@ class FakeMistral:
         self.sleep = sleep
         self.random = random.Random(0)
         """Seeded randomness for ``latency.tts_jitter``, so a run can be repeated."""
+        self.voice_creation_refused: int | None = None
+        """Refuse ``POST /v1/audio/voices`` with this status (402/403), as a free plan does."""
         self.echo_auth_in_errors = False
         """Quote the request's Authorization header in error bodies, as a careless proxy might."""
         self._closing = asyncio.Event()
@@ -77,6 +83,7 @@ class FakeMistral:
         self._sessions_changed = asyncio.Condition()
         self._chat = ChatHandler(self)
         self._speech = SpeechHandler(self)
+        self._voices = VoicesHandler(self)
         self._realtime = RealtimeHandler(self)
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -92,6 +99,10 @@ class FakeMistral:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/chat/completions", self._wrap("chat", self._chat.handle))
         app.router.add_post("/v1/audio/speech", self._wrap("speech", self._speech.handle))
+        app.router.add_post("/v1/audio/voices", self._wrap("voices", self._voices.create))
+        app.router.add_get("/v1/audio/voices", self._wrap("voices", self._voices.list))
+        app.router.add_get("/v1/audio/voices/{voice_id}", self._wrap("voices", self._voices.get))
+        app.router.add_delete("/v1/audio/voices/{voice_id}", self._wrap("voices", self._voices.delete))
         batch = self._wrap("transcriptions", self._batch_transcription)
         app.router.add_post("/v1/audio/transcriptions", batch)
         app.router.add_get("/v1/audio/transcriptions/realtime", self._wrap("realtime", self._realtime.handle))
@@ -116,6 +127,14 @@ class FakeMistral:
         await self.close()
 
     # -- assertions helpers ----------------------------------------------------------------------
+
+    @property
+    def voices(self) -> dict[str, CustomVoice]:
+        """Custom voices that exist now, by id (created and not deleted)."""
+        return self._voices.voices
+
+    def knows_voice(self, voice_id: str) -> bool:
+        return self._voices.is_known(voice_id)
 
     def requests_to(self, endpoint: Endpoint) -> list[RecordedRequest]:
         return [request for request in self.requests if request.endpoint == endpoint]
@@ -197,9 +216,13 @@ class FakeMistral:
         return body
 
     async def read_json(self, request: web.Request, record: RecordedRequest) -> dict[str, Any]:
+        raw = await request.read()
+        record.body_bytes = len(raw)
+        uplink = self.latency.uplink_bits_per_s
+        record.upload_seconds = 0.0 if uplink is None else len(raw) * 8 / uplink
         try:
-            body = await request.json()
-        except json.JSONDecodeError:
+            body = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError):
             raise validation_failure("body is not JSON") from None
         if not isinstance(body, dict):
             raise validation_failure("body must be a JSON object")

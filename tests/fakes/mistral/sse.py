@@ -14,8 +14,9 @@ from aiohttp import web
 from mistralai.client import models
 
 from .audio import SECONDS_PER_CHARACTER, encode_speech, speech_samples
-from .common import FAULT_KEY, decode_base64, message_text, validation_failure
+from .common import FAULT_KEY, RequestRejected, decode_base64, message_text, validation_failure
 from .state import Fault, RecordedRequest
+from .voices import audio_seconds
 
 if TYPE_CHECKING:
     from .server import FakeMistral
@@ -172,12 +173,17 @@ class SpeechHandler:
         if not parsed.input.strip():
             raise validation_failure("input must not be empty")
         ref_audio = body.get("ref_audio")
-        if ref_audio is not None and body.get("voice_id") is not None:
+        voice_id = body.get("voice_id")
+        if ref_audio is not None and voice_id is not None:
             raise validation_failure("ref_audio cannot be combined with voice_id")
+        if voice_id is not None and not fake.knows_voice(voice_id):
+            raise RequestRejected(404, {"object": "error", "message": f"Voice {voice_id} not found", "code": "404"})
         if ref_audio is not None:
             clip = decode_base64(ref_audio, "ref_audio")
             if not clip:
                 raise validation_failure("ref_audio is empty")
+            if audio_seconds(clip) is None:
+                raise validation_failure("ref_audio must be WAV or MP3 audio")
             record.body["ref_audio_bytes"] = clip
         response_format = parsed.response_format or "mp3"
         samples = speech_samples(
@@ -188,19 +194,21 @@ class SpeechHandler:
         usage = {"prompt_tokens": characters, "completion_tokens": 0, "total_tokens": characters}
 
         if parsed.stream is not True:
-            await fake.delay(fake.latency.tts_first_audio)
+            await fake.delay(record.upload_seconds + fake.latency.tts_first_audio)
             return web.json_response({"audio_data": base64.b64encode(audio).decode("ascii")})
 
         response = await _open_stream(request)
         writer = _EventWriter(request, response, request.get(FAULT_KEY), record)
-        first_due = record.received_at + fake.latency.tts_first_audio
+        # The first audio comes after the upload (a clip in ref_audio is most of it) and the model.
+        first_audio = record.upload_seconds + fake.latency.tts_first_audio
+        first_due = record.received_at + first_audio
         jitter = fake.latency.tts_jitter
         size = max(1, fake.tts_chunk_bytes)
         for index, offset in enumerate(range(0, len(audio), size)):
             if writer.ended:
                 break
             due = first_due + index * fake.latency.tts_chunk_interval
-            step = fake.latency.tts_chunk_interval if offset else fake.latency.tts_first_audio
+            step = fake.latency.tts_chunk_interval if offset else first_audio
             if jitter and offset:
                 shift = fake.random.uniform(-jitter, jitter)
                 due, step = due + shift, max(0.0, step + shift)

@@ -8,8 +8,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Endpoint = Literal["chat", "transcriptions", "speech", "realtime"]
-ENDPOINTS: tuple[Endpoint, ...] = ("chat", "transcriptions", "speech", "realtime")
+Endpoint = Literal["chat", "transcriptions", "speech", "realtime", "voices"]
+ENDPOINTS: tuple[Endpoint, ...] = ("chat", "transcriptions", "speech", "realtime", "voices")
 
 
 @dataclass(slots=True)
@@ -27,6 +27,10 @@ class Latency:
     """``None`` streams every token at once."""
     tts_first_audio: float = 0.0
     tts_chunk_interval: float = 0.0
+    uplink_bits_per_s: float | None = 20e6
+    """A JSON request body reaches the API at this rate (a 20 Mbit/s uplink by default): its
+    first answer byte waits ``bytes * 8 / rate`` more (speech and voices: the requests that carry
+    audio). ``None``: instant."""
     tts_jitter: float = 0.0
     """Each speech chunk after the first is due up to this many seconds early or late, uniformly,
     around its ``tts_first_audio + index * tts_chunk_interval`` schedule: network jitter, which
@@ -110,6 +114,11 @@ class RecordedRequest:
     """The status answered; ``None`` while streaming or when it stalled."""
     authorized: bool = False
     received_at: float = field(default_factory=time.monotonic)
+    body_bytes: int = 0
+    """Size of the request body as sent (a speech request with ``ref_audio`` carries the clip)."""
+    upload_seconds: float = 0.0
+    """How long the body takes over ``Latency.uplink_bits_per_s``: added before the first answer
+    byte of a speech request and before a voice is created."""
     """``time.monotonic()`` when the request arrived (retry spacing, ``Retry-After``)."""
     abandoned: bool = False
     """The client closed a streamed response before it ended (chat and speech)."""
@@ -125,6 +134,8 @@ class RealtimeSession:
     messages: list[dict[str, Any]] = field(default_factory=list)
     sent: list[dict[str, Any]] = field(default_factory=list)
     audio: bytearray = field(default_factory=bytearray)
+    settings: dict[str, Any] = field(default_factory=dict)
+    """The session as last accepted (``session.updated``): audio_format, turn_detection, ..."""
     closed: asyncio.Event = field(default_factory=asyncio.Event)
     _appends: int = 0
     _append_waiters: list[tuple[int, asyncio.Future[None]]] = field(default_factory=list)

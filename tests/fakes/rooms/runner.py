@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tests.fakes.discord import FakeDiscord
+from tests.fakes.discord.world import World, build_world
 from tests.fakes.mistral import FakeMistral
 from tests.fakes.mistral.audio import SECONDS_PER_CHARACTER, TTS_SAMPLE_RATE
 from tests.fakes.mistral.state import Latency, RealtimeSession, RecordedRequest
@@ -29,7 +30,6 @@ from tests.fakes.rooms.sounds import music, speech
 from tests.fakes.voice import BotFrame, FakeVoiceServer, SimulatedSpeaker
 from tests.fakes.voice.audio import encode_opus
 from tests.fakes.voice.rtp import OPUS_SILENCE
-from tests.harness import World, build_world
 
 CHAT_FIRST_TOKEN = 0.300
 TOKENS_PER_S = 30.0

@@ -23,7 +23,12 @@ SUPPORTED_MODES: tuple[str, ...] = (AES256_GCM, XCHACHA20)  # Discord lists AES 
 
 RTP_VERSION_BITS = 0x80
 RTP_EXTENSION_BIT = 0x10
+RTP_PADDING_BIT = 0x20
 OPUS_PAYLOAD_TYPE = 0x78  # 120: the dynamic type Discord uses for Opus
+# Discord's video codecs and their RTX (retransmission) payload types, as its clients list them in
+# SELECT_PROTOCOL's ``codecs``: H264 101/102, VP8 103/104, VP9 105/106.
+VP8_PAYLOAD_TYPE = 103
+VP8_RTX_PAYLOAD_TYPE = 104
 ONE_BYTE_EXTENSION_PROFILE = 0xBEDE
 SAMPLES_PER_FRAME = 960  # 20 ms at 48 kHz
 OPUS_SILENCE = b"\xf8\xff\xfe"
@@ -38,10 +43,14 @@ class RtpHeader:
     marker: bool = False
     # Elements of a one-byte header extension (already padded to 32-bit words), or None.
     extension: bytes | None = None
+    # RFC 3550 padding: this many bytes (the last one holding the count) end the payload, inside
+    # the encryption. 0 = none. Discord.Net saw 3-15 % false DAVE failures before stripping it.
+    padding: int = 0
 
     def authenticated_part(self) -> bytes:
         """The bytes sent in the clear and used as AAD: fixed header plus extension preamble."""
         first = RTP_VERSION_BITS | (RTP_EXTENSION_BIT if self.extension is not None else 0)
+        first |= RTP_PADDING_BIT if self.padding else 0
         second = (0x80 if self.marker else 0) | self.payload_type
         head = struct.pack(">BBHII", first, second, self.sequence & 0xFFFF,
                            self.timestamp & 0xFFFFFFFF, self.ssrc)
@@ -123,7 +132,10 @@ class TransportCipher:
 
 def seal_rtp(cipher: TransportCipher, header: RtpHeader, payload: bytes, counter: int) -> bytes:
     """Build one encrypted packet the way Discord relays a user's audio."""
-    return cipher.seal(header.authenticated_part(), (header.extension or b"") + payload, counter)
+    if not 0 <= header.padding <= 255:
+        raise ValueError("RTP padding is 0-255 bytes")
+    pad = bytes(header.padding - 1) + bytes([header.padding]) if header.padding else b""
+    return cipher.seal(header.authenticated_part(), (header.extension or b"") + payload + pad, counter)
 
 
 def rtcp_receiver_report(ssrc: int) -> bytes:

@@ -13,8 +13,9 @@ import json
 import os
 import secrets
 import struct
+import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +38,10 @@ CLOSE_AUTHENTICATION_FAILED = 4004
 CLOSE_SESSION_INVALID = 4006
 CLOSE_SERVER_NOT_FOUND = 4011
 CLOSE_VOICE_SERVER_CRASHED = 4015  # discord.py 2.7.1 answers this with a RESUME
+# Discord stops relaying media to a UDP endpoint that has sent nothing for a while: hermes-agent's
+# bot went deaf after ~60 s (PR #1418), py-cord's after 5-9 min (#3388). The shorter one here.
+UDP_IDLE_TIMEOUT_S = 60.0
+KEEPALIVE_BYTES = 8  # discord.js's keepalive datagram: a u32 LE counter in 8 bytes
 
 
 @dataclass(slots=True)
@@ -69,12 +74,20 @@ class BotSession:
     resumes: int = 0
     received_ops: list[tuple[int, Any]] = field(default_factory=list)
     audio: BotAudio = field(default_factory=BotAudio)
+    last_datagram_at: float | None = None  # when the bot's UDP endpoint last sent anything
+    keepalives: int = 0
+    withheld: int = 0  # datagrams not relayed because the bot's endpoint had gone idle
 
 
 class FakeVoiceServer(asyncio.DatagramProtocol):
     def __init__(self, certs: TestCertificates, *, committer: Committer = "simulated",
-                 host: str = "127.0.0.1") -> None:
+                 host: str = "127.0.0.1", udp_idle_timeout: float = UDP_IDLE_TIMEOUT_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        """``udp_idle_timeout``: media stops flowing to a bot whose UDP endpoint has sent nothing
+        (no IP discovery, keepalive or audio) for this long, and flows again once it sends."""
         self._certs = certs
+        self.udp_idle_timeout = udp_idle_timeout
+        self._clock = clock
         self._host = host
         self.committer: Committer = committer
         self._sessions: dict[int, BotSession] = {}
@@ -179,6 +192,26 @@ class FakeVoiceServer(asyncio.DatagramProtocol):
         self._notify_bot(guild_id, channel_id, 13, {"user_id": str(user_id)})
         channel.group.remove_simulated(user_id)
 
+    async def move(self) -> None:
+        """This media server is replaced by another one: new websocket and UDP ports (the old
+        ones stop answering), and every simulated member's client reconnects to it with a new
+        SSRC. A member already talking does not send SPEAKING again (clients send it when they
+        start talking, and the bot is not connected to the new server yet), so the bot has no
+        SSRC → user mapping for them. Tell the bot with ``FakeDiscord.move_voice_server``."""
+        assert self._runner is not None and self._udp is not None
+        site = web.TCPSite(self._runner, self._host, 0, ssl_context=self._certs.server_context())
+        await site.start()
+        self._ws_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # aiohttp keeps it private
+        old_udp = self._udp
+        loop = asyncio.get_running_loop()
+        self._udp, _ = await loop.create_datagram_endpoint(lambda: self, local_addr=(self._host, 0))
+        self.udp_port = self._udp.get_extra_info("sockname")[1]
+        old_udp.close()
+        for channel in self._channels.values():
+            for speaker in channel.speakers.values():
+                speaker.ssrc = next(self._ssrcs)
+                speaker.announced = False
+
     def downgrade(self, guild_id: int, channel_id: int) -> None:
         self.channel(guild_id, channel_id).group.downgrade()
 
@@ -214,9 +247,14 @@ class FakeVoiceServer(asyncio.DatagramProtocol):
             await session.ws.close(code=code)
 
     def send_raw(self, guild_id: int, data: bytes) -> None:
-        """Send any datagram to the bot's UDP address (garbage, truncated, RTCP...)."""
+        """Send any datagram to the bot's UDP address (garbage, truncated, RTCP...), unless the
+        bot's endpoint has been idle longer than ``udp_idle_timeout``."""
         session = self._sessions.get(guild_id)
         if session is not None and session.bot_addr is not None and self._udp is not None:
+            heard = session.last_datagram_at
+            if heard is not None and self._clock() - heard > self.udp_idle_timeout:
+                session.withheld += 1
+                return
             self._udp.sendto(data, session.bot_addr)
 
     def bot_audio(self, guild_id: int) -> BotAudio:
@@ -388,12 +426,18 @@ class FakeVoiceServer(asyncio.DatagramProtocol):
             for session in self._sessions.values():
                 if session.ssrc == ssrc:
                     session.bot_addr = addr
+                    session.last_datagram_at = self._clock()
                     self._by_addr[addr] = session
                     self._changed()
                     assert self._udp is not None
                     self._udp.sendto(ip_discovery_response(ssrc, addr[0], addr[1]), addr)
             return
         session = self._by_addr.get(addr)
+        if session is not None:
+            session.last_datagram_at = self._clock()
+            if len(data) == KEEPALIVE_BYTES:
+                session.keepalives += 1
+                return
         if session is None or session.cipher is None:
             self.undecryptable.append(data)
             return

@@ -15,12 +15,15 @@ import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import davey
 import numpy as np
 
 from tests.fakes.voice.audio import SAMPLE_RATE, encode_opus
 from tests.fakes.voice.rtp import (
     OPUS_SILENCE,
     SAMPLES_PER_FRAME,
+    VP8_PAYLOAD_TYPE,
+    VP8_RTX_PAYLOAD_TYPE,
     RtpHeader,
     TransportCipher,
     audio_level_extension,
@@ -55,28 +58,32 @@ class SimulatedSpeaker:
         self.timestamp = self._rng.randrange(0, 1 << 32)
         self._nonce = 0
         self.announced = False
+        self.announcements = 0  # SPEAKING events sent to the bot
         self.sent: list[SentFrame] = []
 
     # ----- the happy path -----
     async def speak(self, pcm: np.ndarray | bytes, *, realtime: bool = True,
                     loss: set[int] | float = frozenset(), reorder: set[int] = frozenset(),
                     duplicate: set[int] = frozenset(), corrupt: set[int] = frozenset(),
-                    extension: bool = True, trailing_silence: int = 5) -> list[SentFrame]:
+                    extension: bool = True, trailing_silence: int = 5,
+                    padding: dict[int, int] | None = None) -> list[SentFrame]:
         """Send ``pcm`` (48 kHz stereo int16) as 20 ms frames; return what was sent.
 
         ``loss``: frame indices to drop (or a probability, drawn from the speaker's seed);
         ``reorder``: indices whose packet is sent after the next one; ``duplicate``: sent twice;
         ``corrupt``: one ciphertext byte flipped, so transport authentication fails.
+        ``padding``: frame index -> bytes of RTP padding (P bit set) on that packet.
         ``trailing_silence`` frames of Opus silence follow, as Discord clients send on release.
         """
         return await self.speak_opus(encode_opus(pcm), realtime=realtime, loss=loss, reorder=reorder,
                                      duplicate=duplicate, corrupt=corrupt, extension=extension,
-                                     trailing_silence=trailing_silence)
+                                     trailing_silence=trailing_silence, padding=padding)
 
     async def speak_opus(self, frames: list[bytes], *, realtime: bool = True,
                          loss: set[int] | float = frozenset(), reorder: set[int] = frozenset(),
                          duplicate: set[int] = frozenset(), corrupt: set[int] = frozenset(),
-                         extension: bool = True, trailing_silence: int = 5) -> list[SentFrame]:
+                         extension: bool = True, trailing_silence: int = 5,
+                         padding: dict[int, int] | None = None) -> list[SentFrame]:
         """Like ``speak`` but with ready-made Opus packets (sent byte-for-byte)."""
         await self.announce(True)
         frames = list(frames) + [OPUS_SILENCE] * trailing_silence
@@ -89,7 +96,8 @@ class SimulatedSpeaker:
             if realtime:
                 # Absolute schedule, so pacing does not drift with encryption time.
                 await asyncio.sleep(max(0.0, start + index * FRAME_SECONDS - loop.time()))
-            packet = await self._packet(opus, extension=extension, corrupt=index in corrupt)
+            packet = await self._packet(opus, extension=extension, corrupt=index in corrupt,
+                                        padding=(padding or {}).get(index, 0))
             result.append(SentFrame(self.sequence, self.timestamp, opus, index not in dropped))
             self._advance(1)
             if index in dropped:
@@ -123,6 +131,7 @@ class SimulatedSpeaker:
                 "user_id": str(self.user_id), "ssrc": self.ssrc,
                 "speaking": SPEAKING_MICROPHONE if speaking else 0})
             self.announced = True
+            self.announcements += 1
 
     # ----- raw injection hooks -----
     async def send_rtp(self, opus: bytes, *, dave: bool = True, key: bytes | None = None,
@@ -138,6 +147,43 @@ class SimulatedSpeaker:
 
     def send_raw(self, data: bytes) -> None:
         self._send(data)
+
+    @property
+    def video_ssrc(self) -> int:
+        return self.ssrc + 1  # Discord allocates a member's video SSRCs right after its audio one
+
+    async def share_screen(self, frames: int, *, seed: int = 0) -> int:
+        """Go live: VIDEO (op 12) announcing the stream, then ``frames`` VP8 frames on the video SSRC,
+        each followed by an RTX retransmission on the RTX SSRC, DAVE-encrypted as video the way a
+        client sends them. Returns the number of datagrams sent. None of it is audio."""
+        session = self._bot_session()
+        if session is None or session.cipher is None:
+            return 0
+        video, rtx = self.video_ssrc, self.video_ssrc + 1
+        await self._server.send_json(session, 12, {
+            "user_id": str(self.user_id), "audio_ssrc": self.ssrc, "video_ssrc": video,
+            "streams": [{"type": "screen", "rid": "100", "ssrc": video, "rtx_ssrc": rtx, "active": True,
+                         "quality": 100, "max_bitrate": 2_500_000, "max_framerate": 30,
+                         "max_resolution": {"type": "fixed", "width": 1280, "height": 720}}]})
+        group = self._channel.group
+        rng = random.Random(seed)
+        sent = 0
+        for index in range(frames):
+            # A VP8 keyframe-shaped payload: 3-byte frame tag, start code, 640x360, then noise.
+            frame = bytes([0x10, 0x02, 0x00, 0x9D, 0x01, 0x2A, 0x80, 0x02, 0x68, 0x01])
+            frame += rng.randbytes(300)
+            payload = frame
+            if group.protocol_version > 0:
+                await group.wait_member_ready(self.user_id)
+                payload = bytes(group.session(self.user_id).encrypt(davey.MediaType.video, davey.Codec.vp8, frame))
+            for ssrc, payload_type, body in ((video, VP8_PAYLOAD_TYPE, b"\x90\x80" + payload),
+                                             (rtx, VP8_RTX_PAYLOAD_TYPE, struct.pack(">H", index) + payload)):
+                header = RtpHeader(index, index * 3000, ssrc, payload_type=payload_type,
+                                   extension=audio_level_extension())
+                self._nonce = (self._nonce + 1) & 0xFFFFFFFF
+                self._send(seal_rtp(session.cipher, header, body, self._nonce))
+                sent += 1
+        return sent
 
     def send_rtcp(self) -> None:
         self._send(rtcp_receiver_report(self.ssrc))
@@ -159,7 +205,7 @@ class SimulatedSpeaker:
         self.timestamp = (self.timestamp + frames * SAMPLES_PER_FRAME + samples) & 0xFFFFFFFF
 
     async def _packet(self, opus: bytes, *, dave: bool = True, key: bytes | None = None,
-                      extension: bool = True, corrupt: bool = False,
+                      extension: bool = True, corrupt: bool = False, padding: int = 0,
                       sequence: int | None = None, timestamp: int | None = None) -> bytes:
         session = self._bot_session()
         group = self._channel.group
@@ -170,7 +216,7 @@ class SimulatedSpeaker:
                 payload = bytes(group.session(self.user_id).encrypt_opus(opus))
         header = RtpHeader(self.sequence if sequence is None else sequence,
                            self.timestamp if timestamp is None else timestamp, self.ssrc,
-                           extension=audio_level_extension() if extension else None)
+                           extension=audio_level_extension() if extension else None, padding=padding)
         if session is None or session.cipher is None:
             return b""
         cipher = session.cipher if key is None else TransportCipher(session.cipher.mode, key)

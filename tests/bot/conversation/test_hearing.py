@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from bot.audio.utterances import Event, SpeechStarted, UtteranceEnded
-from bot.voice.hearing import Hearing
+from bot.conversation.hearing import Hearing
+from bot.conversation.turn_detection import LocalTurnDetection
 from tests.bot.audio.test_utterances import ScriptedVad, frame
 
 
@@ -23,7 +24,8 @@ class Recorder:
 async def test_the_gap_timer_ends_an_utterance_without_waiting_for_the_tick() -> None:
     recorder = Recorder()
     # The periodic tick is an hour away: only the per-speaker timer can end the utterance.
-    hearing = Hearing(recorder, vad_factory=ScriptedVad, silence_end=0.05, tick_interval=3600, onset_frames=None)
+    hearing = Hearing(recorder, vad_factory=ScriptedVad, tick_interval=3600,
+                      turn_detection=LocalTurnDetection(silence_end=0.05, onset_frames=None))
     hearing.start()
     try:
         for tag in range(15):
@@ -42,7 +44,8 @@ async def test_the_gap_timer_ends_an_utterance_without_waiting_for_the_tick() ->
 
 async def test_a_speaker_who_leaves_takes_their_timer_along() -> None:
     recorder = Recorder()
-    hearing = Hearing(recorder, vad_factory=ScriptedVad, silence_end=0.05, tick_interval=3600, onset_frames=None)
+    hearing = Hearing(recorder, vad_factory=ScriptedVad, tick_interval=3600,
+                      turn_detection=LocalTurnDetection(silence_end=0.05, onset_frames=None))
     hearing.start()
     try:
         for tag in range(12):

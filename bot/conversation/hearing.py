@@ -1,4 +1,4 @@
-"""Hearing: each speaker's 16 kHz frames in, attributed utterance events out.
+"""Hearing: each speaker's 16 kHz frames in, attributed utterance events out (turn segmentation).
 
 Sits between the receive path (a ``SpeechSink``) and the conversation: one segmenter and one
 VAD per speaker (the VAD's noise floor is per microphone), and a timer per speaker, because
@@ -18,7 +18,8 @@ from collections.abc import Callable
 from typing import Protocol
 
 from bot.audio.utterances import Event, UtteranceSegmenter
-from bot.audio.vad import SpectralVad, VoiceActivityDetector
+from bot.audio.vad import GatedSileroVad, VoiceActivityDetector
+from bot.conversation.turn_detection import DEFAULT_TURN_DETECTION, TurnDetection
 
 log = logging.getLogger(__name__)
 
@@ -36,20 +37,17 @@ class Hearing:
         consumer: HearingConsumer,
         *,
         clock: Callable[[], float] = time.monotonic,
-        vad_factory: Callable[[], VoiceActivityDetector] = SpectralVad,
-        silence_end: float = 0.4,
-        max_utterance: float = 30.0,
+        # The engine passes one that shares its SileroPool; this default has a pool per speaker.
+        vad_factory: Callable[[], VoiceActivityDetector] = GatedSileroVad,
+        turn_detection: TurnDetection = DEFAULT_TURN_DETECTION,
         tick_interval: float = 0.02,  # end-of-speech is noticed within one frame time
-        onset_frames: int | None = 3,  # 60 ms of voice: a tentative onset, for a fast barge-in
         sleep: Callable[[float], object] = asyncio.sleep,
     ) -> None:
         self._consumer = consumer
         self._clock = clock
         self._vad_factory = vad_factory
-        self._silence_end = silence_end
-        self._max_utterance = max_utterance
+        self._turns = turn_detection
         self._tick_interval = tick_interval
-        self._onset_frames = onset_frames
         self._sleep = sleep
         self._speakers: dict[int, UtteranceSegmenter] = {}
         self._ticker: asyncio.Task[None] | None = None
@@ -90,12 +88,12 @@ class Hearing:
         if segmenter is None:
             segmenter = self._speakers[user_id] = UtteranceSegmenter(
                 self._vad_factory(), clock=self._clock,
-                silence_end=self._silence_end, max_utterance=self._max_utterance,
-                onset_frames=self._onset_frames,
+                silence_end=self._turns.silence_end, max_utterance=self._turns.max_utterance,
+                onset_frames=self._turns.onset_frames,
             )
         self._deliver(user_id, segmenter.push(pcm16k, self._clock()))
         if user_id not in self._gap_timers and self._loop is not None:
-            self._arm_gap_timer(user_id, self._silence_end)
+            self._arm_gap_timer(user_id, self._turns.silence_end)
 
     def on_speaker_gone(self, user_id: int) -> None:
         timer = self._gap_timers.pop(user_id, None)

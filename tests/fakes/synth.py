@@ -59,3 +59,8 @@ def stereo(mono: np.ndarray) -> np.ndarray:
 def frames(pcm: np.ndarray, size: int) -> list[bytes]:
     """Whole frames of ``size`` samples (a trailing partial frame is dropped)."""
     return [pcm[i : i + size].tobytes() for i in range(0, len(pcm) - size + 1, size)]
+
+
+def spoken_question(seconds: float = 1.6, seed: int = 1) -> np.ndarray:
+    """48 kHz stereo int16 speech-like audio for a simulated user to say."""
+    return stereo(to_int16(speech_like(seconds, 48_000, seed=seed))).reshape(-1, 2)

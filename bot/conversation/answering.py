@@ -1,0 +1,246 @@
+"""Answering: a turn → chat → sentences → speech, one turn at a time, interruptible.
+
+Accepted turns wait in a short backlog (the newest question matters most: the oldest waiting one
+is dropped). Each reply streams from the chat model sentence by sentence into ``ReplySpeaker``;
+confirmed speech from anyone cancels it (barge-in) and a tentative onset pauses it for the turn
+detection policy's grace. What was heard, and the turn's use, is published; bookkeeping
+subscribers store it, and the turn ends only once they have.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+
+from bot.conversation import events
+from bot.conversation.context import ConversationStore
+from bot.conversation.ports import Notify, QuestionLog, ReplyPlayer
+from bot.conversation.prompt import build_messages
+from bot.conversation.sentences import SentenceSplitter
+from bot.conversation.speaking import ReplySpeaker
+from bot.conversation.turn import Background, ConversationLimits, PendingTurn, post
+from bot.conversation.turn_detection import TurnDetection
+from bot.mistral import ChatMessage, ChatModel, MistralError, SpeechSynthesizer
+from bot.store import VoiceClip
+
+log = logging.getLogger(__name__)
+
+NO_VOICE_HINT = "I'm speaking with the default voice: an admin can give me one with /voice set."
+SERVICE_FAILED = "Sorry, I couldn't answer that just now (the AI service is unavailable). I'm still listening."
+TURN_FAILED = "Sorry, something went wrong answering that. I'm still listening."
+
+
+class Answering:
+    def __init__(
+        self, *, guild_id: int, bus: events.EventBus, store: ConversationStore, chat: ChatModel,
+        synthesizer: SpeechSynthesizer, player: ReplyPlayer, questions: QuestionLog, notify: Notify, bot_name: str,
+        clock: Callable[[], float], limits: ConversationLimits, background: Background,
+        turn_detection: TurnDetection, default_voice_id: str | None = None,
+    ) -> None:
+        self._guild_id = guild_id
+        self._bus = bus
+        self._store = store
+        self._chat = chat
+        self._tts = synthesizer
+        self._player = player
+        self._questions = questions
+        self._notify = notify
+        self._bot_name = bot_name
+        self._clock = clock
+        self._limits = limits
+        self._background = background
+        self._turn_detection = turn_detection
+        self._default_voice_id = default_voice_id
+        self._turns: asyncio.Queue[PendingTurn] = asyncio.Queue(maxsize=limits.backlog)
+        self._worker: asyncio.Task[None] | None = None
+        self._answering: asyncio.Future[None] | None = None
+        self._told_about_voice = False
+        self._onset_timer: asyncio.TimerHandle | None = None
+        self._notices = Background()  # posts that no turn waits for
+        bus.subscribe(events.VoiceOnset, self._on_voice_onset)
+        bus.subscribe(events.SpeechStarted, self._on_speech_started)
+
+    def start(self) -> None:
+        self._worker = asyncio.get_running_loop().create_task(self._run(), name=f"answering-{self._guild_id}")
+
+    async def stop(self) -> None:
+        self._cancel_onset_timer()
+        self._interrupt_reply()
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.cancel()
+            await asyncio.wait({worker})
+        await self._notices.drain()
+
+    def enqueue(self, turn: PendingTurn) -> None:
+        if self._turns.full():
+            dropped = self._turns.get_nowait()  # the newest question matters most
+            if dropped.ahead is not None:
+                dropped.ahead.abandon()
+            log.info("Guild %s: turn backlog full, dropping %r", self._guild_id, dropped.text[:40])
+            self._bus.publish(events.TurnRejected(
+                guild_id=self._guild_id, at=self._clock(), user_id=dropped.user_id,
+                speaker_name=dropped.speaker_name, text=dropped.text, reason="backlog_full"))
+        self._turns.put_nowait(turn)
+        self._bus.publish(events.TurnAccepted(
+            guild_id=self._guild_id, at=self._clock(), turn_id=turn.turn_id, user_id=turn.user_id,
+            speaker_name=turn.speaker_name, text=turn.text))
+
+    # barge-in -------------------------------------------------------------------------------
+
+    def _on_voice_onset(self, event: events.VoiceOnset) -> None:
+        # Fall quiet at the first hint of voice; if it was a cough, carry on where it paused.
+        if self._player.playing and self._onset_timer is None:
+            self._player.pause()
+            self._onset_timer = asyncio.get_running_loop().call_later(
+                self._turn_detection.onset_grace, self._resume_after_false_onset
+            )
+
+    def _on_speech_started(self, event: events.SpeechStarted) -> None:
+        self._cancel_onset_timer()
+        if self._player.playing or self._answering is not None:
+            self._interrupt_reply()
+
+    def _resume_after_false_onset(self) -> None:
+        self._onset_timer = None
+        self._player.resume()
+
+    def _cancel_onset_timer(self) -> None:
+        if self._onset_timer is not None:
+            self._onset_timer.cancel()
+            self._onset_timer = None
+
+    def _interrupt_reply(self) -> None:
+        """Stop the sound now and cancel the reply; it publishes what was heard."""
+        answering = self._answering
+        if answering is not None and not answering.done():
+            self._player.interrupt()
+            answering.cancel()
+
+    # the turn loop --------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            turn = await self._turns.get()
+            outcome: events.ReplyOutcome = "failed"
+            self._answering = asyncio.current_task()
+            answer = asyncio.get_running_loop().create_task(self._answer(turn), name="answer")
+            self._answering = answer
+            try:
+                await answer
+                outcome = "spoken"
+            except asyncio.CancelledError:
+                outcome = "interrupted"
+                # Cancelling the worker while it awaits `answer` cancels `answer` too, so
+                # answer.cancelled() cannot tell a stop from a barge-in; our own count can.
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise  # we are being stopped, not interrupted
+            except MistralError as error:
+                log.warning("Guild %s: turn failed: %s", self._guild_id, error)
+                await post(self._notify, self._guild_id, SERVICE_FAILED)
+            except Exception:
+                log.exception("Guild %s: turn failed", self._guild_id)
+                await post(self._notify, self._guild_id, TURN_FAILED)
+            finally:
+                self._answering = None
+                self._bus.publish(events.ReplyFinished(
+                    guild_id=self._guild_id, at=self._clock(), turn_id=turn.turn_id, user_id=turn.user_id,
+                    speaker_name=turn.speaker_name, question=turn.text, text=turn.reply_text, outcome=outcome,
+                    timings=turn.timings))
+                # The turn's rows and usage are stored before the next turn starts.
+                await asyncio.shield(self._background.drain())
+
+    async def _answer(self, turn: PendingTurn) -> None:
+        # Usually read while the transcript was being finished: nothing but the request itself
+        # stands between the transcript and the chat request.
+        ahead, turn.ahead = turn.ahead, None
+        context = await self._store.context(ahead)
+        messages = [
+            ChatMessage(role=m["role"], content=m["content"])
+            for m in build_messages(
+                persona=turn.persona, history=context.history, speaker_name=turn.speaker_name, text=turn.text,
+                max_turns=self._limits.history_turns, max_chars=self._limits.history_chars,
+                bot_name=self._bot_name,
+            )
+        ]
+        # The question's row is written while the model thinks (TurnJournal); the first sentence
+        # waits for the commit (a few ms against the model's hundreds), so a crash once the
+        # reply is being spoken still keeps the question.
+        self._bus.publish(events.ReplyStarted(guild_id=self._guild_id, at=self._clock(), turn_id=turn.turn_id,
+                                              user_id=turn.user_id, speaker_name=turn.speaker_name, text=turn.text))
+        await self._speak_reply(turn, messages, context.clip)
+
+    async def _speak_reply(self, turn: PendingTurn, messages: list[ChatMessage], clip: VoiceClip | None) -> None:
+        if clip is None and not self._told_about_voice:
+            self._told_about_voice = True
+            # A REST round trip; the reply need not wait.
+            self._notices.spawn(post(self._notify, self._guild_id, NO_VOICE_HINT))
+        ref_audio, voice_id = clip.speech_voice() if clip else (None, self._default_voice_id)
+        speaker = ReplySpeaker(
+            self._tts, self._player,
+            ref_audio=ref_audio,
+            voice_id=voice_id,
+            clock=self._clock,
+        )
+        self._player.begin_reply()  # FFmpeg starts while the model is still thinking
+        sentences = self._sentences(turn, messages)
+        try:
+            ledger = await speaker.speak(sentences)
+            turn.timings.mark_at("first_tts_audio", ledger.first_audio_at)
+            self._player.finish()
+            await self._player.wait_done()
+            turn.timings.mark_at("first_packet_sent", self._player.first_packet_sent_at)
+            turn.timings.mark("done")
+            turn.reply_text = ledger.text()
+        except asyncio.CancelledError:
+            self._player.interrupt()
+            # Not interrupt()'s return value: a barge-in has usually stopped the player already
+            # (_interrupt_reply), and a second interrupt() reports 0 s played.
+            played = self._player.played_seconds
+            turn.reply_text = speaker.ledger.heard_text(played)
+            self._bus.publish(events.ReplyInterrupted(
+                guild_id=self._guild_id, at=self._clock(), turn_id=turn.turn_id, user_id=turn.user_id,
+                heard_text=turn.reply_text, played_seconds=played, spoken_seconds=speaker.ledger.seconds))
+            raise
+        except BaseException:
+            self._player.interrupt()
+            raise
+        finally:
+            # A cancelled reader leaves the generator suspended; close it now, not at garbage
+            # collection, so the chat stream's usage is published before the turn ends.
+            await sentences.aclose()
+            if speaker.ledger.characters:
+                self._usage(None, "tts_characters", speaker.ledger.characters)
+
+    async def _sentences(self, turn: PendingTurn, messages: list[ChatMessage]) -> AsyncIterator[str]:
+        splitter = SentenceSplitter()
+        stream = self._chat.stream(messages, max_tokens=self._limits.max_reply_tokens)
+        index = 0
+        try:
+            async for delta in stream:
+                turn.timings.mark_once("first_token")
+                for sentence in splitter.feed(delta):
+                    await self._hand_over(turn, index, sentence)
+                    index += 1
+                    yield sentence
+            for sentence in splitter.flush():
+                await self._hand_over(turn, index, sentence)
+                index += 1
+                yield sentence
+        finally:
+            await stream.aclose()
+            if stream.usage is not None:
+                self._usage(turn.user_id, "chat_input_tokens", stream.usage.input_tokens)
+                self._usage(turn.user_id, "chat_output_tokens", stream.usage.output_tokens)
+
+    async def _hand_over(self, turn: PendingTurn, index: int, sentence: str) -> None:
+        turn.timings.mark_once("first_sentence")
+        await self._questions.question_saved(turn.turn_id)
+        self._bus.publish(events.ReplySentence(guild_id=self._guild_id, at=self._clock(), turn_id=turn.turn_id,
+                                               index=index, text=sentence))
+
+    def _usage(self, user_id: int | None, kind: events.UsageKind, quantity: float) -> None:
+        self._bus.publish(events.UsageIncurred(guild_id=self._guild_id, at=self._clock(), user_id=user_id,
+                                               kind=kind, quantity=quantity))

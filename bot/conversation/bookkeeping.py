@@ -1,0 +1,95 @@
+"""Subscribers that keep the record of a conversation: timings, usage and the stored turns.
+
+None of them delays a reply: each reacts to an event by noting it or by starting a write in the
+guild's ``Background``, which answering drains at the end of each turn and ``stop`` drains at the
+end, so a turn's rows and usage are stored before the next turn starts or the bot exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from bot.conversation import events
+from bot.conversation.context import ConversationStore
+from bot.conversation.ports import TurnMeter
+from bot.conversation.timings import TimingsLog
+from bot.conversation.turn import Background
+from bot.store import Turn
+from bot.store.models import Role
+
+log = logging.getLogger(__name__)
+
+
+def record_timings(bus: events.EventBus, timings: TimingsLog) -> events.Unsubscribe:
+    """Every finished turn's stage timings, for /status."""
+    return bus.subscribe(events.ReplyFinished, lambda event: timings.add(event.timings))
+
+
+def record_usage(bus: events.EventBus, meter: TurnMeter, background: Background) -> events.Unsubscribe:
+    """Billable use goes to the meter (budgets and /usage)."""
+
+    def on_usage(event: events.UsageIncurred) -> None:
+        background.spawn(meter.record(event.guild_id, event.user_id, event.kind, event.quantity))
+
+    return bus.subscribe(events.UsageIncurred, on_usage)
+
+
+class TurnJournal:
+    """Stores the conversation's turns in the order they happened: overheard remarks as context,
+    each answered question once its reply is requested, and what was heard of each reply."""
+
+    def __init__(
+        self, store: ConversationStore, background: Background, *, guild_id: int, bot_name: str,
+        wall_clock: Callable[[], dt.datetime],
+    ) -> None:
+        self._store = store
+        self._background = background
+        self._guild_id = guild_id
+        self._bot_name = bot_name
+        self._wall_clock = wall_clock
+        self._last: asyncio.Future[Any] | None = None  # the previous write: rows commit in order
+        self._questions: dict[int, asyncio.Future[Any]] = {}
+
+    def attach(self, bus: events.EventBus) -> None:
+        bus.subscribe(events.TurnRejected, self._on_rejected)
+        bus.subscribe(events.ReplyStarted, self._on_reply_started)
+        bus.subscribe(events.ReplyFinished, self._on_reply_finished)
+
+    async def question_saved(self, turn_id: int) -> None:
+        """Wait until the question's row is committed (or its write failed and was logged)."""
+        saved = self._questions.get(turn_id)
+        if saved is not None:
+            await asyncio.shield(saved)
+
+    def _on_rejected(self, event: events.TurnRejected) -> None:
+        if event.reason == "not_addressed":
+            self._write(event.user_id, event.speaker_name, "context", event.text)
+
+    def _on_reply_started(self, event: events.ReplyStarted) -> None:
+        self._questions[event.turn_id] = self._write(event.user_id, event.speaker_name, "user", event.text)
+
+    def _on_reply_finished(self, event: events.ReplyFinished) -> None:
+        self._questions.pop(event.turn_id, None)
+        if event.text and event.outcome != "failed":
+            self._write(None, self._bot_name, "assistant", event.text, interrupted=event.outcome == "interrupted")
+
+    def _write(
+        self, user_id: int | None, name: str, role: Role, text: str, *, interrupted: bool = False
+    ) -> asyncio.Future[Any]:
+        turn = Turn(id=None, guild_id=self._guild_id, speaker_id=user_id, speaker_name=name, role=role,
+                    text=text, created_at=self._wall_clock(), interrupted=interrupted)
+        self._last = self._background.spawn(self._after(self._last, turn))
+        return self._last
+
+    async def _after(self, previous: asyncio.Future[Any] | None, turn: Turn) -> None:
+        if previous is not None:
+            await asyncio.wait({previous})
+        try:
+            await self._store.add_turn(turn)
+        except Exception:
+            # The reply was (being) spoken regardless; losing a row is logged loudly.
+            log.exception("Guild %s: could not store a %s turn", self._guild_id, turn.role)

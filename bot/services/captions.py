@@ -1,0 +1,187 @@
+"""Captions: each finished turn as text in a channel or thread of the guild's choosing (opt-in).
+
+What deaf and hard-of-hearing members, and anyone who joins late, need: who said what, and what
+the bot answered (what was heard of it, when someone talked over it). A conversation subscriber:
+it only reads events, so only what the bot heard can be captioned; an opted-out member's audio is
+dropped before decryption and never produces an event.
+
+Discord allows about 5 messages per 5 s in a channel. Captions never edit a message per word: the
+lines of a window (``CAPTION_WINDOW_SECONDS``) go out together as one message (more only past
+Discord's 2,000 characters), in order, and silently (no notification per caption).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+import discord
+
+from bot.conversation import events
+
+if TYPE_CHECKING:
+    from bot.store import Database, GuildSettings
+
+log = logging.getLogger(__name__)
+
+CAPTION_WINDOW_SECONDS = 2.0
+MESSAGE_LIMIT = 2000  # Discord's limit on a message's content
+# Rejections whose words are captioned: said in the channel, but not answered.
+_CAPTIONED_REJECTIONS = frozenset({"not_addressed", "backlog_full"})
+
+Send = Callable[[int, str], Awaitable[None]]
+ChannelLookup = Callable[[], Awaitable[int | None]]
+
+
+def line(name: str, text: str) -> str:
+    """``**name**: text``, with the text's markdown escaped (a transcript is not formatting)."""
+    return f"**{discord.utils.escape_markdown(name)}**: {discord.utils.escape_markdown(text.strip())}"
+
+
+def pack(lines: list[str], limit: int = MESSAGE_LIMIT) -> list[str]:
+    """Lines joined into as few messages of at most ``limit`` characters as keep each line whole,
+    a line longer than ``limit`` split at its last space before the limit (mid-word if none)."""
+    pieces: list[str] = []
+    for whole in lines:
+        rest = whole
+        while len(rest) > limit:
+            cut = rest.rfind(" ", 0, limit + 1)
+            cut = cut if cut > 0 else limit
+            pieces.append(rest[:cut])
+            rest = rest[cut:].lstrip()
+        if rest:
+            pieces.append(rest)
+    messages: list[str] = []
+    for piece in pieces:
+        if messages and len(messages[-1]) + 1 + len(piece) <= limit:
+            messages[-1] += "\n" + piece
+        else:
+            messages.append(piece)
+    return messages
+
+
+class GuildCaptions:
+    """One guild's captions while the bot is in voice: lines from events, one message per window."""
+
+    def __init__(
+        self,
+        *,
+        guild_id: int,
+        bot_name: str,
+        channel: ChannelLookup,
+        send: Send,
+        window: float = CAPTION_WINDOW_SECONDS,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._guild_id = guild_id
+        self._bot_name = bot_name
+        self._channel = channel
+        self._send = send
+        self._window = window
+        self._sleep = sleep
+        self._lines: list[str] = []
+        self._timer: asyncio.Task[None] | None = None
+        self._sending = asyncio.Lock()  # windows go out in order even when Discord makes one wait
+        self._undo: list[events.Unsubscribe] = []
+
+    def attach(self, bus: events.EventBus) -> None:
+        self._undo = [
+            bus.subscribe(events.ReplyFinished, self._on_reply_finished),
+            bus.subscribe(events.TurnRejected, self._on_rejected),
+        ]
+
+    async def close(self) -> None:
+        """Unsubscribe, and post what is still waiting for its window now."""
+        for undo in self._undo:
+            undo()
+        self._undo = []
+        timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await timer
+        await self.flush()
+
+    def _on_reply_finished(self, event: events.ReplyFinished) -> None:
+        lines = [line(event.speaker_name, event.question)]
+        if event.text.strip():
+            reply = line(self._bot_name, event.text)
+            lines.append(reply + (" *(interrupted)*" if event.outcome == "interrupted" else ""))
+        self._add(lines)
+
+    def _on_rejected(self, event: events.TurnRejected) -> None:
+        if event.reason in _CAPTIONED_REJECTIONS and event.text.strip():
+            self._add([line(event.speaker_name, event.text)])
+
+    def _add(self, lines: list[str]) -> None:
+        self._lines.extend(lines)
+        if self._timer is None or self._timer.done():
+            self._timer = asyncio.get_running_loop().create_task(self._windows(), name="captions-window")
+
+    async def _windows(self) -> None:
+        # Lines that arrive while a window is being posted wait for the next window.
+        while self._lines:
+            await self._sleep(self._window)
+            # Shielded: close() cancels a waiting window, never a post half-way.
+            await asyncio.shield(self.flush())
+
+    async def flush(self) -> None:
+        # Under the lock even with nothing to post: close() thereby waits for a post in flight.
+        async with self._sending:
+            lines, self._lines = self._lines, []
+            if not lines:
+                return
+            try:
+                # Read at each window, so /settings captions off (from any process) applies at once.
+                channel_id = await self._channel()
+            except Exception as error:
+                log.warning("Guild %s: captions dropped, could not read the setting: %s", self._guild_id, error)
+                return
+            if channel_id is None:
+                return
+            for message in pack(lines):
+                try:
+                    await self._send(channel_id, message)
+                except Exception as error:  # a deleted channel, a lost permission: not the conversation's problem
+                    log.warning("Guild %s: could not post captions to %s: %s", self._guild_id, channel_id, error)
+                    return
+
+
+class CaptionsService:
+    """Turns captions on and off for a guild, and follows each guild's conversation while in voice."""
+
+    def __init__(
+        self, database: Database, *, bot_name: Callable[[discord.Guild], str],
+        window: float = CAPTION_WINDOW_SECONDS,
+    ) -> None:
+        self._db = database
+        self._bot_name = bot_name  # the name the conversation uses for the bot in this guild
+        self._window = window
+
+    async def turn_on(self, guild_id: int, channel_id: int) -> GuildSettings:
+        return await self._db.guilds.update(guild_id, captions_channel_id=channel_id)
+
+    async def turn_off(self, guild_id: int) -> GuildSettings:
+        return await self._db.guilds.update(guild_id, captions_channel_id=None)
+
+    def attach(self, guild: discord.Guild, bus: events.EventBus) -> Callable[[], Awaitable[None]]:
+        """``ConversationEngine`` subscriber: captions for this guild until the returned close."""
+
+        async def channel() -> int | None:
+            return (await self._db.guilds.get(guild.id)).captions_channel_id
+
+        async def send(channel_id: int, text: str) -> None:
+            target = guild.get_channel_or_thread(channel_id)
+            if not isinstance(target, discord.abc.Messageable):
+                raise LookupError("the captions channel no longer exists")
+            await target.send(text, allowed_mentions=discord.AllowedMentions.none(), silent=True)
+
+        captions = GuildCaptions(
+            guild_id=guild.id, bot_name=self._bot_name(guild), channel=channel, send=send,
+            window=self._window,
+        )
+        captions.attach(bus)
+        return captions.close
