@@ -15,14 +15,11 @@ import resource
 import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bot.audio.ffmpeg import ffmpeg_executable  # noqa: E402
-from bot.voice.opus_source import StreamingOpusSource  # noqa: E402
+from bot.audio.ffmpeg import ffmpeg_executable
+from bot.voice.opus_source import StreamingOpusSource
 
 SECONDS = 5.0
 CHUNK_SAMPLES = 1500  # 62.5 ms at 24 kHz
