@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     stt_final_timeout: Annotated[float, Field(gt=0)] = 5.0
     retry_max_attempts: Annotated[int, Field(ge=1, le=10)] = 4
     retry_max_total_seconds: Annotated[float, Field(gt=0)] = 20.0
+    # Leave voice once no human has been in the channel this long (bot/services/presence.py).
+    idle_leave_seconds: Annotated[float, Field(gt=0)] = 60.0
 
     # Prices (USD) for usage accounting and budgets; defaults are Mistral's published prices.
     price_stt_realtime_usd_per_minute: Annotated[float, Field(ge=0)] = 0.008

@@ -61,6 +61,8 @@ class GuildSettings:
     language: str | None = None
     vocabulary: str | None = None
     heard_bots: str | None = None
+    # The voice channel the bot joins by itself when a member enters it; None: auto-join off.
+    autojoin_channel_id: int | None = None
     # None means "never saved": the defaults above are in force.
     updated_at: datetime | None = None
 

@@ -128,7 +128,7 @@ async def test_without_a_voice_it_answers_in_the_default_voice_and_says_once_how
             await call.speaker.speak(spoken_question(seed=seed))
             await wait_turns(call.bot, world.guild.id, 2 * turn)
             await call.fake_voice.bot_audio(world.guild.id).wait_for_silence()
-    hints = [m for m in fake_discord.sent_messages if "/voice set" in m.get("content", "")]
+    hints = [m for m in fake_discord.sent_messages if "/admin voice set" in m.get("content", "")]
     assert len(hints) == 1, hints
     assert int(hints[0]["channel_id"]) == world.text.id
     speech = fake_mistral.requests_to("speech")
