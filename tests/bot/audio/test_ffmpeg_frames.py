@@ -55,7 +55,7 @@ def test_command_is_low_latency_opus_in_nut_from_a_float_wav_stream() -> None:
     joined = " ".join(args)
     for flag in (
         "-f wav", "-max_size 480", "-ignore_length 1", "-probesize 32", "-analyzeduration 0",
-        "-fflags nobuffer", "-i pipe:", "-f nut", "-acodec libopus", "-ar 48000", "-ac 2",
+        "-fflags nobuffer", "-i pipe:", "-f nut", "-acodec libopus", "-ar 24000", "-ac 2",
         "-frame_duration 20", "-application voip", "-flush_packets 1",
     ):  # fmt: skip
         assert flag in joined
