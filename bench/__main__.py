@@ -74,6 +74,12 @@ def headline(details: dict[str, Any]) -> dict[str, Any]:
         # Silence the player put inside a reply (holes in sentences, gaps beyond the speech's own),
         # with the fake TTS at real time +-40 ms jitter; and its price: first TTS audio -> first packet.
         "inserted_silence_ms_per_reply": streaming.get("inserted_silence", {}).get("mean"),
+        # A 30 s clip set, same run as turn_first_audio_p50_ms (no clip): spoken by its registered
+        # voice id (paid plan), and as its compact reference on a plan that refuses voices.
+        "first_audio_with_clip_p50_ms": details["turns"]["with_clip_reference"]["turns"]["first_audio"]["p50"],
+        "first_audio_with_registered_voice_p50_ms":
+            details["turns"]["with_registered_voice"]["turns"]["first_audio"]["p50"],
+        "tts_request_bytes_p50": details["turns"]["with_clip_reference"]["request_bytes"]["p50"],
         "playback_start_after_tts_p50_ms": streaming.get("step_first_packet_sent", {}).get("p50"),
         "first_turn_after_start_overhead_ms": details["turns"]["first_turn_after_start"]["overhead"]["p50"],
         "turn_critical_path_ms": details["turns"]["critical_path_ms"],
@@ -84,6 +90,7 @@ def headline(details: dict[str, Any]) -> dict[str, Any]:
         "bargein_stop_p95_ms": barge["stop"]["p95"] if barge else None,
         "bargein_stop_after_min_speech_p50_ms": barge["stop_after_confirmed"]["p50"] if barge else None,
         "speakers_per_core": details["receive_path"]["concurrent_speakers_per_core"],
+        "receive_vs_floor": details["receive_path"]["receive_vs_floor"],
         "rss_baseline_mb": mem[0]["rss_idle_mb"],
         "rss_per_voice_guild_mb": largest["per_voice_guild_mb"],
         "rss_per_active_speaker_mb": largest["per_active_speaker_mb"],

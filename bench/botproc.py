@@ -21,10 +21,13 @@ import logging
 import os
 import pstats
 import sys
+from pathlib import Path
 from typing import Any
 
 from bench.sequential import install_sequential
 from bot.__main__ import assemble
+from bot.app import VoxcordBot
+from bot.audio.clip import normalise_clip
 from bot.config import Settings
 from bot.conversation.engine import ConversationEngine
 
@@ -111,6 +114,8 @@ async def serve() -> int:
                 else:
                     _answer({"lag_ms": await lag.stop() if lag is not None else []})
                     lag = None
+            elif name == "set_clip":
+                _answer(await _set_clip(bot, int(command["guild"]), Path(command["wav"])))
             elif name == "quit":
                 _answer({"ok": True})
                 break
@@ -120,6 +125,18 @@ async def serve() -> int:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await runner
     return 0
+
+
+async def _set_clip(bot: VoxcordBot, guild_id: int, wav: Path) -> dict[str, Any]:
+    """Store a guild's voice clip as /voice set does after consent (``bot.clips.store``), and
+    answer once its background preparation (registered voice or compact reference) is stored, so
+    every measured turn uses the result."""
+    checked = await asyncio.to_thread(normalise_clip, await asyncio.to_thread(wav.read_bytes))
+    await bot.clips.store(guild_id, checked, set_by_id=1, set_by_name="bench")
+    async with asyncio.timeout(60):
+        while (clip := await bot.database.clips.get(guild_id)) is None or not clip.prepared:  # noqa: ASYNC110 - the preparation runs in the bot's own background task
+            await asyncio.sleep(0.05)
+    return {"voice_id": clip.voice_id, "reference_bytes": len(clip.reference or b""), "clip_bytes": len(clip.audio)}
 
 
 def main() -> int:

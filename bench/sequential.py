@@ -33,7 +33,7 @@ from bot.voice.client import VoxcordVoiceClient
 
 if TYPE_CHECKING:
     from bot.config import Settings
-    from bot.sessions import VoiceSession
+    from bot.services.sessions import VoiceSession
 
 SYSTEM_PROMPT = "You are a friendly voice assistant in a Discord voice channel. Answer briefly."
 

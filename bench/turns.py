@@ -21,9 +21,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from bench.stack import Member, Stack, running_stack, utterance_opus
+from bot.audio.wav import pcm16_to_wav
 from tests.fakes.mistral.audio import SECONDS_PER_CHARACTER, TTS_SAMPLE_RATE, speech_samples
 from tests.fakes.mistral.sse import tokens_of
 from tests.fakes.mistral.state import Latency
+from tests.fakes.synth import speech_like
 from tests.fakes.voice.alignment import align, played_audio
 from tests.fakes.voice.rtp import OPUS_SILENCE
 
@@ -270,16 +272,45 @@ def bargein_summary(results: list[dict[str, float]]) -> dict[str, Any]:
     return out
 
 
+CLIP_S = 30.0  # the longest clip /voice set keeps: the worst case for the reference (issue 13)
+
+
+async def run_clip_turns(stack: Stack, member: Member, count: int, critical: float, *,
+                         refuse_voices: int | None) -> dict[str, Any]:
+    """Turns in a guild with a 30 s clip set: registered as a voice (a paid plan), or, with the
+    fake refusing voice creation as a free plan does, sent as its compact reference."""
+    wav = stack.workdir / f"clip-{member.guild_id}.wav"
+    pcm = (speech_like(CLIP_S, TTS_SAMPLE_RATE, seed=5) * 20_000).astype("<i2").tobytes()
+    await asyncio.to_thread(wav.write_bytes, pcm16_to_wav(pcm, sample_rate=TTS_SAMPLE_RATE))
+    stack.fake_mistral.voice_creation_refused = refuse_voices
+    try:
+        prepared = await stack.bot.call("set_clip", guild=member.guild_id, wav=str(wav))
+    finally:
+        stack.fake_mistral.voice_creation_refused = None
+    before = len(stack.fake_mistral.requests_to("speech"))
+    measured = (await run_turns(stack, member, count))[1]
+    sizes = [r.body_bytes for r in stack.fake_mistral.requests_to("speech")[before:]]
+    return {"prepared": prepared, "turns": analyse(measured, critical), "request_bytes": summary(sizes)}
+
+
 async def measure(turns: int, sequential: int, bargein: int) -> dict[str, Any]:
-    async with running_stack(2, log_name="turns") as stack:
-        streaming_world, sequential_world = stack.worlds
+    async with running_stack(4, log_name="turns") as stack:
+        streaming_world, sequential_world, voice_world, reference_world = stack.worlds
         await stack.bot.call("sequential", guild=sequential_world.guild.id)
         member = await stack.join(streaming_world, seed=1)
         baseline = await stack.join(sequential_world, seed=2)
         configure_streaming(stack)
         critical = streaming_critical_path()
+        before = len(stack.fake_mistral.requests_to("speech"))
         warm, measured = await run_turns(stack, member, turns)
+        no_clip_bytes = summary([r.body_bytes for r in stack.fake_mistral.requests_to("speech")[before:]])
         streaming, first_turn = analyse(measured, critical), analyse(warm[:1], critical)
+        # The same question in guilds with a clip, in the same run (goal: at most +50 ms).
+        clip_turns = max(3, min(turns, 6))
+        with_voice = await run_clip_turns(stack, await stack.join(voice_world, seed=3), clip_turns, critical,
+                                          refuse_voices=None)
+        with_reference = await run_clip_turns(stack, await stack.join(reference_world, seed=4), clip_turns,
+                                              critical, refuse_voices=403)
         barge = bargein_summary(await run_bargein(stack, member, bargein)) if bargein else {}
         need = configure_sequential(stack)
         seq = analyse((await run_turns(stack, baseline, sequential))[1], need["total"]) if sequential else {}
@@ -288,6 +319,9 @@ async def measure(turns: int, sequential: int, bargein: int) -> dict[str, Any]:
         "sequential_service_ms": {k: round(v * 1000, 1) for k, v in need.items()},
         "silence_end_ms": SILENCE_END * 1000,
         "streaming": streaming,
+        "no_clip_request_bytes": no_clip_bytes,
+        "with_registered_voice": with_voice,
+        "with_clip_reference": with_reference,
         "first_turn_after_start": first_turn,
         "sequential": seq,
         "bargein": barge,

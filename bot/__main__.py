@@ -24,7 +24,6 @@ from pydantic import ValidationError
 from bot.app import VoxcordBot
 from bot.audio.clip import ClipLimits
 from bot.audio.ffmpeg import ffmpeg_executable
-from bot.clips import VoiceClipService
 from bot.config import Settings, describe_settings_error
 from bot.conversation.engine import ConversationEngine
 from bot.limits import (
@@ -53,10 +52,12 @@ from bot.mistral import ChatModel, RetryPolicy, SpeechSynthesizer, StreamingTran
 from bot.mistral.redaction import install_log_redaction
 from bot.mistral.sdk_speedups import install_sdk_speedups, preload_sdk
 from bot.mistral.voices import VoiceRegistry
-from bot.privacy import PrivacyService, RetentionPurger, plain_name, service_host
 from bot.services.captions import CaptionsService
+from bot.services.clips import VoiceClipService
+from bot.services.presence import VoicePresence
+from bot.services.privacy import PrivacyService, RetentionPurger, plain_name, service_host
+from bot.services.sessions import VoiceSessions
 from bot.services.voices import ClipVoices
-from bot.sessions import VoiceSessions
 from bot.store import Database, DatabaseOpenError
 from bot.voice.client import VoxcordVoiceClient
 
@@ -165,17 +166,23 @@ async def assemble(settings: Settings, *, guild_ready_timeout: float = 2.0) -> A
             clips = VoiceClipService(
                 repository=database.clips,
                 http=http,
+                on_change=voices.clip_changed,
                 limits=ClipLimits(
                     max_bytes=settings.clip_max_bytes, max_input_seconds=settings.clip_max_input_seconds
                 ),
             )
             on_start, on_stop = VoiceMetrics(metrics).hooks(engine.start, engine.stop)
-            sessions = VoiceSessions(voice_client_cls=VoxcordVoiceClient, on_start=on_start, on_stop=on_stop)
+            sessions = VoiceSessions(
+                voice_client_cls=VoxcordVoiceClient.decoding(settings.voice_decode),
+                on_start=on_start, on_stop=on_stop,
+            )
             bot = VoxcordBot(
                 settings=settings, database=database, sessions=sessions, clips=clips, engine=engine,
                 connector=aiohttp.TCPConnector(ssl=tls), guild_ready_timeout=guild_ready_timeout,
                 meter=meter, command_limiter=CommandLimiter(database=database, limiter=limiter, limits=limits),
                 privacy=privacy, purger=RetentionPurger(database=database), captions=captions,
+                presence=VoicePresence(sessions=sessions, database=database,
+                                       idle_leave_seconds=settings.idle_leave_seconds),
             )
             if settings.metrics_port is not None:
                 await stack.enter_async_context(LoopLagMonitor(metrics.loop_lag_seconds.observe))

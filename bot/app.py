@@ -12,21 +12,27 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import UserFacingError
+from bot.interactions import acknowledge, reply
+from bot.services.history import HistoryService
+from bot.services.settings import SettingsService
+from bot.services.usage import UsageService
 from bot.sharding import ShardPlan, recommended_shard_count
 
 if TYPE_CHECKING:
-    from bot.clips import VoiceClipService
     from bot.config import Settings
     from bot.conversation.engine import ConversationEngine
     from bot.limits import CommandLimiter, UsageMeter
-    from bot.privacy import PrivacyService, RetentionPurger
     from bot.services.captions import CaptionsService
-    from bot.sessions import VoiceSessions
+    from bot.services.clips import VoiceClipService
+    from bot.services.presence import VoicePresence
+    from bot.services.privacy import PrivacyService, RetentionPurger
+    from bot.services.sessions import VoiceSessions
     from bot.store import Database
 
 log = logging.getLogger(__name__)
 
 COGS: tuple[str, ...] = (
+    "cogs.admin",  # first: the other cogs put their admin commands in its /admin group
     "cogs.voice",
     "cogs.voice_clip",
     "cogs.history",
@@ -43,6 +49,7 @@ REQUIRED_PERMISSIONS = discord.Permissions(
 INVITE_SCOPES = ("bot", "applications.commands")
 
 GENERIC_APOLOGY = "Sorry, something went wrong on my side. It has been logged; please try again."
+RATE_LIMITED = "Slow down a little: too many commands. Try again in a moment."
 
 
 def invite_url(application_id: int) -> str:
@@ -53,19 +60,18 @@ def invite_url(application_id: int) -> str:
 
 async def reply_ephemeral(interaction: discord.Interaction, message: str) -> None:
     """Answer whether or not the interaction was already acknowledged (deferred)."""
-    if interaction.response.is_done():
-        await interaction.followup.send(message, ephemeral=True)
-    else:
-        await interaction.response.send_message(message, ephemeral=True)
+    await reply(interaction, message, ephemeral=True)
 
 
 class VoxcordTree(app_commands.CommandTree):
-    """One place that turns errors into replies: known ones short, unknown ones logged."""
+    """One place that acknowledges every command and turns errors into replies: known ones
+    short, unknown ones logged."""
 
     async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
-        # The global slash-command rate limit. A refused command is answered only on the first
-        # refusal of an episode; later ones are dropped unanswered (Discord's client says the
-        # interaction failed), so a spammer costs us no further API calls.
+        # Acknowledged before anything slow: the rate limiter below reads the database or Redis,
+        # and Discord shows "The application did not respond" after 3 s without an answer.
+        if not await acknowledge(interaction):
+            return False
         limiter: CommandLimiter | None = getattr(self.client, "command_limiter", None)
         if limiter is None:
             return True
@@ -75,11 +81,12 @@ class VoxcordTree(app_commands.CommandTree):
         )
         if refusal is None:
             return True
-        if refusal:
-            try:
-                await reply_ephemeral(interaction, refusal)
-            except discord.HTTPException:
-                log.warning("Could not deliver a rate-limit reply for interaction %s", interaction.id)
+        # Every refused command is answered (interaction callbacks do not count against the
+        # bot's global rate limit); the limiter words only the first refusal of an episode.
+        try:
+            await reply_ephemeral(interaction, refusal or RATE_LIMITED)
+        except discord.HTTPException:
+            log.warning("Could not deliver a rate-limit reply for interaction %s", interaction.id)
         return False
 
     async def on_error(
@@ -132,6 +139,7 @@ class VoxcordBot(commands.AutoShardedBot):
         command_limiter: CommandLimiter | None = None,
         privacy: PrivacyService | None = None,
         purger: RetentionPurger | None = None,
+        presence: VoicePresence | None = None,
         captions: CaptionsService | None = None,
     ) -> None:
         # Default intents include guilds and voice_states; nothing privileged is needed.
@@ -152,6 +160,10 @@ class VoxcordBot(commands.AutoShardedBot):
         self.meter = meter
         self.command_limiter = command_limiter
         self.privacy = privacy
+        self.history = HistoryService(database)
+        self.server_settings = SettingsService(database)
+        self.usage = UsageService(database, meter)
+        self.presence = presence
         self._purger = purger
         self.captions = captions
         self._cog_modules = cogs
@@ -181,12 +193,16 @@ class VoxcordBot(commands.AutoShardedBot):
     ) -> None:
         if self.user is not None and member.id == self.user.id and after.channel is not None:
             self.sessions.channel_changed(member.guild.id, after.channel.id)
+        if self.presence is not None:
+            await self.presence.on_voice_state_update(member, before, after)
 
     async def on_ready(self) -> None:
         log.info("Ready as %s in %d guild(s)", self.user, len(self.guilds))
 
     async def close(self) -> None:
         # Leave every voice channel before the gateway goes away, so Discord shows us gone at once.
+        if self.presence is not None:
+            await self.presence.close()
         await self.sessions.leave_all()
         if self._purger is not None:
             await self._purger.stop()

@@ -23,6 +23,7 @@ HINTS: dict[str, str] = {
     "discord_api_base_url": "e.g. https://discord.com/api/v10.",
     "discord_gateway_url": "e.g. wss://gateway.discord.gg/.",
     "log_level": "one of DEBUG, INFO, WARNING, ERROR.",
+    "voice_decode": "48k (decode 48 kHz stereo, then resample) or 16k (decode straight to 16 kHz mono).",
     "redis_url": "e.g. redis://localhost:6379/0 (rediss:// for TLS), or leave it unset for one process.",
     "shard_count": "the total number of shards, the same in every process (e.g. 4).",
     "shard_ids": "this process's shards: ids or ranges below SHARD_COUNT, e.g. 0,1 or 2-3.",
@@ -74,6 +75,11 @@ class Settings(BaseSettings):
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
+    # How received Opus becomes 16 kHz mono: 48k = decode 48 kHz stereo, downmix, soxr (the
+    # reference path); 16k = libopus decodes straight to 16 kHz mono (equal for recognition,
+    # ~40-60 % less receive CPU: docs/decisions.md).
+    voice_decode: Literal["48k", "16k"] = "48k"
+
     # Reference clips for /voice set: refused past these, before anything is decoded.
     clip_max_bytes: Annotated[int, Field(gt=0)] = 10 * 1024 * 1024
     clip_max_input_seconds: Annotated[float, Field(gt=0)] = 60.0
@@ -85,6 +91,8 @@ class Settings(BaseSettings):
     stt_final_timeout: Annotated[float, Field(gt=0)] = 5.0
     retry_max_attempts: Annotated[int, Field(ge=1, le=10)] = 4
     retry_max_total_seconds: Annotated[float, Field(gt=0)] = 20.0
+    # Leave voice once no human has been in the channel this long (bot/services/presence.py).
+    idle_leave_seconds: Annotated[float, Field(gt=0)] = 60.0
 
     # Prices (USD) for usage accounting and budgets; defaults are Mistral's published prices.
     price_stt_realtime_usd_per_minute: Annotated[float, Field(ge=0)] = 0.008

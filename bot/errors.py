@@ -34,3 +34,7 @@ class NotConnectedError(UserFacingError):
 
 class ClipRefusedError(UserFacingError):
     pass
+
+
+class NoticeNotPostedError(UserFacingError):
+    """The privacy notice could not be posted, so the bot will not listen."""

@@ -1,4 +1,4 @@
-"""/history show|clear: what the bot remembers of this server's conversation."""
+"""/history show and /admin history clear: what the bot remembers of this server's conversation."""
 
 from __future__ import annotations
 
@@ -8,15 +8,18 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.interactions import reply
+from cogs.admin import AdminCommands, add_admin_commands
+
 if TYPE_CHECKING:
     from bot.app import VoxcordBot
+    from bot.store import Turn
 
-SHOW_TURNS = 15
 # Discord refuses message content over 2000 characters.
 MESSAGE_LIMIT = 1900
 
 
-def format_turns(turns: list) -> str:
+def format_turns(turns: list[Turn]) -> str:
     lines = []
     for turn in turns:
         who = "Voxcord" if turn.role == "assistant" else turn.speaker_name
@@ -42,21 +45,22 @@ class HistoryCog(commands.GroupCog, group_name="history"):
     async def show(self, interaction: discord.Interaction) -> None:
         """Show the last turns of this server's conversation (only you see it)."""
         assert interaction.guild_id is not None
-        turns = await self.bot.database.turns.recent(interaction.guild_id, limit=SHOW_TURNS)
-        if not turns:
-            await interaction.response.send_message("No conversation yet.", ephemeral=True)
-            return
-        await interaction.response.send_message(format_turns(turns), ephemeral=True)
+        turns = await self.bot.history.recent(interaction.guild_id)
+        await reply(interaction, format_turns(turns) if turns else "No conversation yet.")
+
+
+class HistoryAdmin(AdminCommands):
+    def __init__(self, bot: VoxcordBot) -> None:
+        super().__init__(bot, name="history", description="The conversation the bot remembers in this server.")
 
     @app_commands.command(name="clear")
-    @app_commands.default_permissions(manage_guild=True)
-    @app_commands.checks.has_permissions(manage_guild=True)
     async def clear(self, interaction: discord.Interaction) -> None:
         """Delete this server's whole conversation history."""
         assert interaction.guild_id is not None
-        removed = await self.bot.database.turns.clear(interaction.guild_id)
-        await interaction.response.send_message(f"Cleared {removed} turns of history.", ephemeral=True)
+        removed = await self.bot.history.clear(interaction.guild_id)
+        await reply(interaction, f"Cleared {removed} turns of history.")
 
 
 async def setup(bot: VoxcordBot) -> None:
     await bot.add_cog(HistoryCog(bot))
+    add_admin_commands(bot, HistoryAdmin(bot))

@@ -8,6 +8,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.interactions import reply
+
 if TYPE_CHECKING:
     from bot.app import VoxcordBot
 
@@ -48,7 +50,7 @@ class StatusCog(commands.Cog):
                     f"Audio: {snapshot.get('decoded', 0)} frames decoded, {snapshot.get('concealed', 0)} concealed, "
                     f"{snapshot.get('transport_failures', 0)} undecryptable packets dropped."
                 )
-        await interaction.response.send_message("\n".join(lines), ephemeral=True)
+        await reply(interaction, "\n".join(lines))
 
 
 async def setup(bot: VoxcordBot) -> None:

@@ -1,5 +1,5 @@
-"""/usage show|budget|turn-rate|member-turn-rate|command-rate: what this server's conversations cost
-this month, and its limits."""
+"""/usage show and /admin usage budget|turn-rate|member-turn-rate|command-rate: what this server's
+conversations cost this month, and its limits."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.errors import UserFacingError
+from bot.interactions import reply
 from bot.limits import KIND_LABELS
+from cogs.admin import AdminCommands, add_admin_commands
 
 if TYPE_CHECKING:
     from bot.app import VoxcordBot
-    from bot.limits import GuildLimits, UsageMeter
+    from bot.limits import GuildLimits
     from bot.limits.budget import UsageReport
 
 MAX_BUDGET_USD = 1_000_000.0
@@ -58,7 +59,7 @@ def format_report(report: UsageReport, limits: GuildLimits) -> str:
             lines.append(f"- {label}: {_quantity(kind, quantity)} (${cost:.4f})")
     lines.append(f"**Total:** ${report.total_usd:.4f}")
     if budget.limit_usd is None:
-        lines.append("**Budget:** none set (an admin can set one with /usage budget).")
+        lines.append("**Budget:** none set (an admin can set one with /admin usage budget).")
     else:
         state = " (reached: I'm not answering until it is raised or the month ends)" if budget.exhausted else ""
         lines.append(f"**Budget:** ${budget.spent_usd:.4f} of ${budget.limit_usd:.2f} used{state}.")
@@ -74,76 +75,56 @@ class UsageCog(commands.GroupCog, group_name="usage"):
         self.bot = bot
         super().__init__()
 
-    def _meter(self) -> UsageMeter:
-        if self.bot.meter is None:
-            raise UserFacingError("Usage accounting is not enabled on this bot.")
-        return self.bot.meter
-
     @app_commands.command(name="show")
     async def show(self, interaction: discord.Interaction) -> None:
         """Show this month's usage and cost for this server, its budget and its rate limits."""
         assert interaction.guild_id is not None
-        meter = self._meter()
-        report = await meter.report(interaction.guild_id)
-        settings = await self.bot.database.guilds.get(interaction.guild_id)
-        await interaction.response.send_message(format_report(report, meter.guild_limits(settings)), ephemeral=True)
+        report, limits = await self.bot.usage.report(interaction.guild_id)
+        await reply(interaction, format_report(report, limits))
+
+
+class UsageAdmin(AdminCommands):
+    def __init__(self, bot: VoxcordBot) -> None:
+        super().__init__(bot, name="usage", description="This server's spending limit and rate limits.")
 
     @app_commands.command(name="budget")
     @app_commands.describe(usd="Monthly limit in US dollars (0 stops all spending); leave empty for no limit.")
-    @app_commands.default_permissions(manage_guild=True)
-    @app_commands.checks.has_permissions(manage_guild=True)
     async def budget(
         self, interaction: discord.Interaction, usd: app_commands.Range[float, 0.0, MAX_BUDGET_USD] | None = None
     ) -> None:
         """Set this server's monthly spending limit; the bot stops answering when it is reached."""
         assert interaction.guild_id is not None
-        await self.bot.database.guilds.update(interaction.guild_id, monthly_budget_usd=usd)
-        message = ("No monthly budget: I'll answer without a spending limit." if usd is None
-                   else f"Monthly budget set to ${usd:.2f}. See /usage show for this month's spend.")
-        await interaction.response.send_message(message, ephemeral=True)
+        await self.bot.usage.set_budget(interaction.guild_id, usd)
+        await reply(interaction, "No monthly budget: I'll answer without a spending limit." if usd is None
+                    else f"Monthly budget set to ${usd:.2f}. See /usage show for this month's spend.")
 
     @app_commands.command(name="turn-rate")
     @app_commands.describe(per_minute="Spoken questions a minute for the whole server; leave empty for the default.")
-    @app_commands.default_permissions(manage_guild=True)
-    @app_commands.checks.has_permissions(manage_guild=True)
     async def turn_rate(
         self, interaction: discord.Interaction, per_minute: app_commands.Range[int, 1, MAX_TURN_RATE] | None = None
     ) -> None:
         """Limit how many spoken questions a minute the bot takes in this server."""
         assert interaction.guild_id is not None
-        meter = self._meter()
-        settings = await self.bot.database.guilds.update(interaction.guild_id, turn_rate_per_minute=per_minute)
-        rate = meter.guild_limits(settings).guild_turns
-        await interaction.response.send_message(
-            f"I'll take up to {_count(rate, 'spoken question')} a minute in this server.", ephemeral=True
-        )
+        limits = await self.bot.usage.set_turn_rate(interaction.guild_id, per_minute)
+        await reply(interaction, f"I'll take up to {_count(limits.guild_turns, 'spoken question')} a minute "
+                    "in this server.")
 
     @app_commands.command(name="member-turn-rate")
     @app_commands.describe(per_minute="Spoken questions a minute from one member; leave empty for the default.")
-    @app_commands.default_permissions(manage_guild=True)
-    @app_commands.checks.has_permissions(manage_guild=True)
     async def member_turn_rate(
         self, interaction: discord.Interaction, per_minute: app_commands.Range[int, 1, MAX_TURN_RATE] | None = None
     ) -> None:
         """Limit how many spoken questions a minute the bot takes from one member here."""
         assert interaction.guild_id is not None
-        meter = self._meter()
-        settings = await self.bot.database.guilds.update(
-            interaction.guild_id, member_turn_rate_per_minute=per_minute
-        )
-        limits = meter.guild_limits(settings)
-        await interaction.response.send_message(
-            f"I'll take up to {_count(limits.member_turns, 'spoken question')} a minute from each member "
-            f"(and {limits.guild_turns:g} from the whole server).", ephemeral=True
-        )
+        limits = await self.bot.usage.set_member_turn_rate(interaction.guild_id, per_minute)
+        await reply(interaction, f"I'll take up to {_count(limits.member_turns, 'spoken question')} a minute from "
+                    f"each member (and {limits.guild_turns:g} from the whole server).")
 
     @app_commands.command(name="command-rate")
     @app_commands.describe(
         per_member="Slash commands a minute from one member; leave empty for the default.",
         per_server="Slash commands a minute from the whole server; leave empty for the default.",
     )
-    @app_commands.default_permissions(manage_guild=True)
-    @app_commands.checks.has_permissions(manage_guild=True)
     async def command_rate(
         self,
         interaction: discord.Interaction,
@@ -152,16 +133,11 @@ class UsageCog(commands.GroupCog, group_name="usage"):
     ) -> None:
         """Limit how many slash commands a minute the bot takes here; empty options go back to the default."""
         assert interaction.guild_id is not None
-        meter = self._meter()
-        settings = await self.bot.database.guilds.update(
-            interaction.guild_id, member_command_rate_per_minute=per_member, command_rate_per_minute=per_server
-        )
-        limits = meter.guild_limits(settings)
-        await interaction.response.send_message(
-            f"I'll take up to {_count(limits.member_commands, 'command')} a minute from each member "
-            f"and {limits.guild_commands:g} from the whole server.", ephemeral=True
-        )
+        limits = await self.bot.usage.set_command_rate(interaction.guild_id, per_member, per_server)
+        await reply(interaction, f"I'll take up to {_count(limits.member_commands, 'command')} a minute from each "
+                    f"member and {limits.guild_commands:g} from the whole server.")
 
 
 async def setup(bot: VoxcordBot) -> None:
     await bot.add_cog(UsageCog(bot))
+    add_admin_commands(bot, UsageAdmin(bot))

@@ -9,6 +9,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import BusyElsewhereError, UserFacingError
+from bot.interactions import PUBLIC, reply
 
 if TYPE_CHECKING:
     from bot.app import VoxcordBot
@@ -46,30 +47,28 @@ class VoiceCog(commands.Cog):
     def __init__(self, bot: VoxcordBot) -> None:
         self.bot = bot
 
-    @app_commands.command(name="join")
+    # Public: the channel sees the bot arrive and go. The tree has deferred already: connecting
+    # (voice gateway, UDP, DAVE handshake) can take longer than Discord's 3 s.
+    @app_commands.command(name="join", extras=PUBLIC)
     @app_commands.guild_only()
     async def join(self, interaction: discord.Interaction) -> None:
         """Join your voice channel and start listening."""
         channel = self.bot.sessions.target_channel(interaction.user)
-        self.bot.sessions.check_permissions(channel)
-        # Connecting (voice gateway, UDP, DAVE handshake) can take longer than Discord's 3 s.
-        await interaction.response.defer(thinking=True)
         try:
             await self.bot.sessions.join(channel, text_channel_id=interaction.channel_id)
         except BusyElsewhereError as busy:
             view = MoveHereView(self.bot, interaction.user.id, busy.requested_channel_id)
-            await interaction.followup.send(busy.message, view=view, ephemeral=True)
+            await reply(interaction, busy.message, view=view)
             return
-        await interaction.followup.send(f"Joined {channel.mention}. I'm listening.")
+        await reply(interaction, f"Joined {channel.mention}. I'm listening.", ephemeral=False)
 
-    @app_commands.command(name="leave")
+    @app_commands.command(name="leave", extras=PUBLIC)
     @app_commands.guild_only()
     async def leave(self, interaction: discord.Interaction) -> None:
         """Leave the voice channel and release everything held for this server."""
         assert interaction.guild_id is not None  # guild_only
-        await interaction.response.defer(thinking=True)
         await self.bot.sessions.leave(interaction.guild_id)
-        await interaction.followup.send("Left the voice channel.")
+        await reply(interaction, "Left the voice channel.", ephemeral=False)
 
 
 async def setup(bot: VoxcordBot) -> None:

@@ -108,7 +108,7 @@ async def test_a_whole_session_never_leaks_a_secret(
                     guild_id=world.guild.id, user_id=world.member_id, command=command)).wait_reply(timeout=10)
             # A command that fails inside is logged with its traceback.
             await (await fake_discord.invoke(
-                guild_id=world.guild.id, user_id=world.admin_id, command="history clear")).wait_reply(timeout=10)
+                guild_id=world.guild.id, user_id=world.admin_id, command="admin history clear")).wait_reply(timeout=10)
 
             await call.speaker.speak(spoken_question(seed=1))
             await wait_turns(call.bot, world.guild.id, 2)

@@ -3,8 +3,9 @@
 The stored clip is up to 30 s of 24 kHz 16-bit WAV, ~1.4 MB (~1.9 MB as base64): on a 20 Mbit/s
 uplink that is ~0.8 s of upload before every sentence's first audio. Voxtral clones from 3-25 s of
 reference and accepts MP3, so the reference is the clip's best ``REFERENCE_MAX_S`` of speech as a
-mono MP3 at ``MP3_BITRATE`` (20 s -> ~120 KB, ~160 KB as base64). Computed once per clip; pure CPU
-(run it in a worker thread), no I/O.
+mono MP3 at ``MP3_BITRATE``: 15 s -> ~75 KB, ~100 KB as base64, ~40 ms of upload at 20 Mbit/s
+(the issue's budget: at most 50 ms more to first audio with a clip). Computed once per clip; pure
+CPU (run it in a worker thread), no I/O.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ import numpy as np
 
 from bot.audio.frames import SAMPLE_WIDTH
 
-REFERENCE_MAX_S = 20.0
-MP3_BITRATE = 48_000  # mono speech at 24 kHz; 20 s stays under 200 KB per request once base64'd
+REFERENCE_MAX_S = 15.0
+MP3_BITRATE = 40_000  # mono speech at 24 kHz (MPEG-2 layer III)
 _WINDOW_S = 0.020
 _SPEECH_BELOW_PEAK_DB = 35.0  # 20 ms windows this far under the loudest count as pauses
 _FADE_S = 0.015  # where the window cuts into sound, fade so the reference has no click

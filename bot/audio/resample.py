@@ -75,3 +75,16 @@ class DownmixResampler:
         """The filter's remaining output (its group delay) at the end of a stream."""
         out: bytes = self._resample(_EMPTY, last=True).tobytes()
         return out
+
+
+class AlreadyMono16k:
+    """The resampler stage when the decoder already outputs 16 kHz mono (``OpusDecoder(
+    sample_rate=16_000, channels=1)``): hands each frame on as it is, holds nothing back."""
+
+    __slots__ = ()
+
+    def process(self, pcm: bytes) -> bytes:
+        return pcm
+
+    def flush(self) -> bytes:
+        return b""

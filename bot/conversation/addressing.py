@@ -11,10 +11,11 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Sequence
-from typing import Literal
+from typing import get_args
 
-AddressingMode = Literal["auto", "always", "wake_word"]
-MODES: tuple[AddressingMode, ...] = ("auto", "always", "wake_word")
+from bot.store.models import AddressingMode
+
+MODES: tuple[AddressingMode, ...] = get_args(AddressingMode)
 
 # Words people put in front of a wake word; removed with it by ``strip_wake_word``.
 _GREETINGS = frozenset({"hey", "hi", "hello", "ok", "okay", "yo", "oi", "so"})

@@ -30,7 +30,7 @@ from bot.store import VoiceClip
 
 log = logging.getLogger(__name__)
 
-NO_VOICE_HINT = "I'm speaking with the default voice: an admin can give me one with /voice set."
+NO_VOICE_HINT = "I'm speaking with the default voice: an admin can give me one with /admin voice set."
 SERVICE_FAILED = "Sorry, I couldn't answer that just now (the AI service is unavailable). I'm still listening."
 TURN_FAILED = "Sorry, something went wrong answering that. I'm still listening."
 

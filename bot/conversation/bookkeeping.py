@@ -67,7 +67,7 @@ class TurnJournal:
     def attach(self, bus: events.EventBus) -> None:
         bus.subscribe(events.TurnRejected, self._on_rejected)
         bus.subscribe(events.ReplyStarted, self._on_reply_started)
-        bus.subscribe(events.TurnConfirmed, lambda event: self._write_question(event.turn_id))
+        bus.subscribe(events.TurnConfirmed, self._on_confirmed)
         bus.subscribe(events.ReplyFinished, self._on_reply_finished)
 
     async def question_saved(self, turn_id: int) -> None:
@@ -84,6 +84,9 @@ class TurnJournal:
     def _on_rejected(self, event: events.TurnRejected) -> None:
         if event.reason in ("not_addressed", "backchannel"):
             self._write(event.user_id, event.speaker_name, "context", event.text)
+
+    def _on_confirmed(self, event: events.TurnConfirmed) -> None:
+        self._write_question(event.turn_id)
 
     def _on_reply_started(self, event: events.ReplyStarted) -> None:
         self._asked[event.turn_id] = event

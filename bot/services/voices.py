@@ -4,7 +4,7 @@ the clip is reset or replaced.
 
 Today's clip rides on every speech request as ~1.9 MB of base64 (~0.8 s of upload per sentence
 on 20 Mbit/s). After ``prepare`` a request carries a voice id (a few bytes) or the compact
-reference (~160 KB as base64). Preparation runs when a clip is stored, and at start for clips
+reference (~100 KB as base64). Preparation runs when a clip is stored, and at start for clips
 stored before migration 6; until a clip is prepared the bot still speaks with the clip itself.
 """
 

@@ -61,6 +61,8 @@ class GuildSettings:
     language: str | None = None
     vocabulary: str | None = None
     heard_bots: str | None = None
+    # The voice channel the bot joins by itself when a member enters it; None: auto-join off.
+    autojoin_channel_id: int | None = None
     # None means "never saved": the defaults above are in force.
     updated_at: datetime | None = None
 
@@ -98,7 +100,7 @@ class VoiceClip:
     set_by_name: str
     set_at: datetime
     # How speech requests carry this voice, decided once per clip (``bot.clip_voices``): a Mistral
-    # custom voice id where the plan allows it, and the compact MP3 reference (best 10-20 s) sent
+    # custom voice id where the plan allows it, and the compact MP3 reference (best 15 s) sent
     # as ``ref_audio`` otherwise. Both None: not prepared yet.
     voice_id: str | None = None
     reference: bytes | None = None

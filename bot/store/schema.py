@@ -46,6 +46,8 @@ guild_settings = Table(
     Column("language", Text, nullable=True),
     Column("vocabulary", Text, nullable=True),
     Column("heard_bots", Text, nullable=True),
+    # v7; NULL means auto-join is off.
+    Column("autojoin_channel_id", BigInteger, nullable=True),
 )
 
 turns = Table(

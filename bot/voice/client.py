@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import discord
 from discord.voice_state import VoiceConnectionState
 
+from bot.audio.frames import STT_CHANNELS, STT_SAMPLE_RATE
 from bot.audio.opus import OpusDecoder
-from bot.audio.resample import DownmixResampler
+from bot.audio.resample import AlreadyMono16k, DownmixResampler
 from bot.voice.connection_state import VoxcordConnectionState
 from bot.voice.handoff import SpeechSink
 from bot.voice.keepalive import KEEPALIVE_INTERVAL_S, UdpKeepalive
@@ -36,6 +37,18 @@ class VoxcordVoiceClient(discord.VoiceClient):
     decoder_factory: ClassVar[Callable[[], Decoder]] = OpusDecoder
     resampler_factory: ClassVar[Callable[[], Resampler]] = DownmixResampler
     keepalive_interval: ClassVar[float] = KEEPALIVE_INTERVAL_S
+
+    @classmethod
+    def decoding(cls, mode: Literal["48k", "16k"]) -> type[VoxcordVoiceClient]:
+        """The client class for a decode mode (``VOICE_DECODE``): 48k decodes 48 kHz stereo then
+        downmixes and resamples; 16k has libopus decode straight to 16 kHz mono."""
+        if mode == "48k":
+            return cls
+
+        def decoder() -> Decoder:
+            return OpusDecoder(sample_rate=STT_SAMPLE_RATE, channels=STT_CHANNELS)
+
+        return type(f"{cls.__name__}16k", (cls,), {"decoder_factory": decoder, "resampler_factory": AlreadyMono16k})
 
     def __init__(self, client: discord.Client, channel: Connectable) -> None:
         self._receiver: VoiceReceiver | None = None  # the hook may run before __init__ returns

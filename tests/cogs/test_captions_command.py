@@ -26,27 +26,27 @@ async def test_captions_go_where_the_admin_says_default_here_and_only_admins_dec
     locked = world.guild.add_text_channel(
         "announcements", overwrites=(Overwrite.member(fake_discord.bot_user.id, deny=SEND_MESSAGES),))
     async with running_bot(fake_discord, settings_for(fake_discord, tmp_path)) as bot:
-        denied = await run(fake_discord, world, world.member_id, "settings captions", mode="on")
+        denied = await run(fake_discord, world, world.member_id, "admin settings captions", mode="on")
         assert denied.flags & EPHEMERAL and "Manage" in denied.content
         assert (await bot.database.guilds.get(world.guild.id)).captions_channel_id is None
 
-        refused = await run(fake_discord, world, world.admin_id, "settings captions", mode="on", channel=locked)
+        refused = await run(fake_discord, world, world.admin_id, "admin settings captions", mode="on", channel=locked)
         assert "missing the Send Messages permission" in refused.content and f"<#{locked.id}>" in refused.content
         assert (await bot.database.guilds.get(world.guild.id)).captions_channel_id is None
 
-        here = await run(fake_discord, world, world.admin_id, "settings captions", mode="on")
+        here = await run(fake_discord, world, world.admin_id, "admin settings captions", mode="on")
         assert here.flags & EPHEMERAL and f"<#{world.text.id}>" in here.content
         assert (await bot.database.guilds.get(world.guild.id)).captions_channel_id == world.text.id
 
         # A voice channel's own text chat is a fine place too.
-        voice_chat = await run(fake_discord, world, world.admin_id, "settings captions", mode="on",
+        voice_chat = await run(fake_discord, world, world.admin_id, "admin settings captions", mode="on",
                                channel=world.voice)
         assert f"<#{world.voice.id}>" in voice_chat.content
         assert (await bot.database.guilds.get(world.guild.id)).captions_channel_id == world.voice.id
         shown = await run(fake_discord, world, world.member_id, "settings show")
         assert f"**Captions:** in <#{world.voice.id}>" in shown.content
 
-        off = await run(fake_discord, world, world.admin_id, "settings captions", mode="off")
+        off = await run(fake_discord, world, world.admin_id, "admin settings captions", mode="off")
         assert off.content == "Captions are off."
         assert (await bot.database.guilds.get(world.guild.id)).captions_channel_id is None
         assert "**Captions:** off" in (await run(fake_discord, world, world.member_id, "settings show")).content

@@ -60,12 +60,12 @@ async def test_clear_needs_manage_server_and_clears_only_this_guild(fake_discord
         await bot.database.turns.add(turn(second.guild.id, "user", "carol", "keep me", 0))
 
         denied = await (await fake_discord.invoke(
-            guild_id=first.guild.id, user_id=first.member_id, command="history clear")).wait_reply(timeout=10)
+            guild_id=first.guild.id, user_id=first.member_id, command="admin history clear")).wait_reply(timeout=10)
         assert denied.flags & EPHEMERAL and "Manage" in denied.content
         assert await bot.database.turns.count(first.guild.id) == 3
 
         cleared = await (await fake_discord.invoke(
-            guild_id=first.guild.id, user_id=first.admin_id, command="history clear")).wait_reply(timeout=10)
+            guild_id=first.guild.id, user_id=first.admin_id, command="admin history clear")).wait_reply(timeout=10)
         assert "Cleared 3 turns" in cleared.content
         assert await bot.database.turns.count(first.guild.id) == 0
         assert await bot.database.turns.count(second.guild.id) == 1

@@ -55,11 +55,11 @@ async def test_consent_mode_needs_manage_server_and_makes_opt_in_the_default(
 ) -> None:
     first, second = worlds
     async with running_bot(fake_discord, settings_for(fake_discord, tmp_path)) as bot:
-        denied = await run(fake_discord, first, first.member_id, "privacy consent-mode", mode="opt_in")
+        denied = await run(fake_discord, first, first.member_id, "admin privacy consent-mode", mode="opt_in")
         assert denied.flags & EPHEMERAL and "Manage" in denied.content
         assert (await bot.database.guilds.get(first.guild.id)).consent_mode == "opt_out"
 
-        changed = await run(fake_discord, first, first.admin_id, "privacy consent-mode", mode="opt_in")
+        changed = await run(fake_discord, first, first.admin_id, "admin privacy consent-mode", mode="opt_in")
         assert "`opt_in`" in changed.content
         assert (await bot.database.guilds.get(first.guild.id)).consent_mode == "opt_in"
         assert (await bot.database.guilds.get(second.guild.id)).consent_mode == "opt_out"
@@ -79,11 +79,11 @@ async def test_retention_needs_manage_server_and_deletes_what_is_older(fake_disc
             said(first.guild.id, first.member_id, "yesterday", day),
             said(second.guild.id, second.member_id, "ten days ago elsewhere", 10 * day),
         ])
-        denied = await run(fake_discord, first, first.member_id, "privacy retention", days=3)
+        denied = await run(fake_discord, first, first.member_id, "admin privacy retention", days=3)
         assert "Manage" in denied.content
         assert await bot.database.turns.count(first.guild.id) == 2
 
-        done = await run(fake_discord, first, first.admin_id, "privacy retention", days=3)
+        done = await run(fake_discord, first, first.admin_id, "admin privacy retention", days=3)
         assert "3 days" in done.content and "1 turn older than that deleted" in done.content
         assert [t.text for t in await bot.database.turns.recent(first.guild.id, limit=10)] == ["yesterday"]
         assert await bot.database.turns.count(second.guild.id) == 1

@@ -31,7 +31,7 @@ async def set_voice(
 ) -> Reply:
     """/voice set, then the admin confirms the speaker's consent; returns the confirmation's reply."""
     prompt = await (await fake.invoke(
-        guild_id=guild_id, user_id=admin_id, command="voice set", options={"clip": clip}, channel_id=channel_id,
+        guild_id=guild_id, user_id=admin_id, command="admin voice set", options={"clip": clip}, channel_id=channel_id,
     )).wait_reply(timeout=20)
     assert any(c.get("custom_id") == CONSENT_ID for row in prompt.components for c in row.get("components", [])), (
         prompt.content)
@@ -48,7 +48,7 @@ async def test_admin_sets_a_voice_and_it_is_normalised_and_stored(fake_discord, 
     async with running_bot(fake_discord, settings_for(fake_discord, tmp_path)) as bot:
         clip = encode_audio(speech_like(8.0, 48_000), 48_000, fmt="ogg", codec="libopus")
         record = await fake_discord.invoke(
-            guild_id=world.guild.id, user_id=world.admin_id, command="voice set",
+            guild_id=world.guild.id, user_id=world.admin_id, command="admin voice set",
             options={"clip": Attachment("me.ogg", clip, content_type="audio/ogg")},
             channel_id=world.text.id,
         )
@@ -75,7 +75,7 @@ async def test_admin_sets_a_voice_and_it_is_normalised_and_stored(fake_discord, 
 async def test_member_without_manage_server_cannot_set_a_voice(fake_discord, world, tmp_path: Path) -> None:
     async with running_bot(fake_discord, settings_for(fake_discord, tmp_path)) as bot:
         record = await fake_discord.invoke(
-            guild_id=world.guild.id, user_id=world.member_id, command="voice set",
+            guild_id=world.guild.id, user_id=world.member_id, command="admin voice set",
             options={"clip": Attachment("me.wav", speech_wav(), content_type="audio/wav")},
         )
         reply = await record.wait_reply(timeout=10)
@@ -98,7 +98,7 @@ async def test_bad_clips_are_refused_with_a_reason_and_nothing_is_stored(
 ) -> None:
     async with running_bot(fake_discord, settings_for(fake_discord, tmp_path)) as bot:
         record = await fake_discord.invoke(
-            guild_id=world.guild.id, user_id=world.admin_id, command="voice set",
+            guild_id=world.guild.id, user_id=world.admin_id, command="admin voice set",
             options={"clip": Attachment(filename, data, content_type=content_type)},
         )
         reply = await record.wait_reply(timeout=20)
@@ -111,7 +111,7 @@ async def test_oversized_clip_is_refused_before_download(fake_discord, world, tm
     settings = settings_for(fake_discord, tmp_path, clip_max_bytes=1_000_000)
     async with running_bot(fake_discord, settings) as bot:
         record = await fake_discord.invoke(
-            guild_id=world.guild.id, user_id=world.admin_id, command="voice set",
+            guild_id=world.guild.id, user_id=world.admin_id, command="admin voice set",
             options={"clip": Attachment("big.wav", b"RIFF" + bytes(100), size=50_000_000)},
         )
         reply = await record.wait_reply(timeout=10)
@@ -127,7 +127,7 @@ async def test_a_lying_size_field_never_reads_past_the_limit(fake_discord, world
     async with running_bot(fake_discord, settings_for(fake_discord, tmp_path)) as bot:
         assert bot.settings.clip_max_bytes == limit
         record = await fake_discord.invoke(
-            guild_id=world.guild.id, user_id=world.admin_id, command="voice set",
+            guild_id=world.guild.id, user_id=world.admin_id, command="admin voice set",
             options={"clip": Attachment("liar.wav", liar, size=1000)},
         )
         reply = await record.wait_reply(timeout=30)
@@ -150,19 +150,26 @@ async def test_show_returns_the_stored_clip_and_reset_removes_it(fake_discord, w
         stored = await bot.database.clips.get(world.guild.id)
         assert stored is not None
 
-        shown = await (await fake_discord.invoke(
+        # A member sees who set the voice and when, but not the recording itself.
+        told = await (await fake_discord.invoke(
             guild_id=world.guild.id, user_id=world.member_id, command="voice show")).wait_reply(timeout=10)
+        assert told.flags & EPHEMERAL
+        assert "alice" in told.content and f"<t:{int(stored.set_at.timestamp())}:f>" in told.content
+        assert not told.files and not told.attachments
+        # Only Manage Server gets the clip file.
+        shown = await (await fake_discord.invoke(
+            guild_id=world.guild.id, user_id=world.admin_id, command="voice show")).wait_reply(timeout=10)
         assert shown.flags & EPHEMERAL
         assert "alice" in shown.content
         assert [f.data for f in shown.files] == [stored.audio]
 
         denied = await (await fake_discord.invoke(
-            guild_id=world.guild.id, user_id=world.member_id, command="voice reset")).wait_reply(timeout=10)
+            guild_id=world.guild.id, user_id=world.member_id, command="admin voice reset")).wait_reply(timeout=10)
         assert "Manage" in denied.content
         assert await bot.database.clips.get(world.guild.id) is not None
 
         reset = await (await fake_discord.invoke(
-            guild_id=world.guild.id, user_id=world.admin_id, command="voice reset")).wait_reply(timeout=10)
+            guild_id=world.guild.id, user_id=world.admin_id, command="admin voice reset")).wait_reply(timeout=10)
         assert "deleted" in reset.content
         assert await bot.database.clips.get(world.guild.id) is None
 
@@ -199,7 +206,7 @@ async def test_the_whole_hostile_corpus_through_voice_set_is_refused_with_each_f
                 else:
                     raise AssertionError(f"{case} is not hostile")
             record = await fake_discord.invoke(
-                guild_id=world.guild.id, user_id=world.admin_id, command="voice set",
+                guild_id=world.guild.id, user_id=world.admin_id, command="admin voice set",
                 options={"clip": Attachment(f"{case}.mp3", data, content_type="audio/mpeg")},
             )
             reply = await record.wait_reply(timeout=30)
@@ -208,7 +215,7 @@ async def test_the_whole_hostile_corpus_through_voice_set_is_refused_with_each_f
             assert not reply.components, f"{case}: no consent button for a refused clip"
         assert await bot.database.clips.get(world.guild.id) is None
         good = await (await fake_discord.invoke(
-            guild_id=world.guild.id, user_id=world.admin_id, command="voice set",
+            guild_id=world.guild.id, user_id=world.admin_id, command="admin voice set",
             options={"clip": Attachment("good.wav", _good_wav(), content_type="audio/wav")},
         )).wait_reply(timeout=30)
         assert "is usable" in good.content and good.components

@@ -29,7 +29,7 @@ def buttons(reply) -> dict[str, str]:
 
 async def ask(fake_discord: FakeDiscord, world, upload: bytes):
     record = await fake_discord.invoke(
-        guild_id=world.guild.id, user_id=world.admin_id, command="voice set",
+        guild_id=world.guild.id, user_id=world.admin_id, command="admin voice set",
         options={"clip": Attachment("speaker.wav", upload, content_type="audio/wav")}, channel_id=world.text.id,
     )
     return await record.wait_reply(timeout=20)
@@ -95,7 +95,7 @@ async def test_the_clip_is_posted_only_by_voice_show_in_its_own_guild(fake_disco
             guild_id=other.guild.id, user_id=other.admin_id, command="voice show")).wait_reply(timeout=10)
         assert "No voice is set" in elsewhere.content and not elsewhere.files
         shown = await (await fake_discord.invoke(
-            guild_id=world.guild.id, user_id=world.member_id, command="voice show")).wait_reply(timeout=10)
+            guild_id=world.guild.id, user_id=world.admin_id, command="voice show")).wait_reply(timeout=10)
         assert shown.ephemeral and [f.data for f in shown.files] == [stored.audio]
 
     carrying = [message_id for message_id, files in fake_discord.messages.uploads.items()

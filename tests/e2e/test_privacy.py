@@ -163,7 +163,7 @@ async def test_opt_in_consent_mode_hears_nobody_who_has_not_opted_in(
     world = build_world(fake_discord)
 
     async def opt_in_mode(_bot: VoxcordBot) -> None:
-        reply = await run(fake_discord, world, world.admin_id, "privacy consent-mode", mode="opt_in")
+        reply = await run(fake_discord, world, world.admin_id, "admin privacy consent-mode", mode="opt_in")
         assert "`opt_in`" in reply.content
 
     async with bot_then_call(fake_discord, fake_voice, fake_mistral, tmp_path, world, opt_in_mode) as call:

@@ -13,10 +13,13 @@ import logging
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from bot.audio.opus import OpusDecoder
+from bot.audio.resample import AlreadyMono16k
 from bot.voice.client import VoxcordVoiceClient
-from tests.e2e.hearing_support import GUARD_S, call_with, voice
+from tests.e2e.hearing_support import GUARD_S, best_match, call_with, voice
 from tests.e2e.test_hearing import assert_clean, assert_heard, speak
 from tests.fakes.voice.audio import encode_opus
 
@@ -114,12 +117,21 @@ async def test_an_unencrypted_frame_while_dave_is_on_is_dropped_and_counted(env,
         assert_clean(call)
 
 
-async def test_a_member_leaving_rekeys_and_the_others_stay_heard_without_a_gap(env, tmp_path: Path) -> None:
+@pytest.mark.parametrize("committer", ["simulated", "bot"])
+async def test_a_member_leaving_rekeys_and_the_others_stay_heard_without_a_gap(
+    env, tmp_path: Path, committer: str
+) -> None:
     """Bob talks (real time) while Carol leaves: CLIENT_DISCONNECT (op 13), then the fake proposes
-    her Remove as the external sender and a remaining member commits it (a real davey commit with
-    its UpdatePath), announced to the bot (op 29) and executed (op 22). The group moves to a new
-    epoch without Carol; Bob's utterance arrives whole and Alice and Bob are heard afterwards."""
-    async with call_with(*env, tmp_path, speakers=3) as (call, (bob, alice, carol)):
+    her Remove as the external sender and a member commits it (a real davey commit with its
+    UpdatePath): a remaining simulated member (announced to the bot with op 29), or the bot itself
+    (op 27 → its op 28). The group moves to a new epoch without Carol; Bob's utterance arrives
+    whole, not a frame concealed, and Alice and Bob are heard afterwards. The commit reaches the
+    bot 100 ms after the members (davey peers) switched keys: ~5 of Bob's frames arrive that the
+    bot cannot open yet."""
+    fake, voice_server = env
+    voice_server.committer = committer  # the channel's group is made with these when members join
+    voice_server.dave_relay_delay = 0.1
+    async with call_with(fake, voice_server, tmp_path, speakers=3) as (call, (bob, alice, carol)):
         state = call.voice_client._connection
         epoch = state.dave_session.epoch
         stats = call.voice_client.receive_stats
@@ -203,3 +215,26 @@ async def _reconnected(call, old):
         if session is not old or session.identifies >= 2:
             return session
         await asyncio.sleep(0.01)
+
+
+async def test_with_voice_decode_16k_the_bot_hears_through_libopus_own_16k_decode(env, tmp_path: Path) -> None:
+    """``VOICE_DECODE=16k`` end to end: the bot's voice client decodes straight to 16 kHz mono.
+    Bob's utterance matches his packets decoded by a 16 kHz mono libopus decoder (the same
+    decoder, so ≥ 0.99 like the 48k path's exactness), at 640 bytes per frame and every frame
+    decoded; the soxr path would differ from this reference above 7 kHz."""
+    async with call_with(*env, tmp_path, speakers=1, settings={"voice_decode": "16k"}) as (call, (bob,)):
+        assert type(call.voice_client).resampler_factory is AlreadyMono16k
+        sent = await speak(call, bob, 2.0, seed=94)
+        [heard] = await call.recorder.wait_utterances(bob.user_id, 1)
+
+        decoder = OpusDecoder(sample_rate=16_000, channels=1)
+        try:
+            reference = np.frombuffer(b"".join(decoder.decode(f.opus) for f in bob.sent), dtype=np.int16)
+        finally:
+            decoder.close()
+        match = best_match(reference.astype(np.float64), heard.audio)
+        assert match.correlation >= 0.99, match
+        assert abs(heard.seconds - len(sent) * 0.02) <= 3 * 0.02, (heard.seconds, len(sent))
+        stats = call.voice_client.receive_stats
+        assert stats.decoded == len(sent) and stats.concealed == 0, stats.snapshot()
+        assert_clean(call)

@@ -24,6 +24,7 @@ from bot.store.migrations import (
     v004_captions,
     v005_turn_taking,
     v006_voice_registration,
+    v007_autojoin,
 )
 
 
@@ -42,4 +43,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "the channel a guild's captions go to", v004_captions.upgrade),
     Migration(5, "a guild's language, vocabulary and heard bots", v005_turn_taking.upgrade),
     Migration(6, "a voice clip's registered voice id and compact reference", v006_voice_registration.upgrade),
+    Migration(7, "the voice channel a guild's bot joins when a member enters it", v007_autojoin.upgrade),
 )

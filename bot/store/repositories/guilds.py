@@ -52,7 +52,7 @@ def _check_field(field: str, value: Any) -> None:
         case "retention_days":
             if not _is_int(value) or not 1 <= value <= _MAX_RETENTION_DAYS:
                 raise InvalidSettingError(field, f"must be a whole number of days, 1 to {_MAX_RETENTION_DAYS}")
-        case "text_channel_id" | "captions_channel_id":
+        case "text_channel_id" | "captions_channel_id" | "autojoin_channel_id":
             if value is not None and (not _is_int(value) or value <= 0):
                 raise InvalidSettingError(field, "must be a channel id or None")
         case (

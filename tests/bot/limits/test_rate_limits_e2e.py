@@ -30,7 +30,7 @@ async def test_a_member_over_the_guilds_member_turn_rate_is_told_once_and_others
         # Two people in the channel: answer everything, so neither needs to say the bot's name.
         await call.bot.database.guilds.update(world.guild.id, addressing_mode="always")
         set_rate = await (await fake_discord.invoke(
-            guild_id=world.guild.id, user_id=world.admin_id, command="usage member-turn-rate",
+            guild_id=world.guild.id, user_id=world.admin_id, command="admin usage member-turn-rate",
             options={"per_minute": 1},
         )).wait_reply(timeout=10)
         assert set_rate.ephemeral and "1 spoken question a minute from each member" in set_rate.content

@@ -65,7 +65,7 @@ async def test_a_spent_budget_is_announced_once_and_nothing_goes_to_stt(
     world = build_world(fake_discord)
     async with call_in_progress(fake_discord, fake_voice, fake_mistral, tmp_path, world=world) as call:
         set_budget = await (await fake_discord.invoke(
-            guild_id=world.guild.id, user_id=world.admin_id, command="usage budget", options={"usd": 0.0},
+            guild_id=world.guild.id, user_id=world.admin_id, command="admin usage budget", options={"usd": 0.0},
         )).wait_reply(timeout=10)
         assert "$0.00" in set_budget.content
         await call.speaker.speak(question_then_quiet(1))
@@ -73,7 +73,7 @@ async def test_a_spent_budget_is_announced_once_and_nothing_goes_to_stt(
         await call.speaker.speak(question_then_quiet(3))
         # Lifting the budget lets the next question through; by then the three above were refused.
         await (await fake_discord.invoke(
-            guild_id=world.guild.id, user_id=world.admin_id, command="usage budget")).wait_reply(timeout=10)
+            guild_id=world.guild.id, user_id=world.admin_id, command="admin usage budget")).wait_reply(timeout=10)
         await call.speaker.speak(question_then_quiet(4))
         await wait_turns(call.bot, world.guild.id, 2)
 

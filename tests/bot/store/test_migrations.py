@@ -48,7 +48,7 @@ def _versions(tmp_path: Path) -> list[tuple[object, ...]]:
 
 async def test_open_creates_the_schema_and_records_each_version(database_url: str, clock: FakeClock) -> None:
     async with Database.open(database_url, clock=clock) as db:
-        assert await db.schema_version() == LATEST == 6
+        assert await db.schema_version() == LATEST == 7
         engine = create_engine(parse_database_url(database_url))
         try:
             async with engine.connect() as connection:
@@ -61,7 +61,7 @@ async def test_open_creates_the_schema_and_records_each_version(database_url: st
         finally:
             await engine.dispose()
     assert {"guild_settings", "turns", "voice_clips", "usage_records", "member_privacy"} <= tables
-    assert list(versions) == [1, 2, 3, 4, 5, 6]
+    assert list(versions) == [1, 2, 3, 4, 5, 6, 7]
 
 
 async def test_live_schema_matches_what_migrations_build(database_url: str, clock: FakeClock) -> None:
@@ -200,6 +200,28 @@ async def test_v6_adds_an_unprepared_voice_to_every_existing_clip(database_url: 
         stored = await db.clips.get(1)
         assert stored is not None and (stored.audio, stored.set_by_name) == (b"RIFF" * 10, "ada")
         assert (stored.voice_id, stored.reference, stored.prepared) == (None, None, False)
+
+
+async def test_v7_adds_autojoin_off_for_every_existing_guild(database_url: str, clock: FakeClock) -> None:
+    # A database last opened by the v6 code, with a guild row naming only v4's columns.
+    async with Database.open(database_url, clock=clock, migrations=MIGRATIONS[:6]):
+        pass
+    engine = create_engine(parse_database_url(database_url))
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(insert(guild_settings).values(
+                guild_id=1, persona="pirate", addressing_mode="auto", show_partial_transcripts=False,
+                retention_days=30, consent_mode="opt_out", updated_at=T0, captions_channel_id=77))
+    finally:
+        await engine.dispose()
+    async with Database.open(database_url, clock=clock) as db:
+        assert await db.schema_version() == 7
+        settings = await db.guilds.get(1)
+        assert settings.autojoin_channel_id is None, "auto-join stays off until an admin turns it on"
+        assert (settings.persona, settings.captions_channel_id) == ("pirate", 77)
+        await db.guilds.update(1, autojoin_channel_id=55)
+    async with Database.open(database_url, clock=clock) as db:
+        assert (await db.guilds.get(1)).autojoin_channel_id == 55
 
 
 async def test_sqlite_file_and_its_folder_are_created(tmp_path: Path) -> None:

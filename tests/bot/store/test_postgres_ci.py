@@ -41,7 +41,7 @@ async def test_history_commands_on_postgresql(
         assert shown.flags & EPHEMERAL and "Où est Lyon ? ✓" in shown.content
 
         cleared = await (await fake_discord.invoke(
-            guild_id=world.guild.id, user_id=world.admin_id, command="history clear")).wait_reply(timeout=10)
+            guild_id=world.guild.id, user_id=world.admin_id, command="admin history clear")).wait_reply(timeout=10)
         assert cleared.flags & EPHEMERAL
         assert await bot.database.turns.recent(world.guild.id, limit=10) == []
 

@@ -31,3 +31,15 @@ async def test_voxcord_voice_client_hooks_the_connection_and_cleans_up():
     finally:
         vc._connection._socket_reader.stop()
         await client.close()
+
+
+def test_the_decode_setting_picks_the_client_s_codecs():
+    assert VoxcordVoiceClient.decoding("48k") is VoxcordVoiceClient
+    narrow = VoxcordVoiceClient.decoding("16k")
+    assert issubclass(narrow, VoxcordVoiceClient)
+    decoder = narrow.decoder_factory()
+    try:
+        assert len(decoder.conceal()) == 640  # 20 ms of 16 kHz mono
+    finally:
+        decoder.close()
+    assert narrow.resampler_factory().process(b"\x01\x00" * 320) == b"\x01\x00" * 320

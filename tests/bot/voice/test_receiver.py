@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bot.audio.opus import OpusDecoder
-from bot.audio.resample import DownmixResampler
+from bot.audio.resample import AlreadyMono16k, DownmixResampler
 from bot.voice.dave import NO_VALID_CRYPTOR, NOT_READY
 from bot.voice.receiver import VoiceReceiver
 from tests.fakes.voice.packets import (
@@ -337,3 +337,19 @@ async def test_an_unannounced_ssrc_is_identified_by_the_dave_key_that_opens_it()
     decoder = rig.decoders[-1]
     assert decoder.decoded == opus  # every frame, the early ones included, in order
     assert rig.stats.decode_errors == 0 and not rig.stats.dave.failures
+
+
+async def test_the_16k_decode_mode_delivers_the_same_timeline_without_a_resampler():
+    rig = Rig(dave=dave_group())
+    rig.receiver = VoiceReceiver(
+        rig.conn, decoder_factory=lambda: OpusDecoder(sample_rate=16_000, channels=1),
+        resampler_factory=AlreadyMono16k, batch_interval=0,
+    )
+    await rig.start()
+    opus = opus_packets(FRAMES)
+    rig.feed([rig.packet(seq, opus[seq]) for seq in range(FRAMES)])
+    await settle()
+    frames = [(ts, len(pcm)) for uid, pcm, ts in rig.sink.frames if uid == ALICE_ID]
+    assert [n for _, n in frames] == [STT_BYTES_PER_FRAME] * FRAMES  # one 20 ms frame per packet
+    assert [ts - frames[0][0] for ts, _ in frames] == [960 * i for i in range(FRAMES)]
+    assert rig.stats.decoded == FRAMES and rig.stats.decode_errors == 0

@@ -19,6 +19,7 @@ from aiohttp import web
 from . import payloads
 from .interactions import ApiError
 from .messages import UploadedFile
+from .model import SEND_MESSAGES, VIEW_CHANNEL
 
 if TYPE_CHECKING:
     from .server import FakeDiscord
@@ -230,7 +231,13 @@ class RestApi:
     async def post_message(self, request: web.Request) -> web.Response:
         body, files = await self._record(request)
         channel_id = int(request.match_info["channel_id"])
-        self._fake.find_channel(channel_id)
+        guild, _channel = self._fake.find_channel(channel_id)
+        bot_id = self._fake.bot_user.id
+        if bot_id in guild.members:
+            # As Discord: without View Channel and Send Messages there, 403 Missing Permissions.
+            needed = VIEW_CHANNEL | SEND_MESSAGES
+            if guild.permissions_for(bot_id, channel_id) & needed != needed:
+                raise ApiError(403, 50013, "Missing Permissions")
         limited = self._message_rate_limited(channel_id)
         if limited is not None:
             return limited

@@ -16,6 +16,7 @@ from mistralai.client import models
 from .audio import SECONDS_PER_CHARACTER, encode_speech, speech_samples
 from .common import FAULT_KEY, RequestRejected, decode_base64, message_text, validation_failure
 from .state import Fault, RecordedRequest
+from .voices import audio_seconds
 
 if TYPE_CHECKING:
     from .server import FakeMistral
@@ -181,6 +182,8 @@ class SpeechHandler:
             clip = decode_base64(ref_audio, "ref_audio")
             if not clip:
                 raise validation_failure("ref_audio is empty")
+            if audio_seconds(clip) is None:
+                raise validation_failure("ref_audio must be WAV or MP3 audio")
             record.body["ref_audio_bytes"] = clip
         response_format = parsed.response_format or "mp3"
         samples = speech_samples(

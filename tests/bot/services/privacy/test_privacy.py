@@ -13,7 +13,7 @@ import pytest
 
 from bot.audio.opus import OpusDecoder
 from bot.audio.resample import DownmixResampler
-from bot.privacy import (
+from bot.services.privacy import (
     LISTENING_SUFFIX,
     NICK_LIMIT,
     GuildAdmission,

@@ -12,131 +12,28 @@ database call is out of the question.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import json
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 import discord
 
-from bot.errors import UserFacingError
-from bot.store.models import utc_now
+from bot.errors import NoticeNotPostedError
+from bot.services.privacy.consent import ConsentStatus, GuildAdmission, heard_by_default
+from bot.services.privacy.notice import LISTENING_SUFFIX, listening_nick, notice_text, plain_name
+from bot.services.privacy.retention import purge_guild
+from bot.services.privacy.rights import ExportTooLargeError, Forgotten
+from bot.store.models import ConsentMode, utc_now
 
 if TYPE_CHECKING:
     from bot.store import Database, GuildSettings
 
 log = logging.getLogger(__name__)
 
-DEFAULT_STT_URL = "https://api.mistral.ai"
-LISTENING_SUFFIX = " (listening)"
-NICK_LIMIT = 32  # Discord's maximum nickname length
-
 Notify = Callable[[str], Awaitable[None]]
-
-
-def service_host(server_url: str | None) -> str:
-    """The host (and port, if any) audio is sent to: what the notice shows, never credentials."""
-    parts = urlsplit(server_url or DEFAULT_STT_URL)
-    host = parts.hostname or "api.mistral.ai"
-    return f"{host}:{parts.port}" if parts.port else host
-
-
-def plain_name(display_name: str) -> str:
-    """The bot's name without the listening marker (a crash may have left it in the nickname)."""
-    return display_name.removesuffix(LISTENING_SUFFIX)
-
-
-def listening_nick(display_name: str) -> str:
-    base = plain_name(display_name)[: NICK_LIMIT - len(LISTENING_SUFFIX)].rstrip()
-    return base + LISTENING_SUFFIX
-
-
-def notice_text(*, voice_mention: str, consent_mode: str, retention_days: int, stt_host: str) -> str:
-    """The message posted when the bot starts listening in a voice channel."""
-    if consent_mode == "opt_in":
-        who = (f"only members who opted in with `/privacy optin`; nobody else in {voice_mention} "
-               "is heard (their audio is dropped unopened)")
-    else:
-        who = f"everyone in {voice_mention} except members who opted out"
-    return "\n".join([
-        f"**I'm listening in {voice_mention}.** Privacy notice:",
-        f"- **Who I hear:** {who}.",
-        f"- **Where audio goes:** speech is streamed to Mistral (`{stt_host}`) to be transcribed; "
-        "the transcript goes to Mistral's chat model for my answer.",
-        "- **Audio is never stored**, not on disk and not in my database.",
-        f"- **Text I keep:** the transcripts and my replies, for {retention_days} days "
-        "(this server's retention period), then they are deleted automatically.",
-        "- **Your choices:** `/privacy optout` and I stop hearing you (your audio is dropped before "
-        "it is even decoded); `/privacy optin` to come back; `/privacy export` sends you what I "
-        "kept from you; `/privacy forget-me` deletes it.",
-    ])
-
-
-async def purge_guild(database: Database, guild_id: int, now: dt.datetime) -> int:
-    """Delete the guild's turns older than its retention period; returns how many."""
-    settings = await database.guilds.get(guild_id)
-    cutoff = now - dt.timedelta(days=settings.retention_days)
-    return await database.turns.purge_older_than(cutoff, guild_id=guild_id)
-
-
-class GuildAdmission:
-    """May this member be heard? Called on the voice reader thread, so it only reads memory.
-
-    Updates replace the dict instead of mutating it, so a reader never sees it half-changed.
-    """
-
-    __slots__ = ("_choices", "_default", "_listeners")
-
-    def __init__(self, consent_mode: str, choices: dict[int, bool]) -> None:
-        self._default = consent_mode != "opt_in"
-        self._choices = dict(choices)
-        self._listeners: list[Callable[[], None]] = []
-
-    def __call__(self, user_id: int) -> bool:
-        return self._choices.get(user_id, self._default)
-
-    @property
-    def consent_mode(self) -> str:
-        return "opt_out" if self._default else "opt_in"
-
-    def subscribe(self, listener: Callable[[], None]) -> None:
-        """``listener`` runs after every change (the receiver re-asks about each speaker)."""
-        self._listeners.append(listener)
-
-    def unsubscribe_all(self) -> None:
-        self._listeners.clear()
-
-    def update(self, *, consent_mode: str | None = None, user_id: int | None = None,
-               choice: bool | None = None, forget: bool = False) -> None:
-        if consent_mode is not None:
-            self._default = consent_mode != "opt_in"
-        if user_id is not None:
-            choices = dict(self._choices)
-            if forget:
-                choices.pop(user_id, None)
-            elif choice is not None:
-                choices[user_id] = choice
-            self._choices = choices
-        for listener in list(self._listeners):
-            listener()
-
-
-@dataclass(frozen=True, slots=True)
-class ConsentStatus:
-    heard: bool
-    choice: bool | None  # the member's explicit choice, None if they never made one
-    consent_mode: str
-
-
-@dataclass(frozen=True, slots=True)
-class Forgotten:
-    turns: int
-    choice_removed: bool
-    heard_now: bool
 
 
 @dataclass(slots=True)
@@ -146,10 +43,6 @@ class _Attached:
     voice_mention: str = ""
     original_nick: str | None = None
     set_nick: str | None = None
-
-
-class ExportTooLargeError(UserFacingError):
-    pass
 
 
 class PrivacyService:
@@ -205,7 +98,7 @@ class PrivacyService:
         settings = await self._db.guilds.get(guild_id)
         return self._status(settings.consent_mode, opted_in)
 
-    async def set_consent_mode(self, guild_id: int, mode: str) -> GuildSettings:
+    async def set_consent_mode(self, guild_id: int, mode: ConsentMode) -> GuildSettings:
         async with self._lock(guild_id):
             settings = await self._db.guilds.update(guild_id, consent_mode=mode)
             attached = self._attached.get(guild_id)
@@ -221,20 +114,21 @@ class PrivacyService:
         return await purge_guild(self._db, guild_id, self._clock())
 
     @staticmethod
-    def _status(consent_mode: str, choice: bool | None) -> ConsentStatus:
-        heard = choice if choice is not None else consent_mode != "opt_in"
+    def _status(consent_mode: ConsentMode, choice: bool | None) -> ConsentStatus:
+        heard = choice if choice is not None else heard_by_default(consent_mode)
         return ConsentStatus(heard=heard, choice=choice, consent_mode=consent_mode)
 
     # joining and leaving voice --------------------------------------------------------------
 
     async def announce(self, guild: discord.Guild, voice_mention: str, notify: Notify) -> None:
-        """Post the privacy notice and mark the nickname; call after ``admission``."""
+        """Post the privacy notice and mark the nickname; call after ``admission`` and before any
+        audio is read. Raises ``NoticeNotPostedError`` when the notice could not be posted."""
         attached = self._attached.get(guild.id)
         if attached is None:
             return
         attached.notify = notify
         attached.voice_mention = voice_mention
-        await self._post_notice(guild.id)
+        await self._post_notice(guild.id, required=True)
         await self._mark_listening(guild, attached)
 
     async def release(self, guild: discord.Guild) -> None:
@@ -245,7 +139,7 @@ class PrivacyService:
             attached.admission.unsubscribe_all()
             await self._restore_nick(guild, attached)
 
-    async def _post_notice(self, guild_id: int) -> None:
+    async def _post_notice(self, guild_id: int, *, required: bool = False) -> None:
         attached = self._attached.get(guild_id)
         if attached is None or attached.notify is None:
             return
@@ -256,6 +150,12 @@ class PrivacyService:
             await attached.notify(text)
         except discord.HTTPException as error:
             log.warning("Guild %s: could not post the privacy notice: %s", guild_id, error)
+            if required:
+                raise NoticeNotPostedError(
+                    "I couldn't post my privacy notice in this server's text channel"
+                    + (" (I'm missing a permission there)" if isinstance(error, discord.Forbidden) else "")
+                    + ", so I'm not listening. Check my permissions there, or choose another channel with "
+                    "/admin settings text-channel.") from error
 
     async def _mark_listening(self, guild: discord.Guild, attached: _Attached) -> None:
         me = guild.me
@@ -319,52 +219,3 @@ class PrivacyService:
             raise ExportTooLargeError(
                 "Your export is larger than Discord lets me upload here. Ask an admin of the bot for it.")
         return len(turns), data
-
-
-class RetentionPurger:
-    """Deletes turns older than each guild's ``retention_days``: now via ``run_once``, or every
-    ``interval`` seconds once ``start``-ed. Clock and sleep are injected so tests never wait."""
-
-    def __init__(self, *, database: Database, clock: Callable[[], dt.datetime] = utc_now,
-                 interval: float = 3600.0, first_delay: float = 60.0,
-                 sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:
-        self._db = database
-        self._clock = clock
-        self._interval = interval
-        self._first_delay = first_delay
-        self._sleep = sleep
-        self._task: asyncio.Task[None] | None = None
-
-    async def run_once(self, guild_ids: Iterable[int] | None = None) -> dict[int, int]:
-        """One sweep over ``guild_ids`` (default: every guild with stored text, including guilds
-        the bot has left); removed turns per guild."""
-        removed: dict[int, int] = {}
-        if guild_ids is None:
-            guild_ids = await self._db.turns.guild_ids()
-        for guild_id in list(guild_ids):
-            count = await purge_guild(self._db, guild_id, self._clock())
-            if count:
-                removed[guild_id] = count
-                log.info("Guild %s: retention purge removed %d turns", guild_id, count)
-        return removed
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="retention-purge")
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def _run(self) -> None:
-        # The first sweep waits a little so start-up (gateway, command sync) goes first.
-        await self._sleep(self._first_delay)
-        while True:
-            try:
-                await self.run_once()
-            except Exception:
-                log.exception("Retention purge failed; trying again next interval")
-            await self._sleep(self._interval)

@@ -119,7 +119,12 @@ class VoiceSessions:
             if add_close_callback is not None:
                 add_close_callback(lambda: self._closed_elsewhere(guild.id, voice_client))
             if self._on_start is not None:
-                await self._on_start(session)
+                try:
+                    await self._on_start(session)
+                except BaseException:
+                    # Not listening (e.g. the privacy notice could not be posted): not staying either.
+                    await self._teardown(session)
+                    raise
             log.info("Joined voice channel %s in guild %s", channel.id, guild.id)
             return session
 

@@ -1,4 +1,5 @@
-"""The guild's reference voice: download an uploaded clip safely, normalise it, store it."""
+"""The guild's reference voice: download an uploaded clip safely, check and normalise it, and store
+it once the speaker's consent is confirmed."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from bot.audio.clip import ClipLimits, ClipRejected, normalise_clip
+from bot.audio.clip import ClipLimits, ClipRejected, NormalisedClip, normalise_clip
 from bot.errors import ClipRefusedError
 from bot.store.models import VoiceClip
 from bot.store.repositories import VoiceClipRepository
@@ -29,6 +30,11 @@ class ClipUpload:
     declared_size: int
 
 
+# Told after a guild's clip was stored (new) or reset (None), with the clip it replaced: the
+# remote voice registration follows (bot/services/voices.py ClipVoices.clip_changed).
+ClipChanged = Callable[[VoiceClip | None, VoiceClip | None], None]
+
+
 def _megabytes(n: int) -> str:
     return f"{n / (1024 * 1024):.0f} MB"
 
@@ -41,7 +47,9 @@ class VoiceClipService:
         http: aiohttp.ClientSession,
         limits: ClipLimits,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        on_change: ClipChanged | None = None,
     ) -> None:
+        self._on_change = on_change
         self._repository = repository
         self._http = http
         self._limits = limits
@@ -78,32 +86,38 @@ class VoiceClipService:
             raise ClipRefusedError("I couldn't download that attachment from Discord; try again.") from error
         return bytes(buffer)
 
-    async def set_from_upload(
-        self, guild_id: int, upload: ClipUpload, *, set_by_id: int, set_by_name: str
-    ) -> VoiceClip:
+    async def check(self, upload: ClipUpload) -> NormalisedClip:
+        """Download and decode the upload; a clip that is not usable speech is refused here,
+        before anyone is asked to confirm consent."""
         data = await self.download(upload)
         try:
             # Decoding is CPU work on untrusted input: off the event loop.
-            normalised = await asyncio.to_thread(normalise_clip, data, self._limits)
+            return await asyncio.to_thread(normalise_clip, data, self._limits)
         except ClipRejected as rejected:
             raise ClipRefusedError(rejected.reason) from None
-        clip = VoiceClip(
-            guild_id=guild_id,
-            audio=normalised.wav,
-            sample_rate=normalised.sample_rate,
-            duration_s=normalised.duration_s,
-            sha256=normalised.sha256,
-            source_format=normalised.source_format,
-            set_by_id=set_by_id,
-            set_by_name=set_by_name,
+
+    async def store(self, guild_id: int, clip: NormalisedClip, *, set_by_id: int, set_by_name: str) -> VoiceClip:
+        """Keep a checked clip as the guild's voice (only after the speaker's consent was confirmed)."""
+        stored = VoiceClip(
+            guild_id=guild_id, audio=clip.wav, sample_rate=clip.sample_rate, duration_s=clip.duration_s,
+            sha256=clip.sha256, source_format=clip.source_format, set_by_id=set_by_id, set_by_name=set_by_name,
             set_at=self._clock(),
         )
-        await self._repository.set(clip)
-        log.info("Guild %s voice clip set by %s (%.1f s)", guild_id, set_by_id, clip.duration_s)
-        return clip
+        old = await self._repository.get(guild_id) if self._on_change is not None else None
+        await self._repository.set(stored)
+        if self._on_change is not None:
+            self._on_change(old, stored)
+        # Who confirmed, when and which audio: the row keeps the same three facts.
+        log.info("Guild %s voice clip stored after consent confirmed by %s (sha256 %s)",
+                 guild_id, set_by_id, stored.sha256)
+        return stored
 
     async def get(self, guild_id: int) -> VoiceClip | None:
         return await self._repository.get(guild_id)
 
     async def reset(self, guild_id: int) -> bool:
-        return await self._repository.delete(guild_id)
+        old = await self._repository.get(guild_id) if self._on_change is not None else None
+        removed = await self._repository.delete(guild_id)
+        if removed and self._on_change is not None:
+            self._on_change(old, None)
+        return removed
