@@ -46,6 +46,7 @@ TRANSCRIPTION_FAILED = "Sorry, I couldn't make out what was said: the transcript
 _SILENCE = bytes(640)  # 20 ms of 16 kHz mono int16 silence
 _SILENCE_SECONDS = 0.020
 _FILL_SLACK = 0.04  # silence starts this long after the last packet (room for network jitter)
+_REFUSED_PAUSE_BYTES = 12_800  # 0.4 s of quiet audio ends a refused (undisclosed) utterance
 _LOUD_RMS = 200.0  # int16: speech resuming after a server turn.end, not a leftover quiet frame
 MAX_BIAS_TERMS = 100
 
@@ -73,6 +74,7 @@ class _Transcription:
     continued: bool = False  # the member spoke again before it was finished: its text leads theirs
     provisional: PendingTurn | None = None
     admitted: bool = False  # a voice turn was counted for it already
+    refusal: str | None = None  # the meter refused its turn (a notice to post once, or "")
     settled: bool = False  # its provisional turn was confirmed on the server's turn.end
     ahead: ReadAhead | None = None  # history read while the transcript was being finished
     timings: TurnTimings | None = None
@@ -196,6 +198,15 @@ class Listening:
         timings.mark_once("speech_end")
         transcription.ahead = self._store.read_ahead()  # while the transcript is being finished
 
+    async def _drain_until_pause(self, transcription: _Transcription) -> None:
+        quiet = 0
+        while (chunk := await transcription.queue.get()) is not None:
+            quiet = 0 if _loud(chunk) else quiet + len(chunk)
+            if quiet >= _REFUSED_PAUSE_BYTES and self._open.get(transcription.user_id) is transcription:
+                del self._open[transcription.user_id]
+                self._between.add(transcription.user_id)
+                return
+
     async def _transcribe(self, transcription: _Transcription) -> None:
         user_id = transcription.user_id
         timings = TurnTimings(clock=self._clock)
@@ -211,12 +222,13 @@ class Listening:
         user_id = transcription.user_id
         refusal = await self._meter.may_listen(self._guild_id, user_id)
         if refusal is not None:
-            # Nothing is sent anywhere: the utterance is drained and dropped.
-            async for _chunk in self._audio(transcription, timings):
-                pass
+            # Nothing is sent anywhere: the speech is drained and dropped, up to its first pause
+            # (speech after it, in the same long utterance, asks again).
+            post_notice = asyncio.ensure_future(post(self._notify, self._guild_id, refusal)) if refusal else None
+            await self._drain_until_pause(transcription)
             self._reject(user_id, "", "refused")
-            if refusal:
-                await post(self._notify, self._guild_id, refusal)
+            if post_notice is not None:
+                await post_notice
             return
         settings = transcription.settings = await self._db.guilds.get(self._guild_id)
         transcription.policy = self.addressing = AddressingPolicy(
@@ -320,15 +332,16 @@ class Listening:
             if not provisional:
                 self._reject(user_id, text, "not_addressed", name)  # kept as overheard context
             return None
-        if not transcription.admitted:
-            refusal = await self._meter.admit(self._guild_id, user_id)  # a turn reaches the chat model
-            if refusal is not None:
-                if not provisional:
-                    self._reject(user_id, text, "refused", name)
-                    if refusal:
-                        await post(self._notify, self._guild_id, refusal)
-                return None
-            transcription.admitted = True
+        if not transcription.admitted and transcription.refusal is None:
+            # A turn that reaches the chat model counts against the limits; asked once per transcription.
+            transcription.refusal = await self._meter.admit(self._guild_id, user_id)
+            transcription.admitted = transcription.refusal is None
+        if transcription.refusal is not None:
+            if not provisional:
+                self._reject(user_id, text, "refused", name)
+                if transcription.refusal:
+                    await post(self._notify, self._guild_id, transcription.refusal)
+            return None
         self._turn_ids += 1
         ahead, transcription.ahead = transcription.ahead, None
         timings = transcription.timings
