@@ -251,7 +251,7 @@ class Answering:
         if turn.confirmed is None:
             audio.open()
         else:
-            opener = asyncio.get_running_loop().create_task(_open_when(turn.confirmed, audio), name="confirm")
+            opener = asyncio.get_running_loop().create_task(self._open_when_confirmed(turn, audio), name="confirm")
         ref_audio, voice_id = clip.speech_voice() if clip else (None, self._default_voice_id)
         speaker = ReplySpeaker(
             self._tts, audio,
@@ -266,8 +266,7 @@ class Answering:
             ledger = await speaker.speak(sentences)
             turn.timings.mark_at("first_tts_audio", ledger.first_audio_at)
             if turn.confirmed is not None:
-                await turn.confirmed.wait()  # all written and synthesised: heard once confirmed
-                audio.open()
+                await self._open_when_confirmed(turn, audio)  # all written and synthesised
             self._player.finish()
             await self._player.wait_done()
             turn.timings.mark_at("first_packet_sent", self._player.first_packet_sent_at)
@@ -296,6 +295,13 @@ class Answering:
             await sentences.aclose()
             if speaker.ledger.characters:
                 self._usage(None, "tts_characters", speaker.ledger.characters)
+
+    async def _open_when_confirmed(self, turn: PendingTurn, audio: _HeldAudio) -> None:
+        """A provisional reply is heard once its turn is confirmed and its question is stored."""
+        assert turn.confirmed is not None
+        await turn.confirmed.wait()
+        await self._questions.question_saved(turn.turn_id)
+        audio.open()
 
     async def _sentences(self, turn: PendingTurn, messages: list[ChatMessage]) -> AsyncIterator[str]:
         splitter = SentenceSplitter()
@@ -328,7 +334,3 @@ class Answering:
         self._bus.publish(events.UsageIncurred(guild_id=self._guild_id, at=self._clock(), user_id=user_id,
                                                kind=kind, quantity=quantity))
 
-
-async def _open_when(confirmed: asyncio.Event, audio: _HeldAudio) -> None:
-    await confirmed.wait()
-    audio.open()
