@@ -114,12 +114,21 @@ async def test_an_unencrypted_frame_while_dave_is_on_is_dropped_and_counted(env,
         assert_clean(call)
 
 
-async def test_a_member_leaving_rekeys_and_the_others_stay_heard_without_a_gap(env, tmp_path: Path) -> None:
+@pytest.mark.parametrize("committer", ["simulated", "bot"])
+async def test_a_member_leaving_rekeys_and_the_others_stay_heard_without_a_gap(
+    env, tmp_path: Path, committer: str
+) -> None:
     """Bob talks (real time) while Carol leaves: CLIENT_DISCONNECT (op 13), then the fake proposes
-    her Remove as the external sender and a remaining member commits it (a real davey commit with
-    its UpdatePath), announced to the bot (op 29) and executed (op 22). The group moves to a new
-    epoch without Carol; Bob's utterance arrives whole and Alice and Bob are heard afterwards."""
-    async with call_with(*env, tmp_path, speakers=3) as (call, (bob, alice, carol)):
+    her Remove as the external sender and a member commits it (a real davey commit with its
+    UpdatePath): a remaining simulated member (announced to the bot with op 29), or the bot itself
+    (op 27 → its op 28). The group moves to a new epoch without Carol; Bob's utterance arrives
+    whole, not a frame concealed, and Alice and Bob are heard afterwards. The commit reaches the
+    bot 100 ms after the members (davey peers) switched keys: ~5 of Bob's frames arrive that the
+    bot cannot open yet."""
+    fake, voice_server = env
+    voice_server.committer = committer  # the channel's group is made with these when members join
+    voice_server.dave_relay_delay = 0.1
+    async with call_with(fake, voice_server, tmp_path, speakers=3) as (call, (bob, alice, carol)):
         state = call.voice_client._connection
         epoch = state.dave_session.epoch
         stats = call.voice_client.receive_stats

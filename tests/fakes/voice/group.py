@@ -59,9 +59,13 @@ class BotLink:
 
 
 class DaveGroup:
-    def __init__(self, channel_id: int, *, committer: Committer = "simulated") -> None:
+    def __init__(self, channel_id: int, *, committer: Committer = "simulated", relay_delay: float = 0.0) -> None:
+        """``relay_delay``: seconds between the simulated members processing a commit (and, being
+        davey peers, encrypting with the new epoch's key at once) and the gateway relaying it to
+        the bot: the websocket's one-way latency, in which the bot cannot open their frames."""
         self.channel_id = channel_id
         self.committer: Committer = committer
+        self.relay_delay = relay_delay
         self.external_sender = ExternalSender()
         self.protocol_version = 1
         self.epoch = 0  # 0 = no established group yet: every member only has a pending one
@@ -289,6 +293,10 @@ class DaveGroup:
         bot = self.bot
         if bot is None:
             return
+        if self.relay_delay:
+            await asyncio.sleep(self.relay_delay)
+            if self.bot is not bot:
+                return
         if bot.user_id in joiners:
             assert welcome is not None
             await bot.send_binary(OP_WELCOME, transition_payload(transition_id, welcome))

@@ -87,6 +87,7 @@ class FakeVoiceServer(asyncio.DatagramProtocol):
         (no IP discovery, keepalive or audio) for this long, and flows again once it sends."""
         self._certs = certs
         self.udp_idle_timeout = udp_idle_timeout
+        self.dave_relay_delay = 0.0  # see DaveGroup(relay_delay=...); read when a channel's group is made
         self._clock = clock
         self._host = host
         self.committer: Committer = committer
@@ -170,7 +171,8 @@ class FakeVoiceServer(asyncio.DatagramProtocol):
         key = (guild_id, channel_id)
         if key not in self._channels:
             self._channels[key] = VoiceChannel(guild_id, channel_id,
-                                               DaveGroup(channel_id, committer=self.committer))
+                                               DaveGroup(channel_id, committer=self.committer,
+                                                         relay_delay=self.dave_relay_delay))
         return self._channels[key]
 
     def session(self, guild_id: int) -> BotSession:
