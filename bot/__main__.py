@@ -166,7 +166,6 @@ async def assemble(settings: Settings, *, guild_ready_timeout: float = 2.0) -> A
             clips = VoiceClipService(
                 repository=database.clips,
                 http=http,
-                on_change=voices.clip_changed,
                 limits=ClipLimits(
                     max_bytes=settings.clip_max_bytes, max_input_seconds=settings.clip_max_input_seconds
                 ),
