@@ -84,7 +84,8 @@ class ClipVoices:
         reference = await asyncio.to_thread(compact_reference, clip.audio)
         voice_id = await self._register(clip, reference)
         if not await self._clips.set_voice(clip.guild_id, clip.sha256, voice_id=voice_id, reference=reference):
-            # Replaced or reset while we worked: the new clip is prepared on its own.
+            # Replaced or reset while we worked (the new clip is prepared on its own), or another
+            # process sharing the database prepared it first: our voice would never be used.
             await self._delete(voice_id)
             return clip
         log.info("Guild %s voice clip prepared: %s", clip.guild_id,
