@@ -92,7 +92,9 @@ class PlayoutSegment:
         assert self.first_at is not None
         return self.first_at - FRAME * max(0, self.burst - 1)
 
-    def packet_ready(self, at: float) -> None:
+    def packet_ready(self, at: float, *, learn: bool = True) -> None:
+        """``learn=False`` for a packet that only padding released (the speech had run out):
+        its lateness says nothing about the TTS."""
         value = at - FRAME * self.count
         self.count += 1
         if self.first_at is None:
@@ -101,7 +103,7 @@ class PlayoutSegment:
             if at - self.first_at <= BURST:
                 self.burst += 1
             self.anchor = min(self.anchor, value)
-        else:
+        elif learn:
             self.worst = max(self.worst, value)
 
     def _credit(self) -> float:
