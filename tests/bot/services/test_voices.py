@@ -124,6 +124,33 @@ async def test_a_clip_replaced_while_it_was_being_registered_leaves_no_voice_beh
     assert fake.voices == {}  # registered, then deleted: it would never be used
 
 
+async def test_two_processes_preparing_the_same_clip_keep_one_voice(
+    db: Database, fake: FakeMistral, voices: ClipVoices
+) -> None:
+    first = clip()
+    await db.clips.set(first)
+    winner = await voices.prepare(first)
+    assert await voices.prepare(first) == first  # the second preparer loses and cleans up
+    stored = await db.clips.get(GUILD)
+    assert stored is not None and stored.voice_id == winner.voice_id
+    assert list(fake.voices) == [winner.voice_id]
+
+
+async def test_a_voice_deleted_at_mistral_falls_back_to_the_reference_at_start(
+    db: Database, fake: FakeMistral, voices: ClipVoices
+) -> None:
+    first = clip()
+    await db.clips.set(first)
+    prepared = await voices.prepare(first)
+    assert prepared.voice_id is not None
+    assert await voices.check_registered() == 0  # still there
+    del fake.voices[prepared.voice_id]  # someone deleted it in the Mistral console
+    assert await voices.check_registered() == 1
+    stored = await db.clips.get(GUILD)
+    assert stored is not None and stored.voice_id is None
+    assert stored.speech_voice() == (prepared.reference, None)
+
+
 async def test_clips_stored_before_migration_6_are_prepared_at_start(
     db: Database, fake: FakeMistral, voices: ClipVoices
 ) -> None:
