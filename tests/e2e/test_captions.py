@@ -50,8 +50,9 @@ async def test_turns_are_captioned_in_the_chosen_channel_never_an_opted_out_memb
     captions_channel = world.guild.add_text_channel("captions")
     await fake_discord.set_voice_state(world.guild.id, world.admin_id, world.voice.id)  # alice is in voice too
     async with call_in_progress(fake_discord, fake_voice, fake_mistral, tmp_path, world=world) as call:
-        await run(fake_discord, world, world.admin_id, "settings addressing", mode="always")
-        on = await run(fake_discord, world, world.admin_id, "settings captions", mode="on", channel=captions_channel)
+        await run(fake_discord, world, world.admin_id, "admin settings addressing", mode="always")
+        on = await run(fake_discord, world, world.admin_id, "admin settings captions", mode="on",
+                       channel=captions_channel)
         assert "Captions are on" in on.content and f"<#{captions_channel.id}>" in on.content
         assert "Captions:** in" in (await run(fake_discord, world, world.member_id, "settings show")).content
 
@@ -74,7 +75,7 @@ async def test_turns_are_captioned_in_the_chosen_channel_never_an_opted_out_memb
         posted = captions_in(fake_discord, captions_channel.id)
 
         # Off: the next turn is stored but not captioned (leaving posts whatever waits, at once).
-        off = await run(fake_discord, world, world.admin_id, "settings captions", mode="off")
+        off = await run(fake_discord, world, world.admin_id, "admin settings captions", mode="off")
         assert "off" in off.content
         fake_mistral.transcribe = lambda _audio: QUESTIONS[2]
         await call.speaker.speak(spoken_question(0.8, seed=25))
