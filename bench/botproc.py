@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import cProfile
-import datetime
 import io
 import json
 import logging
@@ -25,18 +24,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mistralai.client import Mistral
-
 from bench.sequential import install_sequential
 from bot.__main__ import assemble
 from bot.app import VoxcordBot
 from bot.audio.clip import normalise_clip
 from bot.config import Settings
 from bot.conversation.engine import ConversationEngine
-from bot.mistral import RetryPolicy
-from bot.mistral.voices import VoiceRegistry
-from bot.services.voices import ClipVoices
-from bot.store import VoiceClip
 
 PREFIX = "@@"
 
@@ -122,7 +115,7 @@ async def serve() -> int:
                     _answer({"lag_ms": await lag.stop() if lag is not None else []})
                     lag = None
             elif name == "set_clip":
-                _answer(await _set_clip(bot, settings, int(command["guild"]), Path(command["wav"])))
+                _answer(await _set_clip(bot, int(command["guild"]), Path(command["wav"])))
             elif name == "quit":
                 _answer({"ok": True})
                 break
@@ -134,18 +127,16 @@ async def serve() -> int:
     return 0
 
 
-async def _set_clip(bot: VoxcordBot, settings: Settings, guild_id: int, wav: Path) -> dict[str, Any]:
-    """Store a guild's voice clip as /voice set does after consent, and prepare it (registered
-    voice or compact reference) before answering, so the measured turns all use the result."""
+async def _set_clip(bot: VoxcordBot, guild_id: int, wav: Path) -> dict[str, Any]:
+    """Store a guild's voice clip as /voice set does after consent (``bot.clips.store``), and
+    answer once its background preparation (registered voice or compact reference) is stored, so
+    every measured turn uses the result."""
     checked = await asyncio.to_thread(normalise_clip, await asyncio.to_thread(wav.read_bytes))
-    clip = VoiceClip(guild_id=guild_id, audio=checked.wav, sample_rate=checked.sample_rate,
-                     duration_s=checked.duration_s, sha256=checked.sha256, source_format=checked.source_format,
-                     set_by_id=1, set_by_name="bench", set_at=datetime.datetime.now(datetime.UTC))
-    await bot.database.clips.set(clip)
-    mistral = Mistral(api_key=settings.mistral_api_key.get_secret_value(), server_url=settings.mistral_server_url)
-    prepared = await ClipVoices(bot.database.clips, VoiceRegistry(mistral, retry=RetryPolicy())).prepare(clip)
-    return {"voice_id": prepared.voice_id, "reference_bytes": len(prepared.reference or b""),
-            "clip_bytes": len(clip.audio)}
+    await bot.clips.store(guild_id, checked, set_by_id=1, set_by_name="bench")
+    async with asyncio.timeout(60):
+        while (clip := await bot.database.clips.get(guild_id)) is None or not clip.prepared:  # noqa: ASYNC110 - the preparation runs in the bot's own background task
+            await asyncio.sleep(0.05)
+    return {"voice_id": clip.voice_id, "reference_bytes": len(clip.reference or b""), "clip_bytes": len(clip.audio)}
 
 
 def main() -> int:

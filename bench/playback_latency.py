@@ -4,8 +4,9 @@
 
 "warm": FFmpeg spawned 300 ms before the first audio, as SpeechPlayer.begin_reply does while the
 model is thinking. "cold": audio fed right after spawning. Each with a first TTS chunk of 40 ms
-(less than FFmpeg's 85 ms input block, so it waits for the second chunk, fed 20 ms later) and of
-200 ms.
+(the second fed 20 ms later) and of 200 ms. FFmpeg reads 5 ms input blocks and writes each packet
+at once (bot/audio/ffmpeg.py), so a chunk's complete 20 ms frames come out without waiting for
+the next chunk. This is FFmpeg's part only: when playback starts is the playout policy's call.
 """
 
 from __future__ import annotations

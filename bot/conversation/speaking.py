@@ -13,12 +13,11 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from bot.audio.frames import TTS_CHANNELS, TTS_SAMPLE_RATE, PcmFrame
+
 
 class Synthesizer(Protocol):
-    @property
-    def sample_rate(self) -> int: ...
-
-    def synthesize(self, text: str, *, ref_audio: bytes | None, voice_id: str | None) -> AsyncIterator[bytes]: ...
+    def synthesize(self, text: str, *, ref_audio: bytes | None, voice_id: str | None) -> AsyncIterator[PcmFrame]: ...
 
 
 class Player(Protocol):
@@ -63,7 +62,7 @@ class SpeechLedger:
 
 
 # A sentence being synthesised: its text, its audio as it arrives (None ends it), its task.
-_Slot = tuple[str, "asyncio.Queue[bytes | None]", "asyncio.Task[None]"]
+_Slot = tuple[str, "asyncio.Queue[PcmFrame | None]", "asyncio.Task[None]"]
 
 
 class ReplySpeaker:
@@ -76,6 +75,7 @@ class ReplySpeaker:
         voice_id: str | None,
         clock: Callable[[], float],
         prefetch: int = 1,
+        playback_format: tuple[int, int] = (TTS_SAMPLE_RATE, TTS_CHANNELS),
     ) -> None:
         self._tts = synthesizer
         self._player = player
@@ -83,7 +83,9 @@ class ReplySpeaker:
         self._voice_id = voice_id
         self._clock = clock
         self._prefetch = prefetch
-        self._bytes_per_second = synthesizer.sample_rate * 2  # int16 mono
+        # What the player's FFmpeg is told it gets (rate, channels): audio in any other format
+        # would play at the wrong pitch or speed, so it is refused instead.
+        self._playback_format = playback_format
         self.ledger = SpeechLedger()
 
     async def speak(self, sentences: AsyncIterator[str]) -> SpeechLedger:
@@ -101,10 +103,13 @@ class ReplySpeaker:
                 sentence = SpokenSentence(text=text, start_seconds=offset)
                 self.ledger.sentences.append(sentence)
                 while (chunk := await audio.get()) is not None:
+                    if (chunk.sample_rate, chunk.channels) != self._playback_format:
+                        raise ValueError(f"speech is {chunk.sample_rate} Hz x{chunk.channels}; the player plays "
+                                         f"{self._playback_format[0]} Hz x{self._playback_format[1]}")
                     if self.ledger.first_audio_at is None:
                         self.ledger.first_audio_at = self._clock()
-                    self._player.feed(chunk)
-                    sentence.seconds += len(chunk) / self._bytes_per_second
+                    self._player.feed(chunk.pcm)
+                    sentence.seconds += chunk.duration
                 await task  # re-raises a synthesis failure after its audio so far was fed
                 offset += sentence.seconds
             await producer
@@ -123,7 +128,7 @@ class ReplySpeaker:
     async def _start_syntheses(self, sentences: AsyncIterator[str], slots: asyncio.Queue[_Slot | None]) -> None:
         # Syntheses handed over in ``slots`` belong to ``speak`` (it cancels them when it stops).
         async for text in sentences:
-            audio: asyncio.Queue[bytes | None] = asyncio.Queue()
+            audio: asyncio.Queue[PcmFrame | None] = asyncio.Queue()
             task = asyncio.create_task(self._synthesize(text, audio), name="tts-sentence")
             try:
                 await slots.put((text, audio, task))
@@ -132,7 +137,7 @@ class ReplySpeaker:
                 raise
         await slots.put(None)
 
-    async def _synthesize(self, text: str, audio: asyncio.Queue[bytes | None]) -> None:
+    async def _synthesize(self, text: str, audio: asyncio.Queue[PcmFrame | None]) -> None:
         try:
             async for chunk in self._tts.synthesize(text, ref_audio=self._ref_audio, voice_id=self._voice_id):
                 audio.put_nowait(chunk)

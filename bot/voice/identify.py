@@ -28,6 +28,7 @@ from bot.voice.transport import TransportDecryptor, TransportError
 IDENTIFY_AFTER: Final = 3
 IDENTIFY_TRIES: Final = 50  # 1 s of a forged or foreign stream, then it costs nothing more
 _MAX_TRACKED: Final = 64
+_SCAN: Final = 8  # orphans opened per call at most (160 ms), so silence-only orphans cost little
 _AUDIO: Final = davey.MediaType.audio
 
 
@@ -49,6 +50,8 @@ class SsrcIdentifier:
         if tries >= IDENTIFY_TRIES:
             return None
         for index, packet in enumerate(orphans):
+            if index >= _SCAN:
+                return None
             try:
                 payload = transport.decrypt(packet)
             except TransportError:

@@ -4,12 +4,19 @@ one FFmpeg (command line in ``bot.audio.ffmpeg.ffmpeg_args``).
 Threads: discord.py's ``AudioPlayer`` calls ``read`` from its own thread every 20 ms. A writer
 thread feeds FFmpeg's stdin (a write blocks when FFmpeg's pipe is full, which must not stall the
 event loop) and a pump thread parses stdout into a packet queue, so ``read`` never waits on FFmpeg.
-The loop-side owner of a source is ``bot.voice.player.SpeechPlayer``.
+The loop-side owner of a source is ``bot.voice.player.SpeechPlayer``, which starts playback when
+the source's ``start_at`` says the buffered speech will not run dry (``bot.voice.playout``).
+
+Nothing here inserts silence into a sentence: FFmpeg gets each TTS chunk in 5 ms blocks and writes
+each packet as soon as it is encoded, so no audio waits inside FFmpeg for more to come, except the
+20 ms frame being filled. Only when the stream has run dry (the reader found no packet) is that
+last partial frame pushed out with the least silence that completes it.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import queue
 import threading
@@ -18,10 +25,12 @@ from collections.abc import Callable
 from typing import Any
 
 import discord
-from discord.oggparse import OggError, OggStream
+import numpy as np
 
-from bot.audio.ffmpeg import ffmpeg_args
+from bot.audio.ffmpeg import INPUT_BLOCK_BYTES, INPUT_SAMPLE_BYTES, ffmpeg_args, wav_stream_header
 from bot.audio.frames import FRAME_DURATION_S, OPUS_SILENCE, SAMPLE_WIDTH, TTS_SAMPLE_RATE
+from bot.voice.nut import NutError, NutReader
+from bot.voice.playout import REJOIN, PlayoutHistory, PlayoutSegment
 
 log = logging.getLogger(__name__)
 
@@ -31,27 +40,33 @@ FRAME_SECONDS = FRAME_DURATION_S
 # back garbled.
 # How long ``read`` waits for a late packet before sending silence instead.
 UNDERRUN_WAIT = 0.005
-# FFmpeg's raw PCM demuxer reads stdin in blocks of ~0.1 s rounded down to a power of two
-# (2048 samples = 85 ms at 24 kHz), and the resampler + libopus hold ~11-27 ms more (both measured
-# with FFmpeg 9.0; see bench/playback_latency.py). Audio short of a full block stays inside
-# FFmpeg until more arrives; on underrun we push it out with this much silence, at most.
-DEMUX_BLOCK_SAMPLES = 2048
-ENCODER_DELAY_SAMPLES = 720  # 30 ms, above the measured upper bound
-# FFmpeg's raw-PCM demuxer holds input until a whole block arrives, so a first TTS chunk shorter
-# than a block would wait for the next one (67 ms in bench/turns.py). If no more audio follows
-# this soon, the first chunk is flushed with silence instead.
-FIRST_AUDIO_FLUSH_SECONDS = 0.002
+# What FFmpeg holds of the input once it has written every packet it can: the 20 ms frame being
+# filled, libopus's look-ahead (312 samples at 48 kHz, the stream's pre-skip) and a few samples of
+# the resampler. A pad completes the packet holding the last real sample, plus one input block for
+# the resampler's delay (~16 samples).
+FRAME_INPUT_SAMPLES = round(TTS_SAMPLE_RATE * FRAME_DURATION_S)  # 480
+LOOKAHEAD_SAMPLES = 156
+BLOCK_SAMPLES = INPUT_BLOCK_BYTES // INPUT_SAMPLE_BYTES  # 120
 JOIN_TIMEOUT = 2.0
+INT16_SCALE = 1.0 / 32768.0
 
 _END = object()  # pump -> reader: FFmpeg's output has ended
 _PAD = object()  # reader -> writer: push stuck audio out with silence
 _CLOSE = object()  # -> writer: close FFmpeg's stdin
 
 
+def pad_samples(written: int) -> int:
+    """Silence (input samples) that pushes everything up to sample ``written`` out of FFmpeg."""
+    frames = -(-(written + LOOKAHEAD_SAMPLES) // FRAME_INPUT_SAMPLES)
+    target = frames * FRAME_INPUT_SAMPLES + BLOCK_SAMPLES
+    return target - written
+
+
 class StreamingOpusSource(discord.FFmpegAudio):
     """An Opus ``AudioSource`` fed with PCM while it plays. One instance per reply.
 
-    ``on_first_packet(at)`` and ``on_eof()`` are called from the pump thread.
+    ``on_packet(at)`` (until playback has started), ``on_first_packet(at)`` and ``on_eof()`` are
+    called from the pump thread. ``playout`` is the guild's history of what its replies needed.
     """
 
     def __init__(
@@ -61,10 +76,22 @@ class StreamingOpusSource(discord.FFmpegAudio):
         clock: Callable[[], float] = time.monotonic,
         on_first_packet: Callable[[float], None] | None = None,
         on_eof: Callable[[], None] | None = None,
+        on_packet: Callable[[float], None] | None = None,
+        playout: PlayoutHistory | None = None,
         sample_rate: int = TTS_SAMPLE_RATE,
     ) -> None:
         self._clock = clock
         self._on_first_packet = on_first_packet
+        self._on_packet = on_packet
+        self._history = playout if playout is not None else PlayoutHistory()
+        # Segment and dry state, shared by the pump and the reader.
+        self._state_lock = threading.Lock()
+        self._segment = PlayoutSegment(self._history)
+        self._dry_since: float | None = None  # the reader found no packet, from then on
+        self._rebuffering = False  # ran dry for long: wait for the new segment's start
+        self.underruns = 0  # reads that found no packet once playback had started
+        self.restarts = 0  # segments begun after a long dry spell
+        self._audio_written_at = -math.inf  # the writer's last write of speech (not padding)
         self._on_eof = on_eof
         self._sample_rate = sample_rate
         self._pcm: queue.SimpleQueue[bytes | object] = queue.SimpleQueue()
@@ -83,7 +110,7 @@ class StreamingOpusSource(discord.FFmpegAudio):
         self.first_packet_ready_at: float | None = None
         self.first_packet_read_at: float | None = None
 
-        args = ffmpeg_args(executable, sample_rate=sample_rate)[1:]
+        args = ffmpeg_args(executable)[1:]
         # Our own pipe rather than stdin=PIPE: FFmpegAudio would then start its own writer thread
         # reading a file-like source, which we cannot wake or stop cleanly on barge-in.
         read_fd, self._write_fd = os.pipe()
@@ -139,6 +166,11 @@ class StreamingOpusSource(discord.FFmpegAudio):
             self._finished = True
             self._pcm.put(_CLOSE)
 
+    def start_at(self) -> float | None:
+        """Clock time from which playback will not run dry (``None`` before any packet)."""
+        with self._state_lock:
+            return self._segment.start_at()
+
     def stop_reading(self) -> float:
         """Make ``read`` end playback from now on; returns the seconds played until now."""
         self._closed = True
@@ -147,20 +179,44 @@ class StreamingOpusSource(discord.FFmpegAudio):
     def read(self) -> bytes:
         if self._closed:
             return b""
+        if self._rebuffering and not self._restart_due():
+            return OPUS_SILENCE
         try:
             packet = self._packets.get(timeout=UNDERRUN_WAIT)
         except queue.Empty:
-            self._request_padding()
+            self._ran_dry()
             return OPUS_SILENCE
         if packet is _END:
             self._packets.put(_END)  # later reads see the end too
             self._check_process_returncode()  # a crash becomes the player's error, not an exception
             return b""
         assert isinstance(packet, bytes)
+        if self._packets_read == 0 or self._dry_since is not None:
+            with self._state_lock:
+                self._segment.started()
+                self._dry_since = None
         self._packets_read += 1
         if self.first_packet_read_at is None:
             self.first_packet_read_at = self._clock()
         return packet
+
+    def _ran_dry(self) -> None:
+        if self._packets_read == 0:
+            return  # not started: nothing has run dry
+        self.underruns += 1
+        with self._state_lock:
+            if self._dry_since is None:
+                self._dry_since = self._clock()
+        self._request_padding()
+
+    def _restart_due(self) -> bool:
+        """After a long dry spell the next speech starts a segment of its own, with its own wait."""
+        with self._state_lock:
+            start = self._segment.start_at()
+            if start is None or self._clock() < start:
+                return False
+            self._rebuffering = False
+            return True
 
     def _request_padding(self) -> None:
         if self._pad_armed and not self._finished:
@@ -170,29 +226,24 @@ class StreamingOpusSource(discord.FFmpegAudio):
     def _write_loop(self) -> None:
         written = 0  # samples
         try:
+            self._write(wav_stream_header(self._sample_rate))
             while True:
-                if self._pad_armed and self.first_packet_ready_at is None and not self._finished:
-                    try:
-                        item = self._pcm.get(timeout=FIRST_AUDIO_FLUSH_SECONDS)
-                    except queue.Empty:
-                        item = _PAD
-                        self._pad_armed = False
-                else:
-                    item = self._pcm.get()
+                item = self._pcm.get()
                 if item is _CLOSE:
                     return
                 if item is _PAD:
-                    pad = DEMUX_BLOCK_SAMPLES - written % DEMUX_BLOCK_SAMPLES
-                    if pad < ENCODER_DELAY_SAMPLES:
-                        pad += DEMUX_BLOCK_SAMPLES
-                    self._write(bytes(pad * SAMPLE_WIDTH))
+                    pad = pad_samples(written)
+                    self._write(bytes(pad * INPUT_SAMPLE_BYTES))
                     self._pads.append((written / self._sample_rate, pad / self._sample_rate))
                     self._padded_samples += pad
                     written += pad
                     continue
                 assert isinstance(item, bytes)
-                self._write(item)
-                written += len(item) // SAMPLE_WIDTH
+                samples = np.frombuffer(item, "<i2").astype("<f4")
+                samples *= INT16_SCALE
+                self._write(samples.tobytes())
+                written += len(samples)
+                self._audio_written_at = self._clock()
                 self._pad_armed = True
                 if self.first_pcm_written_at is None:
                     self.first_pcm_written_at = self._clock()
@@ -209,19 +260,36 @@ class StreamingOpusSource(discord.FFmpegAudio):
 
     def _pump_loop(self) -> None:
         try:
-            for packet in OggStream(self._stdout).iter_packets():
-                if packet.startswith((b"OpusHead", b"OpusTags")):
-                    continue  # Ogg Opus headers, not audio
+            for packet in NutReader(self._read_stdout).iter_packets():
+                at = self._clock()
+                with self._state_lock:
+                    if self._dry_since is not None and at - self._dry_since > REJOIN and not self._rebuffering:
+                        # The next sentence was late: TTS latency, not jitter. Learn nothing from
+                        # it and give its speech a start of its own.
+                        self._segment.close()
+                        self._segment = PlayoutSegment(self._history)
+                        self._rebuffering = True
+                        self.restarts += 1
+                    # While the stream is dry, packets with no speech written since it ran dry
+                    # are the padding's (the end of a sentence), not late speech.
+                    late_speech = self._dry_since is None or self._audio_written_at >= self._dry_since
+                    self._segment.packet_ready(at, learn=late_speech)
+                    waiting = self._packets_read == 0
                 self._packets.put(packet)
                 if self.first_packet_ready_at is None:
-                    self.first_packet_ready_at = self._clock()
-                    self._notify(self._on_first_packet, self.first_packet_ready_at)
-        except (OggError, OSError, ValueError):
-            # A killed FFmpeg leaves a truncated page (OggError) or a closed pipe.
+                    self.first_packet_ready_at = at
+                    self._notify(self._on_first_packet, at)
+                if waiting:
+                    self._notify(self._on_packet, at)
+        except (NutError, OSError, ValueError):
+            # A killed FFmpeg leaves a truncated packet (NutError) or a closed pipe.
             log.debug("FFmpeg output ended mid-stream", exc_info=True)
         finally:
             self._packets.put(_END)
             self._notify(self._on_eof)
+
+    def _read_stdout(self, size: int) -> bytes:
+        return os.read(self._stdout.fileno(), size)
 
     @staticmethod
     def _notify(callback: Callable[..., None] | None, *args: Any) -> None:
@@ -239,6 +307,11 @@ class StreamingOpusSource(discord.FFmpegAudio):
                 return
             self._cleaned = True
             self._closed = True
+            with self._state_lock:
+                self._segment.close()
+            log.debug("Reply playback ended: %d packets, %d underruns, %.0f ms padding, playout needs %s",
+                      self._packets_read, self.underruns, self.padded_seconds * 1000,
+                      [round(need * 1000) for need in self._history.needs])
             self._stopped = True  # tells FFmpegAudio the exit below is not a failure
             self._finished = True
             while True:  # drop queued audio so the writer reaches the close marker at once

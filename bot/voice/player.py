@@ -3,7 +3,9 @@
 Flow per reply: ``SpeechPlayer.begin_reply`` spawns FFmpeg before any audio exists (spawning
 costs ~12 ms, measured in bench/playback_latency.py); TTS chunks are fed as they arrive, every
 sentence of the reply into the same FFmpeg so no encoder restart separates them; playback starts
-when the first packet is ready; ``finish`` closes FFmpeg's stdin so the tail drains;
+once enough speech is buffered that it will not run dry mid-sentence (``bot.voice.playout``: a
+small prebuffer learned from the guild's last replies); ``finish`` closes FFmpeg's stdin so the
+tail drains;
 ``interrupt`` (barge-in) stops the player, kills FFmpeg and drops what was queued. The thread
 side (FFmpeg writer and packet pump) is ``bot.voice.opus_source.StreamingOpusSource``.
 """
@@ -20,6 +22,7 @@ from typing import Any, Protocol
 import discord
 
 from bot.voice.opus_source import StreamingOpusSource
+from bot.voice.playout import PlayoutHistory
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +59,9 @@ class SpeechPlayer:
         self._executable = ffmpeg_executable
         self._clock = clock
         self._reply: _Reply | None = None
+        self._playout = PlayoutHistory()
+        self._paused = False
+        self._start_timer: asyncio.TimerHandle | None = None
         self._last_played = 0.0
         self._last_first_packet_at: float | None = None
 
@@ -82,26 +88,28 @@ class SpeechPlayer:
         """Spawn FFmpeg for a new reply. A reply still playing is interrupted: the new one wins."""
         if self._reply is not None:
             self.interrupt()
+        self._paused = False
         loop = asyncio.get_running_loop()
         reply: _Reply | None = None
 
         # Called from the pump thread; `reply` is read when the loop runs them, after it is set.
-        def start_playing() -> None:
+        def maybe_start() -> None:
             if reply is not None:
-                self._start_playing(reply)
+                self._maybe_start(reply)
 
         def ended() -> None:
             if reply is not None:
                 self._on_eof(reply)
 
-        def on_first_packet(_at: float) -> None:
-            _call_soon(loop, start_playing)
+        def on_packet(_at: float) -> None:
+            _call_soon(loop, maybe_start)
 
         def on_eof() -> None:
             _call_soon(loop, ended)
 
         source = StreamingOpusSource(
-            executable=self._executable, clock=self._clock, on_first_packet=on_first_packet, on_eof=on_eof
+            executable=self._executable, clock=self._clock, on_packet=on_packet, on_eof=on_eof,
+            playout=self._playout,
         )
         reply = _Reply(source=source, done=asyncio.Event())
         self._reply = reply
@@ -126,18 +134,27 @@ class SpeechPlayer:
 
     def pause(self) -> None:
         """Fall quiet at once but keep the reply: someone may be starting to talk (a tentative
-        onset). discord.py's player stops reading packets; FFmpeg keeps encoding meanwhile."""
+        onset). discord.py's player stops reading packets; FFmpeg keeps encoding meanwhile. A reply
+        still buffering does not start until ``resume``."""
+        self._paused = True
         if self._reply is not None and self._reply.started:
             self._voice.pause()
 
     def resume(self) -> None:
-        """The onset was not speech after all: carry on from the packet after the last one sent."""
-        if self._reply is not None and self._reply.started:
+        """The onset was not speech after all: carry on from the packet after the last one sent
+        (the same sample: packets are never dropped or re-read across a pause)."""
+        self._paused = False
+        if self._reply is None:
+            return
+        if self._reply.started:
             self._voice.resume()
+        else:
+            self._maybe_start(self._reply)
 
     def interrupt(self) -> float:
         """Barge-in: stop now, drop queued audio, kill FFmpeg. Returns seconds actually played."""
         reply, self._reply = self._reply, None
+        self._cancel_start_timer()
         if reply is None:
             return 0.0
         played = reply.source.stop_reading()
@@ -151,6 +168,26 @@ class SpeechPlayer:
         """Leaving the channel: stop whatever is playing and release FFmpeg."""
         self.interrupt()
 
+    def _maybe_start(self, reply: _Reply) -> None:
+        """Start once the buffered speech will not run dry, or schedule the check for then."""
+        if reply is not self._reply or reply.started or self._paused:
+            return
+        start = reply.source.start_at()
+        if start is None:
+            return
+        delay = start - self._clock()
+        if delay > 0:
+            self._cancel_start_timer()
+            self._start_timer = asyncio.get_running_loop().call_later(delay, self._maybe_start, reply)
+            return
+        self._cancel_start_timer()
+        self._start_playing(reply)
+
+    def _cancel_start_timer(self) -> None:
+        if self._start_timer is not None:
+            self._start_timer.cancel()
+            self._start_timer = None
+
     def _start_playing(self, reply: _Reply) -> None:
         if reply is not self._reply or reply.started:
             return  # interrupted before its first packet was ready
@@ -163,7 +200,9 @@ class SpeechPlayer:
             self._finish_reply(reply)
 
     def _on_eof(self, reply: _Reply) -> None:
-        if not reply.started:  # FFmpeg ended without a single packet: nothing will call `after`
+        # FFmpeg ended without a single packet: nothing will call `after`. (With packets, playback
+        # still starts when its prebuffer is up or a pause ends.)
+        if not reply.started and reply.source.first_packet_ready_at is None:
             self._finish_reply(reply)
 
     def _on_played(self, reply: _Reply, error: Exception | None) -> None:

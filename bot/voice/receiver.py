@@ -214,6 +214,8 @@ class VoiceReceiver:
 
     def _identify(self, ssrc: int, orphans: deque[bytes]) -> None:
         """No SPEAKING for this SSRC: ask DAVE whose it is (``identify.py``), then hear it."""
+        if not self._connection.dave_protocol_version:
+            return  # a plain call carries no proof of the sender: wait for SPEAKING
         if self._connection.secret_key is not self._key_source:
             self._rekey()
         found = self._identifier.identify(ssrc, orphans, self._connection.dave_session, self._transport)

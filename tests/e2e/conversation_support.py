@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from bot.app import VoxcordBot
-from bot.store.models import Turn
+from bot.store.models import Turn, VoiceClip
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.mistral import FakeMistral
 from tests.fakes.synth import spoken_question  # noqa: F401 - moved to the fakes; kept for imports from here
@@ -81,4 +81,14 @@ async def wait_turns(bot, guild_id: int, count: int, deadline: float = 20.0) -> 
             turns = await bot.database.turns.recent(guild_id, limit=50)
             if len(turns) >= count:
                 return turns
+            await asyncio.sleep(0.05)
+
+
+async def prepared_clip(bot, guild_id: int, *, sha256: str | None = None, deadline: float = 20.0) -> VoiceClip:
+    """The guild's clip once its background preparation (registration or reference) is stored."""
+    async with asyncio.timeout(deadline):
+        while True:
+            clip = await bot.database.clips.get(guild_id)
+            if clip is not None and clip.prepared and (sha256 is None or clip.sha256 != sha256):
+                return clip
             await asyncio.sleep(0.05)

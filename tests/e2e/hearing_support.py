@@ -272,7 +272,8 @@ class Call:
 
 @contextlib.asynccontextmanager
 async def call_with(
-    fake: FakeDiscord, voice_server: FakeVoiceServer, data_dir: Path, *, speakers: int, **hearing: object
+    fake: FakeDiscord, voice_server: FakeVoiceServer, data_dir: Path, *, speakers: int,
+    settings: dict[str, object] | None = None, **hearing: object,
 ) -> AsyncIterator[tuple[Call, list]]:
     """The real bot /join-ed into a channel where ``speakers`` members already are, receiving into
     ``Hearing``; yields the call and the members' ``SimulatedSpeaker``s (ids from the world)."""
@@ -284,7 +285,7 @@ async def call_with(
     for index, user_id in enumerate(users):
         await fake.set_voice_state(world.guild.id, user_id, world.voice.id)
         members.append(voice_server.add_speaker(world.guild.id, world.voice.id, user_id, seed=index + 1))
-    async with running_bot(fake, settings_for(fake, data_dir)) as bot:
+    async with running_bot(fake, settings_for(fake, data_dir, **(settings or {}))) as bot:
         reply = await (await fake.invoke(guild_id=world.guild.id, user_id=world.member_id, command="join",
                                          channel_id=world.text.id)).wait_reply(timeout=GUARD_S)
         assert "Joined" in reply.content, reply.content

@@ -16,6 +16,7 @@ from tests.e2e.conversation_support import (
     TTS_RATE,
     call_in_progress,
     dominant_frequency,
+    prepared_clip,
     ref_audio_of,
     wait_turns,
 )
@@ -43,8 +44,9 @@ async def test_a_spoken_question_gets_a_spoken_answer_in_the_guilds_voice(
             role="user", text="My favourite city is Lyon.", created_at=earlier))
         await set_voice(fake_discord, guild_id=world.guild.id, admin_id=world.admin_id,
                         clip=Attachment("me.wav", speech_wav(), content_type="audio/wav"))
-        clip = await call.bot.database.clips.get(world.guild.id)
-        assert clip is not None
+        # Registered once as a Mistral voice (the fake allows it, as a paid plan does).
+        clip = await prepared_clip(call.bot, world.guild.id)
+        assert clip.voice_id is not None
 
         await call.speaker.speak(spoken_question())
         turns = await wait_turns(call.bot, world.guild.id, 3)
@@ -58,9 +60,9 @@ async def test_a_spoken_question_gets_a_spoken_answer_in_the_guilds_voice(
     contents = "\n".join(str(m["content"]) for m in chat["messages"])
     assert "Lyon" in contents
     assert f"bob: {QUESTION}" in contents.lower() or f"bob: {QUESTION.lower()}" in contents.lower()
-    # The TTS requests carried the guild's stored clip as ref_audio.
+    # The TTS requests named the guild's registered voice (never the clip itself).
     speech = fake_mistral.requests_to("speech")
-    assert speech and all(ref_audio_of(r.body) == clip.audio for r in speech)
+    assert speech and all(r.body.get("voice_id") == clip.voice_id and ref_audio_of(r.body) is None for r in speech)
     assert " ".join(r.body["input"] for r in speech) == ANSWER
 
     # History: the user's turn and the bot's full answer.
@@ -93,7 +95,7 @@ async def test_two_guilds_at_once_keep_their_own_history_and_voice(
     ):
         await set_voice(fake_discord, guild_id=first.guild.id, admin_id=first.admin_id,
                         clip=Attachment("one.wav", speech_wav(seconds=5.0), content_type="audio/wav"))
-        first_clip = await one.bot.database.clips.get(first.guild.id)
+        first_clip = await prepared_clip(one.bot, first.guild.id)
 
         await one.bot.database.turns.add(Turn(
             id=None, guild_id=first.guild.id, speaker_id=1, speaker_name="alice", role="user",
@@ -111,9 +113,10 @@ async def test_two_guilds_at_once_keep_their_own_history_and_voice(
     with_door = [c for c in chats if "blue door" in str(c["messages"])]
     assert len(with_door) == 1
     speech = fake_mistral.requests_to("speech")
-    clips = {ref_audio_of(r.body) for r in speech}
-    assert first_clip is not None and first_clip.audio in clips
-    assert None in clips  # the second guild has no clip: default voice
+    voices = {r.body.get("voice_id") for r in speech}
+    assert first_clip.voice_id in voices
+    assert all(ref_audio_of(r.body) is None for r in speech)
+    assert len(voices) == 2  # the second guild has no clip: the default (preset) voice
 
 
 

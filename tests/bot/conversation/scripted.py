@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+from bot.audio.frames import PcmFrame
 from bot.mistral import ChatUsage
 from bot.mistral.stt import Transcript
 
@@ -65,10 +66,11 @@ class ScriptedSynthesizer:
         self._bytes_per_char = int(self.sample_rate * 2 * seconds_per_char) & ~1
         self.texts: list[str] = []
 
-    async def synthesize(self, text: str, *, ref_audio: bytes | None, voice_id: str | None) -> AsyncIterator[bytes]:
+    async def synthesize(self, text: str, *, ref_audio: bytes | None, voice_id: str | None
+                         ) -> AsyncIterator[PcmFrame]:
         self.texts.append(text)
         await asyncio.sleep(0)
-        yield b"\0" * (self._bytes_per_char * len(text))
+        yield PcmFrame(b"\0" * (self._bytes_per_char * len(text)), self.sample_rate, 1)
 
 
 class InstantPlayer:

@@ -1,0 +1,89 @@
+"""Playback CPU per talking guild (issue 15): the bot's side (PCM writer, NUT pump and a player
+thread taking a packet every 20 ms, as discord.py's AudioPlayer does) and its FFmpeg, for N replies
+streamed at once at real time in the fake TTS's 62.5 ms chunks.
+
+    .venv/bin/python -m bench.playback_cpu [guilds ...]     # default: 1 10
+
+The bot-side figure is this process's CPU time (all threads) over the run; FFmpeg's is the
+children's CPU time once every FFmpeg has exited. Both as a share of one core, per guild.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import threading
+import time
+
+import numpy as np
+
+from bot.audio.ffmpeg import ffmpeg_executable
+from bot.voice.opus_source import StreamingOpusSource
+
+SECONDS = 5.0
+CHUNK_SAMPLES = 1500  # 62.5 ms at 24 kHz
+RATE = 24_000
+
+
+def _speech(seconds: float) -> bytes:
+    t = np.arange(round(seconds * RATE)) / RATE
+    wave = np.sin(2 * np.pi * (150 * t + 40 * t**2)) * (0.6 + 0.3 * np.sin(2 * np.pi * 3.1 * t))
+    return (wave * 16_000).astype("<i2").tobytes()
+
+
+def _player(source: StreamingOpusSource, packets: list[int]) -> None:
+    start = time.perf_counter()
+    loops = 0
+    while True:
+        data = source.read()
+        if not data:
+            return
+        packets[0] += 1
+        loops += 1
+        time.sleep(max(0.0, start + 0.020 * loops - time.perf_counter()))
+
+
+def measure(guilds: int, executable: str) -> dict[str, float]:
+    pcm = _speech(SECONDS)
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_before, wall_before = time.process_time(), time.perf_counter()
+    sources = [StreamingOpusSource(executable=executable) for _ in range(guilds)]
+    counts = [[0] for _ in sources]
+    players = [threading.Thread(target=_player, args=(s, c), daemon=True) for s, c in zip(sources, counts, strict=True)]
+    step = CHUNK_SAMPLES * 2
+    started = time.perf_counter()
+    for index, offset in enumerate(range(0, len(pcm), step)):
+        time.sleep(max(0.0, started + index * CHUNK_SAMPLES / RATE - time.perf_counter()))
+        for source in sources:
+            source.feed(pcm[offset : offset + step])
+        if index == 1:  # playback starts after the prebuffer, as SpeechPlayer would start it
+            for player in players:
+                player.start()
+    for source in sources:
+        source.finish()
+    for player in players:
+        player.join(SECONDS * 4)
+    for source in sources:
+        source.cleanup()
+    wall = time.perf_counter() - wall_before
+    cpu = time.process_time() - cpu_before
+    children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    ffmpeg = (children_after.ru_utime + children_after.ru_stime) - (children_before.ru_utime + children_before.ru_stime)
+    return {
+        "guilds": guilds,
+        "packets_per_guild": round(sum(c[0] for c in counts) / guilds, 1),
+        "wall_s": round(wall, 2),
+        "bot_core_pct_per_guild": round(100 * cpu / wall / guilds, 2),
+        "ffmpeg_core_pct_per_guild": round(100 * ffmpeg / wall / guilds, 2),
+    }
+
+
+def main() -> None:
+    levels = [int(arg) for arg in sys.argv[1:]] or [1, 10]
+    executable = ffmpeg_executable()
+    print(json.dumps([measure(n, executable) for n in levels], indent=1))
+
+
+if __name__ == "__main__":
+    main()
