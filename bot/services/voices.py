@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Protocol
 
 from bot.audio.reference import compact_reference
@@ -47,9 +47,15 @@ class ClipVoices:
     """Prepares and forgets the remote side of guilds' voice clips. ``registry=None``: never
     registers (``TTS_REGISTER_VOICES=false``), every clip is spoken from its compact reference."""
 
-    def __init__(self, clips: ClipStore, registry: Registry | None) -> None:
+    def __init__(
+        self, clips: ClipStore, registry: Registry | None,
+        *, language_of: Callable[[int], Awaitable[str | None]] | None = None,
+    ) -> None:
         self._clips = clips
         self._registry = registry
+        # The guild's set language (/admin settings), given to Mistral with the voice: the voices
+        # API takes ``languages``; a speech request has no language field.
+        self._language_of = language_of
         self._plan_refuses = False  # learnt from the first refusal: a free plan stays free
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -145,9 +151,10 @@ class ClipVoices:
     async def _register(self, clip: VoiceClip, reference: bytes) -> str | None:
         if self._registry is None or self._plan_refuses:
             return None
+        language = await self._language_of(clip.guild_id) if self._language_of is not None else None
         try:
             voice_id = await self._registry.register(name=f"voxcord-{clip.guild_id}-{clip.sha256[:12]}",
-                                                     sample_mp3=reference)
+                                                     sample_mp3=reference, languages=[language] if language else [])
         except MistralError as error:
             # The reference works on every plan: speak with it rather than fail the clip.
             log.warning("Guild %s voice registration failed (%s); using the compact reference", clip.guild_id, error)

@@ -67,6 +67,18 @@ async def test_on_a_paid_plan_the_clip_is_registered_once_and_spoken_by_id(
     assert len(fake.requests_to("voices")) == 1
 
 
+async def test_the_guilds_set_language_goes_with_the_registered_voice(db: Database, fake: FakeMistral) -> None:
+    async def french(guild_id: int) -> str | None:
+        return "fr" if guild_id == GUILD else None
+
+    client = Mistral(api_key=fake.api_key, server_url=fake.url)
+    voices = ClipVoices(db.clips, VoiceRegistry(client, retry=RetryPolicy(max_attempts=1)), language_of=french)
+    first = clip()
+    await db.clips.set(first)
+    prepared = await voices.prepare(first)
+    assert prepared.voice_id is not None and fake.voices[prepared.voice_id].languages == ["fr"]
+
+
 async def test_on_a_free_plan_the_compact_reference_rides_along_and_is_under_200_kb(
     db: Database, fake: FakeMistral, voices: ClipVoices
 ) -> None:
