@@ -61,7 +61,8 @@ class SpeechLedger:
         return " ".join(heard)
 
 
-_END = object()
+# A sentence being synthesised: its text, its audio as it arrives (None ends it), its task.
+_Slot = tuple[str, "asyncio.Queue[PcmFrame | None]", "asyncio.Task[None]"]
 
 
 class ReplySpeaker:
@@ -89,22 +90,19 @@ class ReplySpeaker:
 
     async def speak(self, sentences: AsyncIterator[str]) -> SpeechLedger:
         """Consume ``sentences`` as they are written; return when all their audio was fed."""
-        slots: asyncio.Queue[tuple[str, asyncio.Queue[object], asyncio.Task[None]] | object] = asyncio.Queue(
-            maxsize=self._prefetch
-        )
+        slots: asyncio.Queue[_Slot | None] = asyncio.Queue(maxsize=self._prefetch)  # None: no more sentences
         producer = asyncio.create_task(self._start_syntheses(sentences, slots), name="tts-prefetch")
         task: asyncio.Task[None] | None = None
         try:
             offset = 0.0
             while True:
                 slot = await _next_slot(slots, producer)
-                if slot is _END:
+                if slot is None:
                     break
-                text, audio, task = slot  # type: ignore[misc]
+                text, audio, task = slot
                 sentence = SpokenSentence(text=text, start_seconds=offset)
                 self.ledger.sentences.append(sentence)
-                while (chunk := await audio.get()) is not _END:
-                    assert isinstance(chunk, PcmFrame)
+                while (chunk := await audio.get()) is not None:
                     if (chunk.sample_rate, chunk.channels) != self._playback_format:
                         raise ValueError(f"speech is {chunk.sample_rate} Hz x{chunk.channels}; the player plays "
                                          f"{self._playback_format[0]} Hz x{self._playback_format[1]}")
@@ -122,34 +120,34 @@ class ReplySpeaker:
             # wait(), not await: a failed producer must not replace the exception in flight.
             await asyncio.wait({producer})
             while not slots.empty():
-                slot = slots.get_nowait()
-                if slot is not _END:
-                    slot[2].cancel()  # type: ignore[index]
+                left = slots.get_nowait()
+                if left is not None:
+                    left[2].cancel()
         return self.ledger
 
-    async def _start_syntheses(self, sentences: AsyncIterator[str], slots: asyncio.Queue[object]) -> None:
+    async def _start_syntheses(self, sentences: AsyncIterator[str], slots: asyncio.Queue[_Slot | None]) -> None:
         # Syntheses handed over in ``slots`` belong to ``speak`` (it cancels them when it stops).
         async for text in sentences:
-            audio: asyncio.Queue[object] = asyncio.Queue()
+            audio: asyncio.Queue[PcmFrame | None] = asyncio.Queue()
             task = asyncio.create_task(self._synthesize(text, audio), name="tts-sentence")
             try:
                 await slots.put((text, audio, task))
             except BaseException:
                 task.cancel()  # never handed over
                 raise
-        await slots.put(_END)
+        await slots.put(None)
 
-    async def _synthesize(self, text: str, audio: asyncio.Queue[object]) -> None:
+    async def _synthesize(self, text: str, audio: asyncio.Queue[PcmFrame | None]) -> None:
         try:
             async for chunk in self._tts.synthesize(text, ref_audio=self._ref_audio, voice_id=self._voice_id):
                 audio.put_nowait(chunk)
         finally:
-            audio.put_nowait(_END)
+            audio.put_nowait(None)
 
 
-async def _next_slot(slots: asyncio.Queue[object], producer: asyncio.Task[None]) -> object:
+async def _next_slot(slots: asyncio.Queue[_Slot | None], producer: asyncio.Task[None]) -> _Slot | None:
     """The next queued sentence, or the failure of the sentence source (e.g. the chat stream
-    broke mid-reply): without this, a producer that died before queuing ``_END`` left ``speak``
+    broke mid-reply): without this, a producer that died before queuing its end left ``speak``
     waiting forever and the guild's turn loop stuck."""
     getter = asyncio.ensure_future(slots.get())
     try:
@@ -161,4 +159,4 @@ async def _next_slot(slots: asyncio.Queue[object], producer: asyncio.Task[None])
     if got:
         return getter.result()
     producer.result()  # raises the producer's failure
-    return await slots.get()  # it ended cleanly, so _END is queued
+    return await slots.get()  # it ended cleanly, so the None that ends it is queued
