@@ -2,7 +2,7 @@
 """The project's two commands, needing nothing but Python 3.11+.
 
     python3 dev.py run    # create .venv if needed, install the locked dependencies, start the bot
-    python3 dev.py test   # same environment, then ruff and the whole test suite
+    python3 dev.py test   # same environment, then ruff, mypy and the whole test suite
 
 FFmpeg and libopus come inside wheels (imageio-ffmpeg, PyAV), so nothing is installed system-wide
 for the bot. The tests also start throwaway PostgreSQL and Redis servers (tests/services.py); when
@@ -101,6 +101,10 @@ def test(args: list[str]) -> int:
     lint = subprocess.call([str(PYTHON), "-m", "ruff", "check", "."], cwd=ROOT)
     if lint != 0:
         return lint
+    # Strict on bot/ and cogs/ (pyproject.toml): a type error fails the run like a lint error.
+    types = subprocess.call([str(PYTHON), "-m", "mypy"], cwd=ROOT)
+    if types != 0:
+        return types
     code = subprocess.call([str(PYTHON), "-m", "pytest", *args], cwd=ROOT)
     if code == 5:  # pytest: no tests were collected, which must never pass as green
         print("pytest collected no tests: failing on purpose.", file=sys.stderr)

@@ -159,7 +159,8 @@ async def assemble(settings: Settings, *, guild_ready_timeout: float = 2.0) -> A
                 vad=settings.vad,
             )
             voices = ClipVoices(
-                database.clips, VoiceRegistry(mistral, retry=retry) if settings.tts_register_voices else None
+                database.clips, VoiceRegistry(mistral, retry=retry) if settings.tts_register_voices else None,
+                language_of=lambda guild_id: guild_language(database, guild_id),
             )
             stack.push_async_callback(voices.aclose)
             voices.prepare_stored_in_background()  # clips stored before migration 6
@@ -193,6 +194,10 @@ async def assemble(settings: Settings, *, guild_ready_timeout: float = 2.0) -> A
             yield bot
     finally:
         await database.close()
+
+
+async def guild_language(database: Database, guild_id: int) -> str | None:
+    return (await database.guilds.get(guild_id)).language
 
 
 async def run(settings: Settings) -> int:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bot.audio.frames import FRAME_DURATION_S, STT_FRAME_BYTES
-from bot.audio.vad import VoiceActivityDetector
+from bot.audio.vad import HoldsResources, VoiceActivityDetector
 
 EndReason = Literal["silence", "max_length", "gap"]
 
@@ -144,12 +144,15 @@ class UtteranceSegmenter:
         return self._check_gap(self._clock() if now is None else now)
 
     def close(self, now: float | None = None) -> list[Event]:
-        """The speaker left or the stream ended: end any open utterance (reason ``gap``)."""
+        """The speaker left or the stream ended: end any open utterance (reason ``gap``), and let
+        the VAD give back what it holds (a gated Silero VAD's pooled model)."""
         events: list[Event] = []
         if self._speaking:
             self._end("gap", self._clock() if now is None else now, events)
         self._reset_idle()
         self._pending = b""
+        if isinstance(self._vad, HoldsResources):
+            self._vad.close()
         return events
 
     def _check_gap(self, now: float) -> list[Event]:

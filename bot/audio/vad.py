@@ -15,7 +15,7 @@ import importlib.util
 import math
 import threading
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -32,6 +32,13 @@ class VoiceActivityDetector(Protocol):
     """
 
     def is_speech(self, pcm16k_mono: bytes) -> bool: ...
+
+
+@runtime_checkable
+class HoldsResources(Protocol):
+    """A VAD that holds something shared (``GatedSileroVad``: a pooled model) until closed."""
+
+    def close(self) -> None: ...
 
 
 class SpectralVad:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 
 from bot.conversation import events
 from bot.conversation.context import ConversationStore
@@ -303,7 +303,7 @@ class Answering:
         await self._questions.question_saved(turn.turn_id)
         audio.open()
 
-    async def _sentences(self, turn: PendingTurn, messages: list[ChatMessage]) -> AsyncIterator[str]:
+    async def _sentences(self, turn: PendingTurn, messages: list[ChatMessage]) -> AsyncGenerator[str, None]:
         splitter = SentenceSplitter()
         stream = self._chat.stream(messages, max_tokens=self._limits.max_reply_tokens)
         index = 0

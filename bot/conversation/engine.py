@@ -37,6 +37,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+# Where the bot can post its notices: a text channel, a voice or stage channel's chat, a thread.
+NoticeChannel = discord.TextChannel | discord.VoiceChannel | discord.StageChannel | discord.Thread
+
+
 class ChannelRoster:
     """Names and head-count from discord.py's cache of the bot's voice channel."""
 
@@ -49,8 +53,9 @@ class ChannelRoster:
         return member.display_name if member else f"user {user_id}"
 
     def humans_in_channel(self) -> int:
-        channel = self._voice_client.channel
-        if channel is None:
+        # Typed as always set, but None once discord.py has torn the connection down.
+        channel: discord.abc.Connectable | None = self._voice_client.channel
+        if not isinstance(channel, discord.VoiceChannel | discord.StageChannel):
             return 0
         return sum(1 for member in channel.members if not member.bot)
 
@@ -143,14 +148,14 @@ class ConversationEngine:
     def runtime(self, guild_id: int) -> GuildRuntime | None:
         return self._guilds.get(guild_id)
 
-    async def _notice_channel(self, session: VoiceSession) -> discord.abc.GuildChannel | None:
+    async def _notice_channel(self, session: VoiceSession) -> NoticeChannel | None:
         # The admin's configured channel wins; then the channel /join was used in; then (an
         # auto-join has neither) the voice channel's own text chat.
         guild = session.voice_client.guild
         configured = (await self._db.guilds.get(session.guild_id)).text_channel_id
         for channel_id in (configured, session.text_channel_id, session.channel_id):
             channel = guild.get_channel(channel_id) if channel_id else None
-            if channel is not None:
+            if isinstance(channel, NoticeChannel):
                 return channel
         return None
 
@@ -172,7 +177,7 @@ class ConversationEngine:
 
         async def notify(message: str) -> None:
             channel = await self._notice_channel(session)
-            if isinstance(channel, discord.abc.Messageable):
+            if channel is not None:
                 await channel.send(message)
 
         # A plain discord.py client (some tests) cannot hear: it only speaks.
@@ -217,7 +222,7 @@ class ConversationEngine:
 
     async def _check_notice_channel(self, session: VoiceSession) -> None:
         channel = await self._notice_channel(session)
-        if not isinstance(channel, discord.abc.Messageable):
+        if channel is None:
             raise NoticeNotPostedError(
                 "I have no text channel to post my privacy notice in, so I'm not listening. "
                 "An admin can choose one with /admin settings text-channel.")

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from bot.audio.utterances import Event, UtteranceSegmenter
@@ -41,7 +41,7 @@ class Hearing:
         vad_factory: Callable[[], VoiceActivityDetector] = GatedSileroVad,
         turn_detection: TurnDetection = DEFAULT_TURN_DETECTION,
         tick_interval: float = 0.02,  # end-of-speech is noticed within one frame time
-        sleep: Callable[[float], object] = asyncio.sleep,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
         self._consumer = consumer
         self._clock = clock

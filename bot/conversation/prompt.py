@@ -9,10 +9,12 @@ folded into the user side so it can follow the conversation without answering it
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypedDict
 
 ChatRole = Literal["system", "user", "assistant"]
-ChatMessage = dict[str, str]
+class ChatMessage(TypedDict):
+    role: ChatRole
+    content: str
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are {name}, a voice assistant taking part in a Discord voice channel. Everything you "

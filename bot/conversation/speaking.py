@@ -13,13 +13,13 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from bot.audio.frames import TTS_CHANNELS, TTS_SAMPLE_RATE, PcmFrame
+
 
 class Synthesizer(Protocol):
-    sample_rate: int
-
     def synthesize(
         self, text: str, *, ref_audio: bytes | None, voice_id: str | None, language: str | None = None
-    ) -> AsyncIterator[bytes]: ...
+    ) -> AsyncIterator[PcmFrame]: ...
 
 
 class Player(Protocol):
@@ -69,7 +69,8 @@ class SpeechLedger:
         return " ".join(heard)
 
 
-_END = object()
+# A sentence being synthesised: its text, its audio as it arrives (None ends it), its task.
+_Slot = tuple[str, "asyncio.Queue[PcmFrame | None]", "asyncio.Task[None]"]
 
 
 class ReplySpeaker:
@@ -82,6 +83,7 @@ class ReplySpeaker:
         voice_id: str | None,
         clock: Callable[[], float],
         prefetch: int = 1,
+        playback_format: tuple[int, int] = (TTS_SAMPLE_RATE, TTS_CHANNELS),
         language: str | None = None,
     ) -> None:
         self._tts = synthesizer
@@ -90,32 +92,34 @@ class ReplySpeaker:
         self._voice_id = voice_id
         self._clock = clock
         self._prefetch = prefetch
+        # What the player's FFmpeg is told it gets (rate, channels): audio in any other format
+        # would play at the wrong pitch or speed, so it is refused instead.
+        self._playback_format = playback_format
         self._language = language  # the reply's language: the voice speaks it
-        self._bytes_per_second = synthesizer.sample_rate * 2  # int16 mono
         self.ledger = SpeechLedger()
 
     async def speak(self, sentences: AsyncIterator[str]) -> SpeechLedger:
         """Consume ``sentences`` as they are written; return when all their audio was fed."""
-        slots: asyncio.Queue[tuple[str, asyncio.Queue[object], asyncio.Task[None]] | object] = asyncio.Queue(
-            maxsize=self._prefetch
-        )
+        slots: asyncio.Queue[_Slot | None] = asyncio.Queue(maxsize=self._prefetch)  # None: no more sentences
         producer = asyncio.create_task(self._start_syntheses(sentences, slots), name="tts-prefetch")
         task: asyncio.Task[None] | None = None
         try:
             offset = 0.0
             while True:
                 slot = await _next_slot(slots, producer)
-                if slot is _END:
+                if slot is None:
                     break
-                text, audio, task = slot  # type: ignore[misc]
+                text, audio, task = slot
                 sentence = SpokenSentence(text=text, start_seconds=offset)
                 self.ledger.sentences.append(sentence)
-                while (chunk := await audio.get()) is not _END:
-                    assert isinstance(chunk, bytes)
+                while (chunk := await audio.get()) is not None:
+                    if (chunk.sample_rate, chunk.channels) != self._playback_format:
+                        raise ValueError(f"speech is {chunk.sample_rate} Hz x{chunk.channels}; the player plays "
+                                         f"{self._playback_format[0]} Hz x{self._playback_format[1]}")
                     if self.ledger.first_audio_at is None:
                         self.ledger.first_audio_at = self._clock()
-                    self._player.feed(chunk)
-                    sentence.seconds += len(chunk) / self._bytes_per_second
+                    self._player.feed(chunk.pcm)
+                    sentence.seconds += chunk.duration
                 await task  # re-raises a synthesis failure after its audio so far was fed
                 offset += sentence.seconds
             await producer
@@ -126,35 +130,35 @@ class ReplySpeaker:
             # wait(), not await: a failed producer must not replace the exception in flight.
             await asyncio.wait({producer})
             while not slots.empty():
-                slot = slots.get_nowait()
-                if slot is not _END:
-                    slot[2].cancel()  # type: ignore[index]
+                left = slots.get_nowait()
+                if left is not None:
+                    left[2].cancel()
         return self.ledger
 
-    async def _start_syntheses(self, sentences: AsyncIterator[str], slots: asyncio.Queue[object]) -> None:
+    async def _start_syntheses(self, sentences: AsyncIterator[str], slots: asyncio.Queue[_Slot | None]) -> None:
         # Syntheses handed over in ``slots`` belong to ``speak`` (it cancels them when it stops).
         async for text in sentences:
-            audio: asyncio.Queue[object] = asyncio.Queue()
+            audio: asyncio.Queue[PcmFrame | None] = asyncio.Queue()
             task = asyncio.create_task(self._synthesize(text, audio), name="tts-sentence")
             try:
                 await slots.put((text, audio, task))
             except BaseException:
                 task.cancel()  # never handed over
                 raise
-        await slots.put(_END)
+        await slots.put(None)
 
-    async def _synthesize(self, text: str, audio: asyncio.Queue[object]) -> None:
+    async def _synthesize(self, text: str, audio: asyncio.Queue[PcmFrame | None]) -> None:
         try:
             async for chunk in self._tts.synthesize(text, ref_audio=self._ref_audio, voice_id=self._voice_id,
                                                     language=self._language):
                 audio.put_nowait(chunk)
         finally:
-            audio.put_nowait(_END)
+            audio.put_nowait(None)
 
 
-async def _next_slot(slots: asyncio.Queue[object], producer: asyncio.Task[None]) -> object:
+async def _next_slot(slots: asyncio.Queue[_Slot | None], producer: asyncio.Task[None]) -> _Slot | None:
     """The next queued sentence, or the failure of the sentence source (e.g. the chat stream
-    broke mid-reply): without this, a producer that died before queuing ``_END`` left ``speak``
+    broke mid-reply): without this, a producer that died before queuing its end left ``speak``
     waiting forever and the guild's turn loop stuck."""
     getter = asyncio.ensure_future(slots.get())
     try:
@@ -166,4 +170,4 @@ async def _next_slot(slots: asyncio.Queue[object], producer: asyncio.Task[None])
     if got:
         return getter.result()
     producer.result()  # raises the producer's failure
-    return await slots.get()  # it ended cleanly, so _END is queued
+    return await slots.get()  # it ended cleanly, so the None that ends it is queued

@@ -1,4 +1,7 @@
-"""Streaming speech synthesis: Voxtral TTS audio as int16 24 kHz mono PCM, chunk by chunk."""
+"""Streaming speech synthesis: Voxtral TTS audio as int16 24 kHz mono ``PcmFrame``s, chunk by chunk.
+
+Each chunk carries its own rate and channel count, so a consumer can refuse audio in a format it
+does not play instead of playing it at the wrong pitch."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from typing import TYPE_CHECKING
 from mistralai.client.models import SpeechStreamAudioDelta
 from mistralai.client.types import UNSET
 
-from bot.audio.frames import TTS_SAMPLE_RATE
+from bot.audio.frames import TTS_CHANNELS, TTS_SAMPLE_RATE, PcmFrame
 
 from .pcm import Float32ToInt16
 from .retry import NO_SDK_RETRIES, RetryPolicy
@@ -29,9 +32,9 @@ SAMPLE_RATE = TTS_SAMPLE_RATE
 
 
 class SpeechSynthesizer:
-    """Voxtral TTS over one injected SDK client; yields int16 little-endian mono PCM at ``sample_rate``."""
+    """Voxtral TTS over one injected SDK client; yields ``PcmFrame``s of int16 mono PCM at 24 kHz."""
 
-    channels = 1
+    channels = TTS_CHANNELS
 
     def __init__(
         self,
@@ -68,7 +71,7 @@ class SpeechSynthesizer:
 
     def synthesize(
         self, text: str, *, ref_audio: bytes | None, voice_id: str | None, language: str | None = None
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncIterator[PcmFrame]:
         """Speak ``text`` in the cloned voice of ``ref_audio`` (an MP3 or WAV clip), in ``voice_id``
         (a registered or preset voice), or, with neither, in the preset voice for ``language``.
 
@@ -87,7 +90,7 @@ class SpeechSynthesizer:
 
     async def _stream(
         self, text: str, ref_audio: str | None, voice_id: str | None
-    ) -> AsyncGenerator[bytes, None]:
+    ) -> AsyncGenerator[PcmFrame, None]:
         converter = Float32ToInt16()
 
         async def open_stream() -> EventStreamAsync[SpeechStreamEvents]:
@@ -108,7 +111,7 @@ class SpeechSynthesizer:
                               first_item_timeout=self._first_audio_timeout, idle_timeout=self._idle_timeout)
         try:
             async for pcm in chunks:
-                yield pcm
+                yield PcmFrame(pcm, SAMPLE_RATE, TTS_CHANNELS)
         finally:
             await chunks.aclose()
         if converter.pending:

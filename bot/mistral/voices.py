@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -56,6 +57,30 @@ class VoiceRegistry:
             if rejected.status in _NOT_ON_THIS_PLAN:
                 return None
             raise
+
+    async def custom_voice_ids(self, *, page_size: int = 100) -> set[str]:
+        """Ids of every custom voice this account has (all pages)."""
+        ids: set[str] = set()
+        offset = 0
+        while True:
+
+            async def page(offset: int = offset) -> tuple[list[str], int]:
+                async with asyncio.timeout(self._timeout):
+                    answer = await self._client.audio.voices.list_async(
+                        limit=page_size, offset=offset, type_="custom", retries=NO_SDK_RETRIES,
+                        timeout_ms=round(self._timeout * 1000),
+                    )
+                return [voice.id for voice in answer.items], answer.total
+
+            with warnings.catch_warnings():
+                # The SDK flags offset paging as deprecated; /v2 has no method in SDK 3.7.0's
+                # async client that pages by offset, and this runs once per start.
+                warnings.simplefilter("ignore", DeprecationWarning)
+                found, total = await self._retry.run(_OPERATION, page)
+            ids.update(found)
+            offset += len(found)
+            if not found or offset >= total:
+                return ids
 
     async def delete(self, voice_id: str) -> bool:
         """Delete a custom voice; ``False`` if Mistral no longer had it."""

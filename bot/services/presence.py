@@ -46,9 +46,10 @@ class VoicePresence:
     ) -> None:
         guild = member.guild
         self.check_idle(guild)
-        entered = after.channel is not None and (before.channel is None or before.channel.id != after.channel.id)
-        if entered and not member.bot and self._sessions.get(guild.id) is None:
-            await self._autojoin(guild, after.channel)
+        channel = after.channel
+        entered = channel is not None and (before.channel is None or before.channel.id != channel.id)
+        if channel is not None and entered and not member.bot and self._sessions.get(guild.id) is None:
+            await self._autojoin(guild, channel)
 
     def check_idle(self, guild: discord.Guild) -> None:
         """Start the idle countdown when the bot's channel has no human left; stop it when one is back."""

@@ -64,8 +64,8 @@ class VoiceSessions:
 
     @staticmethod
     def target_channel(member: discord.Member | discord.User) -> discord.VoiceChannel | discord.StageChannel:
-        voice = getattr(member, "voice", None)
-        if voice is None or voice.channel is None:
+        voice = member.voice if isinstance(member, discord.Member) else None
+        if voice is None or not isinstance(voice.channel, discord.VoiceChannel | discord.StageChannel):
             raise NotInVoiceError("Join a voice channel first, then use /join.")
         return voice.channel
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Protocol
 
 from bot.audio.reference import compact_reference
@@ -30,20 +30,32 @@ class ClipStore(Protocol):
 
     async def unprepared(self) -> list[int]: ...
 
+    async def registered(self) -> list[tuple[int, str]]: ...
+
+    async def drop_voice(self, guild_id: int, voice_id: str) -> bool: ...
+
 
 class Registry(Protocol):
     async def register(self, *, name: str, sample_mp3: bytes, languages: Sequence[str] = ()) -> str | None: ...
 
     async def delete(self, voice_id: str) -> bool: ...
 
+    async def custom_voice_ids(self) -> set[str]: ...
+
 
 class ClipVoices:
     """Prepares and forgets the remote side of guilds' voice clips. ``registry=None``: never
     registers (``TTS_REGISTER_VOICES=false``), every clip is spoken from its compact reference."""
 
-    def __init__(self, clips: ClipStore, registry: Registry | None) -> None:
+    def __init__(
+        self, clips: ClipStore, registry: Registry | None,
+        *, language_of: Callable[[int], Awaitable[str | None]] | None = None,
+    ) -> None:
         self._clips = clips
         self._registry = registry
+        # The guild's set language (/admin settings), given to Mistral with the voice: the voices
+        # API takes ``languages``; a speech request has no language field.
+        self._language_of = language_of
         self._plan_refuses = False  # learnt from the first refusal: a free plan stays free
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -60,7 +72,10 @@ class ClipVoices:
         while self._tasks:
             await asyncio.wait(set(self._tasks))
 
-    async def aclose(self) -> None:
+    async def aclose(self, *, grace: float = 5.0) -> None:
+        """Give pending work (a deletion, above all) a few seconds, then cancel the rest."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=grace)
         for task in self._tasks:
             task.cancel()
         await self.settled()
@@ -84,7 +99,8 @@ class ClipVoices:
         reference = await asyncio.to_thread(compact_reference, clip.audio)
         voice_id = await self._register(clip, reference)
         if not await self._clips.set_voice(clip.guild_id, clip.sha256, voice_id=voice_id, reference=reference):
-            # Replaced or reset while we worked: the new clip is prepared on its own.
+            # Replaced or reset while we worked (the new clip is prepared on its own), or another
+            # process sharing the database prepared it first: our voice would never be used.
             await self._delete(voice_id)
             return clip
         log.info("Guild %s voice clip prepared: %s", clip.guild_id,
@@ -96,6 +112,20 @@ class ClipVoices:
         no copy of a voice the guild no longer uses)."""
         if clip is not None:
             await self._delete(clip.voice_id)
+
+    async def check_registered(self) -> int:
+        """Stop speaking with registered voices Mistral no longer has (deleted in its console, or
+        the API key changed): those clips fall back to their reference. Returns how many."""
+        registered = await self._clips.registered()
+        if not registered or self._registry is None:
+            return 0
+        existing = await self._registry.custom_voice_ids()
+        dropped = 0
+        for guild_id, voice_id in registered:
+            if voice_id not in existing and await self._clips.drop_voice(guild_id, voice_id):
+                log.warning("Guild %s's registered voice is gone at Mistral; speaking from its reference", guild_id)
+                dropped += 1
+        return dropped
 
     async def prepare_stored(self) -> int:
         """Prepare every stored clip that is not yet (those from before migration 6)."""
@@ -112,6 +142,7 @@ class ClipVoices:
 
     async def _prepare_stored_quietly(self) -> None:
         try:
+            await self.check_registered()
             if prepared := await self.prepare_stored():
                 log.info("Prepared %d voice clip(s) stored before voice registration", prepared)
         except Exception:
@@ -120,9 +151,10 @@ class ClipVoices:
     async def _register(self, clip: VoiceClip, reference: bytes) -> str | None:
         if self._registry is None or self._plan_refuses:
             return None
+        language = await self._language_of(clip.guild_id) if self._language_of is not None else None
         try:
             voice_id = await self._registry.register(name=f"voxcord-{clip.guild_id}-{clip.sha256[:12]}",
-                                                     sample_mp3=reference)
+                                                     sample_mp3=reference, languages=[language] if language else [])
         except MistralError as error:
             # The reference works on every plan: speak with it rather than fail the clip.
             log.warning("Guild %s voice registration failed (%s); using the compact reference", clip.guild_id, error)

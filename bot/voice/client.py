@@ -9,7 +9,7 @@ CLIENT_DISCONNECT (op 13) from the moment the connection exists, before receivin
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import discord
@@ -37,6 +37,8 @@ class VoxcordVoiceClient(discord.VoiceClient):
     decoder_factory: ClassVar[Callable[[], Decoder]] = OpusDecoder
     resampler_factory: ClassVar[Callable[[], Resampler]] = DownmixResampler
     keepalive_interval: ClassVar[float] = KEEPALIVE_INTERVAL_S
+    # How a reconnect waits out its backoff (tests record the delays instead of sleeping them).
+    reconnect_sleep: ClassVar[Callable[[float], Awaitable[None]]] = asyncio.sleep
 
     @classmethod
     def decoding(cls, mode: Literal["48k", "16k"]) -> type[VoxcordVoiceClient]:
@@ -76,7 +78,7 @@ class VoxcordVoiceClient(discord.VoiceClient):
             self._keepalive_task = self.loop.create_task(self.keepalive.run(), name="voice-udp-keepalive")
 
     def create_connection_state(self) -> VoiceConnectionState:
-        return VoxcordConnectionState(self, hook=self._on_voice_ws_message)
+        return VoxcordConnectionState(self, hook=self._on_voice_ws_message, sleep=type(self).reconnect_sleep)
 
     async def _on_voice_ws_message(self, ws: Any, msg: dict[str, Any]) -> None:
         if self._receiver is not None:

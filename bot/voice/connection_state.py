@@ -3,9 +3,57 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
+from discord.errors import ConnectionClosed
 from discord.utils import MISSING
 from discord.voice_state import ConnectionFlowState, SocketReader, VoiceConnectionState
+
+log = logging.getLogger(__name__)
+
+# Close codes discord.py's poll loop treats specially (disconnected or moved by Discord, rate
+# limited, call terminated): those closes stay discord.py's to handle. 1000 (a normal close) too,
+# but it is handled below, as discord.py does.
+DISCORD_PY_HANDLES = frozenset({4014, 4021, 4022})
+# A drop this long after the previous one is a first failure again (reconnects at once).
+STABLE_S = 60.0
+BACKOFF_CAP_S = 60.0
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class ReconnectBackoff:
+    """When to retry a dropped voice connection: the first drop at once, then discord.py's
+    randomised doubling (0–1, 0–2, 0–4 … s, capped) while drops keep coming less than
+    ``stable_s`` apart. discord.py's own loop waits 0–2 s even before the first attempt, which
+    alone could break the 2 s hearing goal after a full reconnect (issue 15)."""
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        uniform: Callable[[float, float], float] = random.uniform,
+        stable_s: float = STABLE_S,
+        cap_s: float = BACKOFF_CAP_S,
+    ) -> None:
+        self._clock, self._uniform = clock, uniform
+        self._stable_s, self._cap_s = stable_s, cap_s
+        self._failures = 0
+        self._last: float | None = None
+
+    def delay(self) -> float:
+        now = self._clock()
+        if self._last is None or now - self._last >= self._stable_s:
+            self._failures = 0
+        self._last = now
+        self._failures += 1
+        if self._failures == 1:
+            return 0.0
+        return self._uniform(0.0, min(self._cap_s, 2.0 ** (self._failures - 2)))
 
 
 class VoxcordConnectionState(VoiceConnectionState):
@@ -17,8 +65,8 @@ class VoxcordConnectionState(VoiceConnectionState):
     resume waits for ``got_both_voice_updates``. Even past that, its handshake waits for a
     SESSION_DESCRIPTION that a resumed session never receives (only RESUMED, opcode 9). Either way
     the resume times out after the 30 s connect timeout and discord.py leaves the channel
-    (reproduced against the fake voice server). So a resume is done as the fresh reconnect that
-    discord.py uses for other close codes, minus its 0–2 s backoff: the server just asked for it.
+    (reproduced against the fake voice server). So a resume is done as a fresh reconnect, like
+    the other reconnecting closes below.
 
     On a reconnect discord.py pauses its ``SocketReader``, closes the UDP socket and later makes a
     new one (``_create_socket``). The reader thread, though, is still blocked in
@@ -27,15 +75,60 @@ class VoxcordConnectionState(VoiceConnectionState):
     swap), stalling both our audio and discord.py's own IP discovery. Here the new socket gets a
     fresh reader carrying the same listeners; the stuck one is told to stop and exits when its
     ``select`` times out, with no listeners left to call.
+
+    Reconnects (any close discord.py would answer with "reconnect after a backoff": 4006 session
+    gone, 4009 timeout, a broken socket, a heartbeat timeout; and the 4015 resume above) happen
+    here, the first one at once (``ReconnectBackoff``). The other closes go to discord.py's loop.
     """
 
-    # discord.py's own signature (it passes these as keywords), hence the `timeout` parameter.
-    async def _connect(
-        self, reconnect: bool, timeout: float, self_deaf: bool, self_mute: bool, resume: bool  # noqa: ASYNC109
+    def __init__(
+        self, *args: Any, backoff: ReconnectBackoff | None = None, sleep: Sleep = asyncio.sleep, **kwargs: Any
     ) -> None:
-        if resume:  # only the 4015 path asks for a resume
-            await self.disconnect(cleanup=False)
-        await super()._connect(reconnect, timeout, self_deaf, self_mute, False)
+        super().__init__(*args, **kwargs)
+        self.backoff = backoff or ReconnectBackoff()
+        self._sleep = sleep
+
+    async def _poll_voice_ws(self, reconnect: bool) -> None:
+        while True:
+            try:
+                await self.ws.poll_event()
+            except asyncio.CancelledError:
+                return
+            except ConnectionClosed as exc:
+                if exc.code == 1000:
+                    # discord.py's own handling, but decided now: our /leave's close races the
+                    # VOICE_STATE_UPDATE that clears ``_expecting_disconnect``, and reading the
+                    # close again a few loop turns later lost that race (a second disconnect
+                    # made /leave wait out its 30 s timeout in test_voice_commands).
+                    if not self._expecting_disconnect:
+                        await self.disconnect()
+                    return
+                if not reconnect or exc.code in DISCORD_PY_HANDLES:
+                    # The websocket is closed, so discord.py's loop reads this same close again
+                    # at once (aiohttp answers every receive on a closed socket with CLOSED, and
+                    # the code stays on the socket) and handles it exactly as it would have.
+                    await super()._poll_voice_ws(reconnect)
+                    return
+                await self._reconnect(f"close code {exc.code}")
+            except TimeoutError:
+                if not reconnect:
+                    await super()._poll_voice_ws(reconnect)  # it times out again, then disconnects
+                    return
+                await self._reconnect("no voice event in 30 s")
+
+    async def _reconnect(self, why: str) -> None:
+        delay = self.backoff.delay()
+        log.info("Voice connection dropped (%s); reconnecting in %.2f s", why, delay)
+        await self._sleep(delay)
+        await self.disconnect(cleanup=False)
+        voice_state = self.self_voice_state or self
+        try:
+            await self._connect(
+                reconnect=True, timeout=self.timeout, self_deaf=voice_state.self_deaf,
+                self_mute=voice_state.self_mute, resume=False,
+            )
+        except TimeoutError:
+            log.warning("Could not reconnect to voice; retrying")
 
     async def _wait_for_state(
         self, state: ConnectionFlowState, *other_states: ConnectionFlowState, timeout: float | None = None  # noqa: ASYNC109

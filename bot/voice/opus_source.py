@@ -16,6 +16,7 @@ last partial frame pushed out with the least silence that completes it.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import queue
 import threading
@@ -89,6 +90,8 @@ class StreamingOpusSource(discord.FFmpegAudio):
         self._dry_since: float | None = None  # the reader found no packet, from then on
         self._rebuffering = False  # ran dry for long: wait for the new segment's start
         self.underruns = 0  # reads that found no packet once playback had started
+        self.restarts = 0  # segments begun after a long dry spell
+        self._audio_written_at = -math.inf  # the writer's last write of speech (not padding)
         self._on_eof = on_eof
         self._sample_rate = sample_rate
         self._pcm: queue.SimpleQueue[bytes | object] = queue.SimpleQueue()
@@ -240,6 +243,7 @@ class StreamingOpusSource(discord.FFmpegAudio):
                 samples *= INT16_SCALE
                 self._write(samples.tobytes())
                 written += len(samples)
+                self._audio_written_at = self._clock()
                 self._pad_armed = True
                 if self.first_pcm_written_at is None:
                     self.first_pcm_written_at = self._clock()
@@ -265,7 +269,11 @@ class StreamingOpusSource(discord.FFmpegAudio):
                         self._segment.close()
                         self._segment = PlayoutSegment(self._history)
                         self._rebuffering = True
-                    self._segment.packet_ready(at)
+                        self.restarts += 1
+                    # While the stream is dry, packets with no speech written since it ran dry
+                    # are the padding's (the end of a sentence), not late speech.
+                    late_speech = self._dry_since is None or self._audio_written_at >= self._dry_since
+                    self._segment.packet_ready(at, learn=late_speech)
                     waiting = self._packets_read == 0
                 self._packets.put(packet)
                 if self.first_packet_ready_at is None:

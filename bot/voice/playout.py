@@ -34,7 +34,9 @@ from dataclasses import dataclass
 FRAME = 0.020
 DEFAULT_DELAY = 0.055
 MARGIN = 0.003  # player-thread and FFmpeg scheduling on top of the learned lateness
-MAX_WINDOW = 0.250  # a TTS later than this is stalling, not jittering: rebuffer, don't wait up front
+# A TTS later than this is stalling, not jittering: rebuffer then rather than make every reply wait
+# (at most ~110 ms after the first packet of a 62.5 ms chunk).
+MAX_WINDOW = 0.150
 HISTORY = 8  # segments remembered; the window follows a calmer network after this many
 BURST = 0.005  # packets ready this close to the first came with it (one TTS chunk)
 # Jitter alone moves a chunk's packets up to this much ahead of real time (+-40 ms, plus up to a
@@ -92,7 +94,9 @@ class PlayoutSegment:
         assert self.first_at is not None
         return self.first_at - FRAME * max(0, self.burst - 1)
 
-    def packet_ready(self, at: float) -> None:
+    def packet_ready(self, at: float, *, learn: bool = True) -> None:
+        """``learn=False`` for a packet that only padding released (the speech had run out):
+        its lateness says nothing about the TTS."""
         value = at - FRAME * self.count
         self.count += 1
         if self.first_at is None:
@@ -101,7 +105,7 @@ class PlayoutSegment:
             if at - self.first_at <= BURST:
                 self.burst += 1
             self.anchor = min(self.anchor, value)
-        else:
+        elif learn:
             self.worst = max(self.worst, value)
 
     def _credit(self) -> float:

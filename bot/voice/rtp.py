@@ -13,7 +13,7 @@ from __future__ import annotations
 import struct
 from typing import Final
 
-from bot.audio.frames import OPUS_SILENCE
+from bot.audio.frames import FRAME_SAMPLES, OPUS_SILENCE
 
 RTP_VERSION_BITS: Final = 0x80
 FIXED_HEADER_BYTES: Final = 12
@@ -22,7 +22,7 @@ NONCE_SUFFIX_BYTES: Final = 4  # the *_rtpsize modes append a 32-bit nonce count
 OPUS_PAYLOAD_TYPE: Final = 120  # Discord's dynamic payload type for Opus (0x78)
 RTCP_PAYLOAD_TYPES: Final = range(72, 77)  # 200-204 with the top bit masked off
 IP_DISCOVERY_BYTES: Final = 74
-SAMPLES_PER_FRAME: Final = 960  # RTP timestamp step of a 20 ms frame at 48 kHz
+SAMPLES_PER_FRAME: Final = FRAME_SAMPLES  # RTP timestamp step of a 20 ms frame at 48 kHz
 OPUS_SILENCE_FRAME: Final = OPUS_SILENCE  # sent (never DAVE-encrypted) when a speaker stops
 
 # Datagram kinds returned by ``classify``.

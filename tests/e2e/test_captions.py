@@ -14,7 +14,7 @@ from pathlib import Path
 from bot.voice.client import VoxcordVoiceClient
 from tests.e2e.conversation_support import call_in_progress, spoken_question, wait_turns
 from tests.fakes.discord import FakeDiscord
-from tests.harness import World, build_world
+from tests.harness import World, build_world, running_bot, settings_for
 
 GUARD_S = 20.0
 QUESTIONS = ["What is the capital of France?", "And the capital of Spain?", "Thanks, and of Italy?"]
@@ -50,8 +50,9 @@ async def test_turns_are_captioned_in_the_chosen_channel_never_an_opted_out_memb
     captions_channel = world.guild.add_text_channel("captions")
     await fake_discord.set_voice_state(world.guild.id, world.admin_id, world.voice.id)  # alice is in voice too
     async with call_in_progress(fake_discord, fake_voice, fake_mistral, tmp_path, world=world) as call:
-        await run(fake_discord, world, world.admin_id, "settings addressing", mode="always")
-        on = await run(fake_discord, world, world.admin_id, "settings captions", mode="on", channel=captions_channel)
+        await run(fake_discord, world, world.admin_id, "admin settings addressing", mode="always")
+        on = await run(fake_discord, world, world.admin_id, "admin settings captions", mode="on",
+                       channel=captions_channel)
         assert "Captions are on" in on.content and f"<#{captions_channel.id}>" in on.content
         assert "Captions:** in" in (await run(fake_discord, world, world.member_id, "settings show")).content
 
@@ -74,7 +75,7 @@ async def test_turns_are_captioned_in_the_chosen_channel_never_an_opted_out_memb
         posted = captions_in(fake_discord, captions_channel.id)
 
         # Off: the next turn is stored but not captioned (leaving posts whatever waits, at once).
-        off = await run(fake_discord, world, world.admin_id, "settings captions", mode="off")
+        off = await run(fake_discord, world, world.admin_id, "admin settings captions", mode="off")
         assert "off" in off.content
         fake_mistral.transcribe = lambda _audio: QUESTIONS[2]
         await call.speaker.speak(spoken_question(0.8, seed=25))
@@ -93,3 +94,18 @@ async def test_turns_are_captioned_in_the_chosen_channel_never_an_opted_out_memb
     assert QUESTIONS[2] not in "".join(m["content"] for m in fake_discord.sent_messages)
     assert fake_discord.rate_limited_messages == []
     assert (await call.bot.database.guilds.get(world.guild.id)).captions_channel_id is None
+
+
+async def test_the_privacy_notice_says_captions_are_on_and_where(
+    fake_discord, fake_voice, fake_mistral, fake_discord_env, tmp_path: Path
+) -> None:
+    world = build_world(fake_discord)
+    captions_channel = world.guild.add_text_channel("captions")
+    settings = settings_for(fake_discord, tmp_path, mistral_server_url=fake_mistral.url,
+                            mistral_api_key=fake_mistral.api_key)
+    async with running_bot(fake_discord, settings) as bot:
+        await run(fake_discord, world, world.admin_id, "admin settings captions", mode="on", channel=captions_channel)
+        async with call_in_progress(fake_discord, fake_voice, fake_mistral, tmp_path, world=world, bot=bot):
+            [notice] = [m["content"] for m in fake_discord.sent_messages if "Privacy notice" in m["content"]]
+    assert f"**Captions are on:** what I hear, and my replies, are also posted as text in <#{captions_channel.id}>" \
+        in notice

@@ -37,8 +37,8 @@ def bot_env(fake_discord: FakeDiscord, fake_mistral: FakeMistral, database: Path
         "MISTRAL_SERVER_URL": fake_mistral.url, "DATABASE_URL": f"sqlite:///{database}",
         # DEBUG: the fullest log, which the suite-wide secrets check searches (tests/secrets_check.py).
         "LOG_LEVEL": "DEBUG", "PYTHONUNBUFFERED": "1",
-        # The simulated voice (tests/fakes/synth.spoken_question, a harmonic series) is speech to
-        # Silero only some of the time; SpectralVad was calibrated on it (tests/harness.py).
+        # The harmonic stand-in voice these tests speak is what SpectralVad was calibrated on;
+        # Silero (the default) rightly hears no speech in it. Crash safety is the point here.
         "VAD": "spectral",
     })
     return env

@@ -29,7 +29,8 @@ async def played(room: Room, mode: str, fake_discord, fake_voice, fake_mistral, 
     seated = await seat(fake_discord, room)
     settings = settings_for(fake_discord, tmp_path, mistral_server_url=fake_mistral.url,
                             mistral_api_key=fake_mistral.api_key, stt_model=MODELS[mode],
-                            rate_user_turns_per_minute=600, rate_guild_turns_per_minute=600)
+                            rate_user_turns_per_minute=600, rate_guild_turns_per_minute=600,
+                            vad="silero")  # real speech and music: the product's VAD, not the stand-in's
     async with running_bot(fake_discord, settings):
         trace = await play(room, seated, fake_discord=fake_discord, fake_voice=fake_voice, fake_mistral=fake_mistral)
     outcome = score(trace)

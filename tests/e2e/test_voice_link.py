@@ -159,7 +159,7 @@ async def test_a_member_leaving_rekeys_and_the_others_stay_heard_without_a_gap(
 
 @pytest.mark.parametrize("change", ["resume", "full_reconnect", "voice_server_change"])
 async def test_hearing_resumes_after_a_reconnect_mid_speech_without_a_new_speaking(
-    env, tmp_path: Path, change: str
+    env, tmp_path: Path, change: str, monkeypatch
 ) -> None:
     """Bob is mid-sentence when the bot's voice connection is replaced: a resume (close 4015,
     which the bot performs as a reconnect), a full reconnect (4006: new session, new key, DAVE
@@ -167,7 +167,16 @@ async def test_hearing_resumes_after_a_reconnect_mid_speech_without_a_new_speaki
     client moves too and gets a new SSRC). Bob keeps talking and, like Discord, nobody sends
     SPEAKING again. Hearing resumes by itself (the SSRC that never was announced is identified by
     the DAVE key that opens it), nothing undecodable is decoded, and his next utterance is heard
-    exactly. The drop → first frame heard time is logged, not asserted."""
+    exactly. The drop → first frame heard time is logged, not asserted; what is asserted is that
+    the dropped connection (4006, 4015) is retried through the bot's backoff with no wait at all
+    (discord.py alone sleeps a random 0–2 s first, which could break the 2 s goal)."""
+    backoffs: list[float] = []
+
+    async def recording_sleep(delay: float) -> None:
+        backoffs.append(delay)
+        await asyncio.sleep(0)
+
+    monkeypatch.setattr(VoxcordVoiceClient, "reconnect_sleep", recording_sleep)
     async with call_with(*env, tmp_path, speakers=1) as (call, (bob,)):
         await speak(call, bob, 1.0, seed=91)
         await call.recorder.wait_utterances(bob.user_id, 1)
@@ -193,6 +202,7 @@ async def test_hearing_resumes_after_a_reconnect_mid_speech_without_a_new_speaki
         log.warning("%s mid-speech: first frame of the new connection heard %.3f s after the change "
                     "(not asserted: wall time)", change, arrivals[heard_at_reconnect] - changed_at)
 
+        assert backoffs == ([] if change == "voice_server_change" else [0.0])
         assert (bob.ssrc != old_ssrc) == (change == "voice_server_change")
         assert bob.announcements == announcements  # no SPEAKING since the change
         assert call.voice_client.receiver.user_for_ssrc(bob.ssrc) == bob.user_id

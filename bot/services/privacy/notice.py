@@ -29,13 +29,21 @@ def listening_nick(display_name: str) -> str:
     return base + LISTENING_SUFFIX
 
 
-def notice_text(*, voice_mention: str, consent_mode: ConsentMode, retention_days: int, stt_host: str) -> str:
+def notice_text(
+    *, voice_mention: str, consent_mode: ConsentMode, retention_days: int, stt_host: str,
+    captions_channel_id: int | None = None,
+) -> str:
     """The message posted when the bot starts listening in a voice channel."""
     if consent_mode == OPT_IN:
         who = (f"only members who opted in with `/privacy optin`; nobody else in {voice_mention} "
                "is heard (their audio is dropped unopened)")
     else:
         who = f"everyone in {voice_mention} except members who opted out"
+    captions = (
+        [f"- **Captions are on:** what I hear, and my replies, are also posted as text in "
+         f"<#{captions_channel_id}>, as ordinary messages the retention period does not delete."]
+        if captions_channel_id else []
+    )
     return "\n".join([
         f"**I'm listening in {voice_mention}.** Privacy notice:",
         f"- **Who I hear:** {who}.",
@@ -47,4 +55,5 @@ def notice_text(*, voice_mention: str, consent_mode: ConsentMode, retention_days
         "- **Your choices:** `/privacy optout` and I stop hearing you (your audio is dropped before "
         "it is even decoded); `/privacy optin` to come back; `/privacy export` sends you what I "
         "kept from you; `/privacy forget-me` deletes it.",
+        *captions,
     ])

@@ -145,7 +145,8 @@ class PrivacyService:
             return
         settings = await self._db.guilds.get(guild_id)
         text = notice_text(voice_mention=attached.voice_mention, consent_mode=settings.consent_mode,
-                           retention_days=settings.retention_days, stt_host=self.stt_host)
+                           retention_days=settings.retention_days, stt_host=self.stt_host,
+                           captions_channel_id=settings.captions_channel_id)
         try:
             await attached.notify(text)
         except discord.HTTPException as error:

@@ -40,11 +40,13 @@ class VoiceClipRepository(Repository):
             await connection.execute(statement)
 
     async def set_voice(self, guild_id: int, sha256: str, *, voice_id: str | None, reference: bytes | None) -> bool:
-        """Record how the clip ``sha256`` is spoken; False (nothing written) if the guild's clip
-        has meanwhile been replaced or removed, so a late result never lands on another clip."""
+        """Record how the clip ``sha256`` is spoken, once; False (nothing written) if the guild's
+        clip has meanwhile been replaced or removed, or another process prepared it first, so a
+        late result never lands on another clip nor overwrites a voice id still in use."""
         statement = (
             update(voice_clips)
-            .where(voice_clips.c.guild_id == guild_id, voice_clips.c.sha256 == sha256)
+            .where(voice_clips.c.guild_id == guild_id, voice_clips.c.sha256 == sha256,
+                   voice_clips.c.voice_id.is_(None), voice_clips.c.reference.is_(None))
             .values(voice_id=voice_id, reference=reference)
         )
         async with self._tx.write() as connection:
@@ -58,6 +60,23 @@ class VoiceClipRepository(Repository):
         )
         async with self._tx.read() as connection:
             return list((await connection.execute(statement)).scalars())
+
+    async def registered(self) -> list[tuple[int, str]]:
+        """``(guild_id, voice_id)`` of every clip spoken by a registered voice."""
+        statement = select(voice_clips.c.guild_id, voice_clips.c.voice_id).where(voice_clips.c.voice_id.is_not(None))
+        async with self._tx.read() as connection:
+            return [(row.guild_id, row.voice_id) for row in await connection.execute(statement)]
+
+    async def drop_voice(self, guild_id: int, voice_id: str) -> bool:
+        """Forget a registered voice Mistral no longer has; the clip is then spoken from its reference."""
+        statement = (
+            update(voice_clips)
+            .where(voice_clips.c.guild_id == guild_id, voice_clips.c.voice_id == voice_id)
+            .values(voice_id=None)
+        )
+        async with self._tx.write() as connection:
+            result = await connection.execute(statement)
+        return result.rowcount > 0
 
     async def delete(self, guild_id: int) -> bool:
         """Remove the guild's clip; False if it had none."""

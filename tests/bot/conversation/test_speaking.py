@@ -1,8 +1,53 @@
-"""What history keeps of an interrupted reply: the words in the share of the audio that played."""
+"""The reply speaker feeds the player only audio in the format it plays; history keeps the words in
+the share of an interrupted reply's audio that played."""
 
 from __future__ import annotations
 
-from bot.conversation.speaking import SpeechLedger, SpokenSentence
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bot.audio.frames import PcmFrame
+from bot.conversation.speaking import ReplySpeaker, SpeechLedger, SpokenSentence
+
+
+class Synth:
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+
+    async def synthesize(self, text: str, *, ref_audio: bytes | None, voice_id: str | None,
+                         language: str | None = None) -> AsyncIterator[PcmFrame]:
+        yield PcmFrame(b"\0\0" * (self.rate // 10), self.rate, 1)  # 0.1 s
+
+
+class Player:
+    def __init__(self) -> None:
+        self.pcm = bytearray()
+
+    def feed(self, pcm: bytes) -> None:
+        self.pcm += pcm
+
+
+async def sentences(*texts: str) -> AsyncIterator[str]:
+    for text in texts:
+        yield text
+
+
+async def test_frames_in_the_players_format_are_fed_and_timed() -> None:
+    player = Player()
+    ledger = await ReplySpeaker(Synth(24_000), player, ref_audio=None, voice_id=None,
+                                clock=lambda: 1.0).speak(sentences("One.", "Two."))
+    assert len(player.pcm) == 2 * 4800
+    assert [s.seconds for s in ledger.sentences] == [pytest.approx(0.1), pytest.approx(0.1)]
+    assert ledger.sentences[1].start_seconds == pytest.approx(0.1)
+
+
+async def test_speech_at_another_rate_is_refused_not_played_at_the_wrong_pitch() -> None:
+    player = Player()
+    speaker = ReplySpeaker(Synth(22_050), player, ref_audio=None, voice_id=None, clock=lambda: 1.0)
+    with pytest.raises(ValueError, match="22050 Hz"):
+        await speaker.speak(sentences("One."))
+    assert player.pcm == b""
 
 
 def ledger() -> SpeechLedger:

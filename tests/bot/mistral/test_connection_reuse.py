@@ -21,7 +21,8 @@ async def test_a_burst_of_replies_reuses_every_connection_of_the_burst_before(fa
                                         retry=RetryPolicy(max_attempts=1, max_total_seconds=5.0))
 
         async def sentence() -> bytes:
-            return b"".join([chunk async for chunk in synthesizer.synthesize("Hello.", ref_audio=None, voice_id=None)])
+            frames = synthesizer.synthesize("Hello.", ref_audio=None, voice_id=None)
+            return b"".join([chunk.pcm async for chunk in frames])
 
         fake.latency.tts_first_audio = 0.05  # keep the 40 streams open at the same time
         for _ in range(2):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from mistralai.client import Mistral
 
+from bot.audio.frames import PcmFrame
 from bot.mistral import RetryPolicy, ServiceUnavailable, SpeechSynthesizer
 from bot.mistral.pcm import Float32ToInt16
 from tests.bot.mistral.conftest import VirtualClock
@@ -29,8 +30,8 @@ async def test_streams_int16_converted_from_float32(
     synthesizer = tts(client, policy)
     chunks = [chunk async for chunk in synthesizer.synthesize(TEXT, ref_audio=None, voice_id="en_paul_neutral")]
     assert len(chunks) > 3
-    assert all(len(chunk) % 2 == 0 for chunk in chunks)
-    np.testing.assert_array_equal(np.frombuffer(b"".join(chunks), dtype="<i2"), expected_int16(TEXT))
+    assert all((chunk.sample_rate, chunk.channels) == (24000, 1) for chunk in chunks)
+    np.testing.assert_array_equal(np.frombuffer(b"".join(c.pcm for c in chunks), dtype="<i2"), expected_int16(TEXT))
     assert synthesizer.sample_rate == 24000 and synthesizer.channels == 1
     (request,) = fake.requests_to("speech")
     assert request.body["response_format"] == "pcm" and request.body["stream"] is True
@@ -55,13 +56,13 @@ async def test_503_then_success(
 ) -> None:
     fake.faults.fail_next("speech", 1, status=503)
     chunks = [chunk async for chunk in tts(client, policy).synthesize(TEXT, ref_audio=None, voice_id=None)]
-    np.testing.assert_array_equal(np.frombuffer(b"".join(chunks), dtype="<i2"), expected_int16(TEXT))
+    np.testing.assert_array_equal(np.frombuffer(b"".join(c.pcm for c in chunks), dtype="<i2"), expected_int16(TEXT))
     assert clock.sleeps == [0.25]
 
 
 async def test_cut_after_first_audio_raises(fake: FakeMistral, client: Mistral, policy: RetryPolicy) -> None:
     fake.faults.break_stream_next("speech", after_events=2)
-    received: list[bytes] = []
+    received: list[PcmFrame] = []
     with pytest.raises(ServiceUnavailable):
         async for chunk in tts(client, policy).synthesize(TEXT, ref_audio=None, voice_id=None):
             received.append(chunk)

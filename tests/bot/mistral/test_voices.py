@@ -44,3 +44,10 @@ async def test_outages_are_retried_and_other_refusals_raise(
         await registry.register(name="g", sample_mp3=SAMPLE)
     with pytest.raises(RequestRejected):
         await registry.register(name="g", sample_mp3=b"not audio")  # 422
+
+
+async def test_custom_voice_ids_reads_every_page(fake: FakeMistral, client: Mistral, policy: RetryPolicy) -> None:
+    registry = VoiceRegistry(client, retry=policy)
+    ids = {await registry.register(name=f"g{n}", sample_mp3=SAMPLE) for n in range(3)}
+    assert await registry.custom_voice_ids(page_size=2) == ids
+    assert len(fake.requests_to("voices")) == 3 + 2  # three creations, two pages

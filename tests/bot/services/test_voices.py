@@ -67,6 +67,18 @@ async def test_on_a_paid_plan_the_clip_is_registered_once_and_spoken_by_id(
     assert len(fake.requests_to("voices")) == 1
 
 
+async def test_the_guilds_set_language_goes_with_the_registered_voice(db: Database, fake: FakeMistral) -> None:
+    async def french(guild_id: int) -> str | None:
+        return "fr" if guild_id == GUILD else None
+
+    client = Mistral(api_key=fake.api_key, server_url=fake.url)
+    voices = ClipVoices(db.clips, VoiceRegistry(client, retry=RetryPolicy(max_attempts=1)), language_of=french)
+    first = clip()
+    await db.clips.set(first)
+    prepared = await voices.prepare(first)
+    assert prepared.voice_id is not None and fake.voices[prepared.voice_id].languages == ["fr"]
+
+
 async def test_on_a_free_plan_the_compact_reference_rides_along_and_is_under_200_kb(
     db: Database, fake: FakeMistral, voices: ClipVoices
 ) -> None:
@@ -122,6 +134,33 @@ async def test_a_clip_replaced_while_it_was_being_registered_leaves_no_voice_beh
     await db.clips.set(clip(seed=2))  # replaced before the first one's preparation finished
     assert await voices.prepare(first) == first
     assert fake.voices == {}  # registered, then deleted: it would never be used
+
+
+async def test_two_processes_preparing_the_same_clip_keep_one_voice(
+    db: Database, fake: FakeMistral, voices: ClipVoices
+) -> None:
+    first = clip()
+    await db.clips.set(first)
+    winner = await voices.prepare(first)
+    assert await voices.prepare(first) == first  # the second preparer loses and cleans up
+    stored = await db.clips.get(GUILD)
+    assert stored is not None and stored.voice_id == winner.voice_id
+    assert list(fake.voices) == [winner.voice_id]
+
+
+async def test_a_voice_deleted_at_mistral_falls_back_to_the_reference_at_start(
+    db: Database, fake: FakeMistral, voices: ClipVoices
+) -> None:
+    first = clip()
+    await db.clips.set(first)
+    prepared = await voices.prepare(first)
+    assert prepared.voice_id is not None
+    assert await voices.check_registered() == 0  # still there
+    del fake.voices[prepared.voice_id]  # someone deleted it in the Mistral console
+    assert await voices.check_registered() == 1
+    stored = await db.clips.get(GUILD)
+    assert stored is not None and stored.voice_id is None
+    assert stored.speech_voice() == (prepared.reference, None)
 
 
 async def test_clips_stored_before_migration_6_are_prepared_at_start(

@@ -63,6 +63,8 @@ async def test_a_clip_keeps_its_voice_id_and_reference_and_a_replacement_clears_
     stored = await database.clips.get(G1)
     assert stored is not None and stored.prepared
     assert (stored.voice_id, stored.reference, type(stored.reference)) == ("voice-abc", b"\xff\xfb" * 50, bytes)
+    # Prepared once: a second result (another process) does not overwrite the voice in use.
+    assert await database.clips.set_voice(G1, old.sha256, voice_id="voice-xyz", reference=None) is False
     await database.clips.set(clip(b"new" * 50))
     replaced = await database.clips.get(G1)
     assert replaced is not None and (replaced.voice_id, replaced.reference) == (None, None)

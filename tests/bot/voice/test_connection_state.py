@@ -9,9 +9,10 @@ import threading
 from types import SimpleNamespace
 
 import pytest
+from discord.errors import ConnectionClosed
 from discord.voice_state import ConnectionFlowState, VoiceConnectionState
 
-from bot.voice.connection_state import VoxcordConnectionState
+from bot.voice.connection_state import ReconnectBackoff, VoxcordConnectionState
 from bot.voice.receiver import VoiceReceiver
 from tests.fakes.voice.packets import ALICE_ID, ALICE_SSRC, XCHACHA, RecordingSink, opus_packets, seal
 
@@ -101,3 +102,73 @@ async def test_a_state_change_right_after_the_check_still_wakes_the_connect(
     done, _ = await asyncio.wait({waiting}, timeout=0.5)
     waiting.cancel()
     assert bool(done) is woken
+
+
+def test_the_first_drop_reconnects_at_once_and_repeated_drops_back_off() -> None:
+    now = [0.0]
+    backoff = ReconnectBackoff(clock=lambda: now[0], uniform=lambda low, high: high, stable_s=60.0, cap_s=8.0)
+    delays = []
+    for _ in range(6):
+        delays.append(backoff.delay())
+        now[0] += 1.0
+    assert delays == [0.0, 1.0, 2.0, 4.0, 8.0, 8.0]
+    now[0] += 60.0  # a connection that held: the next drop is a first one again
+    assert backoff.delay() == 0.0
+    assert backoff.delay() == 1.0
+
+
+class _ClosingSocket:
+    """A voice websocket that has closed with ``code``: like aiohttp's, every later poll raises
+    the same close at once."""
+
+    def __init__(self, code: int) -> None:
+        self.code, self.polls = code, 0
+
+    async def poll_event(self) -> None:
+        self.polls += 1
+        raise ConnectionClosed(SimpleNamespace(close_code=self.code), shard_id=None)  # type: ignore[arg-type]
+
+
+class _RecordingState(VoxcordConnectionState):
+    def __init__(self, codes: list[int], **kwargs) -> None:
+        me = SimpleNamespace(voice=SimpleNamespace(self_deaf=False, self_mute=True))
+        super().__init__(SimpleNamespace(guild=SimpleNamespace(me=me)), **kwargs)
+        self.codes, self.calls = codes, []
+        self.ws = _ClosingSocket(codes.pop(0))
+        self._expecting_disconnect = False
+
+    async def disconnect(self, *, force=True, cleanup=True, wait=False) -> None:
+        self.calls.append(("disconnect", cleanup))
+
+    async def _connect(self, reconnect, timeout, self_deaf, self_mute, resume) -> None:  # noqa: ASYNC109
+        self.calls.append(("connect", resume))
+        if self.codes:
+            self.ws = _ClosingSocket(self.codes.pop(0))
+        else:  # the last connection is ended by Discord (call terminated)
+            self.ws = _ClosingSocket(4022)
+            self._disconnected.set()
+
+
+async def test_dropped_connections_reconnect_through_the_backoff_and_other_closes_stay_discord_pys() -> None:
+    slept: list[float] = []
+
+    async def sleep(delay: float) -> None:
+        slept.append(delay)
+
+    backoff = ReconnectBackoff(clock=lambda: 0.0, uniform=lambda low, high: high)
+    state = _RecordingState([4006, 4015, 4009], backoff=backoff, sleep=sleep)
+    await asyncio.wait_for(state._poll_voice_ws(reconnect=True), GUARD_S)
+
+    # 4006 at once, then 4015 (a resume, done as a fresh connect) and 4009 backing off; the
+    # final 4022 is discord.py's: its loop reads the close again, disconnects for good (cleanup)
+    # and ends.
+    assert slept == [0.0, 1.0, 2.0]
+    assert state.ws.polls == 2
+    assert state.calls == [("disconnect", False), ("connect", False)] * 3 + [("disconnect", True)]
+
+
+async def test_a_normal_close_we_expected_ends_the_loop_without_a_second_disconnect() -> None:
+    state = _RecordingState([1000])
+    state._expecting_disconnect = True  # our own disconnect closed the socket
+    await asyncio.wait_for(state._poll_voice_ws(reconnect=True), GUARD_S)
+    assert state.calls == [] and state.ws.polls == 1

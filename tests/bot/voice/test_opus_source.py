@@ -14,6 +14,7 @@ import pytest
 
 from bot.audio.frames import OPUS_SILENCE
 from bot.voice.opus_source import FRAME_SECONDS, StreamingOpusSource
+from bot.voice.playout import PlayoutHistory
 from tests.bot.voice.playback_helpers import FFMPEG, Reader, chunks, decode, peaks, tone
 
 
@@ -101,3 +102,50 @@ def test_ffmpeg_crash_ends_the_source_without_raising_into_the_reader() -> None:
     assert source.read() == b""
     source.cleanup()
     assert source.process.poll() is not None
+
+
+class PacedReader(threading.Thread):
+    """Reads every 20 ms like discord.py's AudioPlayer; counts what it got."""
+
+    def __init__(self, source: StreamingOpusSource) -> None:
+        super().__init__(daemon=True)
+        self.source = source
+        self.packets: list[bytes] = []
+        self.silences = 0
+
+    def run(self) -> None:
+        start, ticks = time.perf_counter(), 0
+        while data := self.source.read():
+            if data == OPUS_SILENCE:
+                self.silences += 1
+            else:
+                self.packets.append(data)
+            ticks += 1
+            time.sleep(max(0.0, start + ticks * FRAME_SECONDS - time.perf_counter()))
+
+
+def test_a_stream_dry_for_long_restarts_with_its_own_wait_and_learns_nothing_from_the_gap() -> None:
+    history = PlayoutHistory()
+    source = StreamingOpusSource(executable=FFMPEG, playout=history)
+    reader = PacedReader(source)
+    try:
+        source.feed(tone(0.4))
+        reader.start()
+        for _ in range(2000):
+            if source.underruns:
+                break
+            time.sleep(0.002)
+        assert source.underruns  # the first sentence has played out
+        time.sleep(0.3)  # the next sentence's speech is late
+        second = tone(0.5, 660.0, harmonic=None)
+        for chunk in chunks(second, [3000] * 9):  # 62.5 ms chunks at real time
+            source.feed(chunk)
+            time.sleep(0.0625)
+        source.finish()
+        reader.join(10)
+    finally:
+        source.cleanup()
+    assert source.restarts == 1
+    assert all(need < 0.2 for need in history.needs), history.needs  # TTS latency is not jitter
+    # Every fed sample once, give or take the encoder's last, partly filled frame and its look-ahead.
+    assert source.played_seconds == pytest.approx(0.9, abs=0.027)

@@ -235,6 +235,10 @@ def test_notice_names_the_host_retention_and_how_to_opt_out() -> None:
         assert needed in text, needed
     opt_in = notice_text(voice_mention="<#5>", consent_mode="opt_in", retention_days=30, stt_host="h")
     assert "only members who opted in" in opt_in
+    assert "Captions" not in text
+    captioned = notice_text(voice_mention="<#5>", consent_mode="opt_out", retention_days=12, stt_host="h",
+                            captions_channel_id=77)
+    assert "**Captions are on:**" in captioned and "<#77>" in captioned
 
 
 def test_service_host_shows_the_host_never_credentials() -> None:
