@@ -38,14 +38,8 @@ async def played(room: Room, mode: str, fake_discord, fake_voice, fake_mistral, 
     return outcome
 
 
-# The VAD (GatedSileroVad, docs/decisions.md) lets a burst of this room's drum-heavy music open an
-# utterance in some runs; it then reaches STT and, the member being alone, gets answered.
-VAD_FLAKY = pytest.mark.xfail(strict=False, reason="the VAD sometimes opens a turn on this room's music")
-
-
 @pytest.mark.parametrize(("room", "mode"), [
-    pytest.param(room, mode, id=f"{room.name}-{mode}", marks=[VAD_FLAKY] if room.name == "music_on_mic" else [])
-    for room in ROOMS for mode in MODELS])
+    pytest.param(room, mode, id=f"{room.name}-{mode}") for room in ROOMS for mode in MODELS])
 async def test_room_meets_the_turn_taking_goals(
     room: Room, mode: str, fake_discord, fake_voice, fake_mistral, fake_discord_env, tmp_path: Path
 ) -> None:
