@@ -65,9 +65,11 @@ class VoiceConsentView(discord.ui.View):
         self.stop()
         if clip is None:  # a second click that raced the first
             return
+        # Acknowledged before the database write, which can take longer than Discord's 3 s.
+        await interaction.response.defer()
         stored = await self._bot.clips.store(self._guild_id, clip, set_by_id=interaction.user.id,
                                              set_by_name=interaction.user.display_name)
-        await interaction.response.edit_message(
+        await interaction.edit_original_response(
             content=f"Voice set: {stored.duration_s:.1f} s of audio from "
             f"**{discord.utils.escape_markdown(self._filename)}**, set by {interaction.user.mention} on "
             f"{_when(stored.set_at)}, who confirmed the speaker agreed. I'll speak with it from now on.",

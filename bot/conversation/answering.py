@@ -1,10 +1,14 @@
 """Answering: a turn → chat → sentences → speech, one turn at a time, interruptible.
 
 Accepted turns wait in a short backlog (the newest question matters most: the oldest waiting one
-is dropped). Each reply streams from the chat model sentence by sentence into ``ReplySpeaker``;
-confirmed speech from anyone cancels it (barge-in) and a tentative onset pauses it for the turn
-detection policy's grace. What was heard, and the turn's use, is published; bookkeeping
-subscribers store it, and the turn ends only once they have.
+is dropped). Each reply streams from the chat model sentence by sentence into ``ReplySpeaker``.
+Who may pause or stop it is the ``InterruptionPolicy``'s decision (bot/conversation/interruption.py);
+answering offers it the handles (``pause``, ``resume``, ``interrupt``, ``withdraw``).
+
+A provisional turn (a server's eager end of turn) is answered at once, chat and speech, but its
+audio is held (``_HeldAudio``) until the turn is confirmed; withdrawn (the member went on), it is
+cancelled unheard. What was heard, and the turn's use, is published; bookkeeping subscribers
+store it, and the turn ends only once they have.
 """
 
 from __future__ import annotations
@@ -29,6 +33,31 @@ log = logging.getLogger(__name__)
 NO_VOICE_HINT = "I'm speaking with the default voice: an admin can give me one with /admin voice set."
 SERVICE_FAILED = "Sorry, I couldn't answer that just now (the AI service is unavailable). I'm still listening."
 TURN_FAILED = "Sorry, something went wrong answering that. I'm still listening."
+
+
+class _HeldAudio:
+    """The player as ``ReplySpeaker`` feeds it: audio waits here until ``open`` (a provisional turn
+    is confirmed; a confirmed one opens at once); ``started`` once the first audio went through."""
+
+    def __init__(self, player: ReplyPlayer) -> None:
+        self._player = player
+        self._held: list[bytes] | None = []
+        self.started = False
+
+    def open(self) -> None:
+        held, self._held = self._held, None
+        for pcm in held or ():
+            self._deliver(pcm)
+
+    def feed(self, pcm: bytes) -> None:
+        if self._held is not None:
+            self._held.append(pcm)
+        else:
+            self._deliver(pcm)
+
+    def _deliver(self, pcm: bytes) -> None:
+        self.started = True
+        self._player.feed(pcm)
 
 
 class Answering:
@@ -56,17 +85,16 @@ class Answering:
         self._worker: asyncio.Task[None] | None = None
         self._answering: asyncio.Future[None] | None = None
         self._told_about_voice = False
-        self._onset_timer: asyncio.TimerHandle | None = None
         self._notices = Background()  # posts that no turn waits for
-        bus.subscribe(events.VoiceOnset, self._on_voice_onset)
-        bus.subscribe(events.SpeechStarted, self._on_speech_started)
+        self._current: PendingTurn | None = None
+        self._audio: _HeldAudio | None = None
+        self._withdrawn: int | None = None  # the turn id being withdrawn (not interrupted)
 
     def start(self) -> None:
         self._worker = asyncio.get_running_loop().create_task(self._run(), name=f"answering-{self._guild_id}")
 
     async def stop(self) -> None:
-        self._cancel_onset_timer()
-        self._interrupt_reply()
+        self.interrupt()
         worker, self._worker = self._worker, None
         if worker is not None:
             worker.cancel()
@@ -87,36 +115,74 @@ class Answering:
             guild_id=self._guild_id, at=self._clock(), turn_id=turn.turn_id, user_id=turn.user_id,
             speaker_name=turn.speaker_name, text=turn.text))
 
-    # barge-in -------------------------------------------------------------------------------
+    # what the interruption policy drives ----------------------------------------------------
 
-    def _on_voice_onset(self, event: events.VoiceOnset) -> None:
-        # Fall quiet at the first hint of voice; if it was a cough, carry on where it paused.
-        if self._player.playing and self._onset_timer is None:
-            self._player.pause()
-            self._onset_timer = asyncio.get_running_loop().call_later(
-                self._turn_detection.onset_grace, self._resume_after_false_onset
-            )
+    @property
+    def speaking(self) -> bool:
+        """A reply is being written or spoken."""
+        return self._answering is not None and not self._answering.done()
 
-    def _on_speech_started(self, event: events.SpeechStarted) -> None:
-        self._cancel_onset_timer()
-        if self._player.playing or self._answering is not None:
-            self._interrupt_reply()
+    @property
+    def answering_user(self) -> int | None:
+        return self._current.user_id if self._current is not None and self.speaking else None
 
-    def _resume_after_false_onset(self) -> None:
-        self._onset_timer = None
+    @property
+    def audio_started(self) -> bool:
+        return self._audio is not None and self._audio.started
+
+    def pause(self) -> None:
+        self._player.pause()
+
+    def resume(self) -> None:
         self._player.resume()
 
-    def _cancel_onset_timer(self) -> None:
-        if self._onset_timer is not None:
-            self._onset_timer.cancel()
-            self._onset_timer = None
-
-    def _interrupt_reply(self) -> None:
+    def interrupt(self) -> None:
         """Stop the sound now and cancel the reply; it publishes what was heard."""
         answering = self._answering
         if answering is not None and not answering.done():
             self._player.interrupt()
             answering.cancel()
+
+    def withdraw(self, user_id: int) -> str | None:
+        """Cancel, unheard, the reply to ``user_id`` and their turns still waiting; return the
+        questions' text (joined), or None when there was nothing to withdraw."""
+        texts = []
+        current, answering = self._current, self._answering
+        if (current is not None and current.user_id == user_id and answering is not None and not answering.done()
+                and not self.audio_started):
+            self._withdrawn = current.turn_id
+            texts.append(current.text)
+            self._player.interrupt()
+            answering.cancel()
+        waiting = []
+        while not self._turns.empty():
+            waiting.append(self._turns.get_nowait())
+        for turn in waiting:
+            if turn.user_id == user_id:
+                texts.append(turn.text)
+                if turn.ahead is not None:
+                    turn.ahead.abandon()
+                self._bus.publish(events.ReplyFinished(
+                    guild_id=self._guild_id, at=self._clock(), turn_id=turn.turn_id, user_id=turn.user_id,
+                    speaker_name=turn.speaker_name, question=turn.text, text="", outcome="withdrawn",
+                    timings=turn.timings))
+            else:
+                self._turns.put_nowait(turn)
+        return " ".join(texts) if texts else None
+
+    def confirm(self, turn_id: int) -> None:
+        """The server ended the turn: a provisional reply to it may now be heard."""
+        self._bus.publish(events.TurnConfirmed(guild_id=self._guild_id, at=self._clock(), turn_id=turn_id))
+        current = self._current
+        if current is not None and current.turn_id == turn_id and current.confirmed is not None:
+            current.confirmed.set()
+        waiting = []
+        while not self._turns.empty():
+            waiting.append(self._turns.get_nowait())
+        for turn in waiting:
+            if turn.turn_id == turn_id and turn.confirmed is not None:
+                turn.confirmed.set()
+            self._turns.put_nowait(turn)
 
     # the turn loop --------------------------------------------------------------------------
 
@@ -124,14 +190,14 @@ class Answering:
         while True:
             turn = await self._turns.get()
             outcome: events.ReplyOutcome = "failed"
-            self._answering = asyncio.current_task()
+            self._current, self._withdrawn = turn, None
             answer = asyncio.get_running_loop().create_task(self._answer(turn), name="answer")
             self._answering = answer
             try:
                 await answer
                 outcome = "spoken"
             except asyncio.CancelledError:
-                outcome = "interrupted"
+                outcome = "withdrawn" if self._withdrawn == turn.turn_id else "interrupted"
                 # Cancelling the worker while it awaits `answer` cancels `answer` too, so
                 # answer.cancelled() cannot tell a stop from a barge-in; our own count can.
                 current = asyncio.current_task()
@@ -144,7 +210,9 @@ class Answering:
                 log.exception("Guild %s: turn failed", self._guild_id)
                 await post(self._notify, self._guild_id, TURN_FAILED)
             finally:
-                self._answering = None
+                self._answering, self._current, self._audio = None, None, None
+                if outcome == "withdrawn":
+                    turn.reply_text = ""
                 self._bus.publish(events.ReplyFinished(
                     guild_id=self._guild_id, at=self._clock(), turn_id=turn.turn_id, user_id=turn.user_id,
                     speaker_name=turn.speaker_name, question=turn.text, text=turn.reply_text, outcome=outcome,
@@ -162,14 +230,15 @@ class Answering:
             for m in build_messages(
                 persona=turn.persona, history=context.history, speaker_name=turn.speaker_name, text=turn.text,
                 max_turns=self._limits.history_turns, max_chars=self._limits.history_chars,
-                bot_name=self._bot_name,
+                bot_name=self._bot_name, language=turn.language,
             )
         ]
         # The question's row is written while the model thinks (TurnJournal); the first sentence
         # waits for the commit (a few ms against the model's hundreds), so a crash once the
         # reply is being spoken still keeps the question.
         self._bus.publish(events.ReplyStarted(guild_id=self._guild_id, at=self._clock(), turn_id=turn.turn_id,
-                                              user_id=turn.user_id, speaker_name=turn.speaker_name, text=turn.text))
+                                              user_id=turn.user_id, speaker_name=turn.speaker_name, text=turn.text,
+                                              provisional=turn.confirmed is not None))
         await self._speak_reply(turn, messages, context.clip)
 
     async def _speak_reply(self, turn: PendingTurn, messages: list[ChatMessage], clip: VoiceClip | None) -> None:
@@ -177,18 +246,27 @@ class Answering:
             self._told_about_voice = True
             # A REST round trip; the reply need not wait.
             self._notices.spawn(post(self._notify, self._guild_id, NO_VOICE_HINT))
+        audio = self._audio = _HeldAudio(self._player)
+        opener = None
+        if turn.confirmed is None:
+            audio.open()
+        else:
+            opener = asyncio.get_running_loop().create_task(self._open_when_confirmed(turn, audio), name="confirm")
         ref_audio, voice_id = clip.speech_voice() if clip else (None, self._default_voice_id)
         speaker = ReplySpeaker(
-            self._tts, self._player,
+            self._tts, audio,
             ref_audio=ref_audio,
             voice_id=voice_id,
             clock=self._clock,
+            language=turn.language,
         )
         self._player.begin_reply()  # FFmpeg starts while the model is still thinking
         sentences = self._sentences(turn, messages)
         try:
             ledger = await speaker.speak(sentences)
             turn.timings.mark_at("first_tts_audio", ledger.first_audio_at)
+            if turn.confirmed is not None:
+                await self._open_when_confirmed(turn, audio)  # all written and synthesised
             self._player.finish()
             await self._player.wait_done()
             turn.timings.mark_at("first_packet_sent", self._player.first_packet_sent_at)
@@ -196,6 +274,8 @@ class Answering:
             turn.reply_text = ledger.text()
         except asyncio.CancelledError:
             self._player.interrupt()
+            if self._withdrawn == turn.turn_id:
+                raise  # nothing of it was heard
             # Not interrupt()'s return value: a barge-in has usually stopped the player already
             # (_interrupt_reply), and a second interrupt() reports 0 s played.
             played = self._player.played_seconds
@@ -208,11 +288,20 @@ class Answering:
             self._player.interrupt()
             raise
         finally:
+            if opener is not None:
+                opener.cancel()
             # A cancelled reader leaves the generator suspended; close it now, not at garbage
             # collection, so the chat stream's usage is published before the turn ends.
             await sentences.aclose()
             if speaker.ledger.characters:
                 self._usage(None, "tts_characters", speaker.ledger.characters)
+
+    async def _open_when_confirmed(self, turn: PendingTurn, audio: _HeldAudio) -> None:
+        """A provisional reply is heard once its turn is confirmed and its question is stored."""
+        assert turn.confirmed is not None
+        await turn.confirmed.wait()
+        await self._questions.question_saved(turn.turn_id)
+        audio.open()
 
     async def _sentences(self, turn: PendingTurn, messages: list[ChatMessage]) -> AsyncGenerator[str, None]:
         splitter = SentenceSplitter()
@@ -244,3 +333,4 @@ class Answering:
     def _usage(self, user_id: int | None, kind: events.UsageKind, quantity: float) -> None:
         self._bus.publish(events.UsageIncurred(guild_id=self._guild_id, at=self._clock(), user_id=user_id,
                                                kind=kind, quantity=quantity))
+

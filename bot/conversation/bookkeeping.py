@@ -26,7 +26,11 @@ log = logging.getLogger(__name__)
 
 def record_timings(bus: events.EventBus, timings: TimingsLog) -> events.Unsubscribe:
     """Every finished turn's stage timings, for /status."""
-    return bus.subscribe(events.ReplyFinished, lambda event: timings.add(event.timings))
+    def on_finished(event: events.ReplyFinished) -> None:
+        if event.outcome != "withdrawn":  # never heard: no turn to time
+            timings.add(event.timings)
+
+    return bus.subscribe(events.ReplyFinished, on_finished)
 
 
 def record_usage(bus: events.EventBus, meter: TurnMeter, background: Background) -> events.Unsubscribe:
@@ -39,8 +43,13 @@ def record_usage(bus: events.EventBus, meter: TurnMeter, background: Background)
 
 
 class TurnJournal:
-    """Stores the conversation's turns in the order they happened: overheard remarks as context,
-    each answered question once its reply is requested, and what was heard of each reply."""
+    """Stores the conversation's turns in the order they happened: overheard remarks (and
+    backchannels) as context, each answered question once its reply is requested (a provisional
+    one, prepared on the server's eager end, once the server confirms the turn), and what was
+    heard of each reply.
+
+    Until its first audio a reply may be withdrawn (the member was not done: their next words join
+    the question); a withdrawn question's row is deleted, so history keeps the whole question once."""
 
     def __init__(
         self, store: ConversationStore, background: Background, *, guild_id: int, bot_name: str,
@@ -53,26 +62,51 @@ class TurnJournal:
         self._wall_clock = wall_clock
         self._last: asyncio.Future[Any] | None = None  # the previous write: rows commit in order
         self._questions: dict[int, asyncio.Future[Any]] = {}
+        self._asked: dict[int, events.ReplyStarted] = {}  # questions not written yet
 
     def attach(self, bus: events.EventBus) -> None:
         bus.subscribe(events.TurnRejected, self._on_rejected)
         bus.subscribe(events.ReplyStarted, self._on_reply_started)
+        bus.subscribe(events.TurnConfirmed, self._on_confirmed)
         bus.subscribe(events.ReplyFinished, self._on_reply_finished)
 
     async def question_saved(self, turn_id: int) -> None:
-        """Wait until the question's row is committed (or its write failed and was logged)."""
-        saved = self._questions.get(turn_id)
+        """Wait until the question's row is committed (or its write failed and was logged). The
+        first sentence of the reply waits for this; a provisional question is written only once
+        confirmed (never, if withdrawn), so its first sentence does not wait."""
+        asked = self._asked.get(turn_id)
+        if asked is not None and asked.provisional:
+            return
+        saved = self._write_question(turn_id)
         if saved is not None:
             await asyncio.shield(saved)
 
     def _on_rejected(self, event: events.TurnRejected) -> None:
-        if event.reason == "not_addressed":
+        if event.reason in ("not_addressed", "backchannel"):
             self._write(event.user_id, event.speaker_name, "context", event.text)
 
+    def _on_confirmed(self, event: events.TurnConfirmed) -> None:
+        self._write_question(event.turn_id)
+
     def _on_reply_started(self, event: events.ReplyStarted) -> None:
-        self._questions[event.turn_id] = self._write(event.user_id, event.speaker_name, "user", event.text)
+        self._asked[event.turn_id] = event
+        if not event.provisional:
+            self._write_question(event.turn_id)  # while the model thinks
+
+    def _write_question(self, turn_id: int) -> asyncio.Future[Any] | None:
+        asked = self._asked.pop(turn_id, None)
+        if asked is not None:
+            self._questions[turn_id] = self._write(asked.user_id, asked.speaker_name, "user", asked.text)
+        return self._questions.get(turn_id)
 
     def _on_reply_finished(self, event: events.ReplyFinished) -> None:
+        if event.outcome == "withdrawn":
+            self._asked.pop(event.turn_id, None)
+            written = self._questions.pop(event.turn_id, None)
+            if written is not None:
+                self._last = self._background.spawn(self._unwrite(self._last, written))
+            return
+        self._write_question(event.turn_id)  # a reply that failed before its first sentence
         self._questions.pop(event.turn_id, None)
         if event.text and event.outcome != "failed":
             self._write(None, self._bot_name, "assistant", event.text, interrupted=event.outcome == "interrupted")
@@ -85,11 +119,22 @@ class TurnJournal:
         self._last = self._background.spawn(self._after(self._last, turn))
         return self._last
 
-    async def _after(self, previous: asyncio.Future[Any] | None, turn: Turn) -> None:
+    async def _after(self, previous: asyncio.Future[Any] | None, turn: Turn) -> Turn | None:
         if previous is not None:
             await asyncio.wait({previous})
         try:
-            await self._store.add_turn(turn)
+            return await self._store.add_turn(turn)
         except Exception:
             # The reply was (being) spoken regardless; losing a row is logged loudly.
             log.exception("Guild %s: could not store a %s turn", self._guild_id, turn.role)
+            return None
+
+    async def _unwrite(self, previous: asyncio.Future[Any] | None, written: asyncio.Future[Any]) -> None:
+        if previous is not None:
+            await asyncio.wait({previous})
+        stored = written.result() if not written.cancelled() else None
+        if stored is not None and stored.id is not None:
+            try:
+                await self._store.remove_turn(stored.id)
+            except Exception:
+                log.exception("Guild %s: could not remove a withdrawn question", self._guild_id)

@@ -51,6 +51,10 @@ class ConversationStore:
         self._stored_turns += 1
         return stored
 
+    async def remove_turn(self, turn_id: int) -> None:
+        await self._db.turns.delete(turn_id)
+        self._stored_turns += 1  # history changed: a read that began before is stale
+
     def read_ahead(self) -> ReadAhead:
         return ReadAhead(asyncio.ensure_future(self._read()), self._stored_turns)
 

@@ -20,10 +20,10 @@ from bot.audio.vad import GatedSileroVad, SileroPool, SpectralVad, VoiceActivity
 from bot.conversation.events import EventBus
 from bot.conversation.guild import GuildConversation
 from bot.conversation.hearing import Hearing
-from bot.conversation.ports import ReceivingVoice, TurnMeter
+from bot.conversation.ports import Admission, ReceivingVoice, TurnMeter
 from bot.conversation.timings import TimingsLog
 from bot.conversation.turn import DEFAULT_LIMITS, ConversationLimits
-from bot.conversation.turn_detection import DEFAULT_TURN_DETECTION, TurnDetection
+from bot.conversation.turn_detection import DEFAULT_TURN_DETECTION, SERVER_TURN_DETECTION, TurnDetection
 from bot.errors import NoticeNotPostedError
 from bot.services.privacy import plain_name
 from bot.voice.player import SpeechPlayer
@@ -59,6 +59,32 @@ class ChannelRoster:
             return 0
         return sum(1 for member in channel.members if not member.bot)
 
+    def names_in_channel(self) -> list[str]:
+        channel = self._voice_client.channel
+        return [member.display_name for member in channel.members if not member.bot] if channel else []
+
+    def is_bot(self, user_id: int) -> bool:
+        """A bot user (discord.py's member cache, else its user cache; unknown: not a bot)."""
+        guild = self._voice_client.guild
+        member = guild.get_member(user_id) if guild else None
+        if member is not None:
+            return member.bot
+        user = self._voice_client.client.get_user(user_id)
+        return user is not None and user.bot
+
+
+def heard(consent: Admission | None, is_bot: Callable[[int], bool], allowed_bots: frozenset[int]) -> Admission:
+    """Who is heard: members who consent, and no bot unless the guild allows it by name
+    (``/settings hear-bot``). Asked before decryption, like consent: a music bot's audio is
+    never decrypted, decoded or sent anywhere."""
+
+    def admit(user_id: int) -> bool:
+        if is_bot(user_id) and user_id not in allowed_bots:
+            return False
+        return consent(user_id) if consent is not None else True
+
+    return admit
+
 
 Detach = Callable[[], Awaitable[None]]
 # Something outside the conversation that follows each guild's events (metrics, captions): called
@@ -89,12 +115,15 @@ class ConversationEngine:
         default_voice_id: str | None = None,
         meter: TurnMeter | None = None,
         privacy: PrivacyService | None = None,
-        turn_detection: TurnDetection = DEFAULT_TURN_DETECTION,
+        turn_detection: TurnDetection | None = None,
         subscribers: Sequence[GuildSubscriber] = (),
         vad: Literal["silero", "spectral"] = "silero",
         vad_pool: SileroPool | None = None,
     ) -> None:
-        self._turn_detection = turn_detection
+        # By default the model decides: the server's turn events when it has them (Voxtral 3),
+        # our own end of turn otherwise.
+        self._turn_detection = turn_detection or (
+            SERVER_TURN_DETECTION if transcriber.turn_detection_available else DEFAULT_TURN_DETECTION)
         self._subscribers = tuple(subscribers)
         self._vad = vad
         # One pool of Silero models for every guild's speakers (~9.5 MB each, leased per burst).
@@ -153,10 +182,10 @@ class ConversationEngine:
 
         # A plain discord.py client (some tests) cannot hear: it only speaks.
         receiving = voice_client if isinstance(voice_client, ReceivingVoice) else None
-        admit = None
+        consent = None
         if self._privacy is not None:  # consent is known before the first packet is read
             readmit = receiving.receiver.readmit if receiving is not None else None
-            admit = await self._privacy.admission(session.guild_id, on_change=readmit)
+            consent = await self._privacy.admission(session.guild_id, on_change=readmit)
             try:
                 # Told before any audio is read: nobody is heard before the notice is up.
                 await self._check_notice_channel(session)
@@ -166,9 +195,13 @@ class ConversationEngine:
                 await self._privacy.release(guild)
                 raise
         player = SpeechPlayer(voice_client, ffmpeg_executable=self._ffmpeg, clock=self._clock)
+        roster = ChannelRoster(voice_client)
+        settings = await self._db.guilds.get(session.guild_id)
+        allowed = frozenset(int(i) for i in (settings.heard_bots or "").split(",") if i)
+        admit = heard(consent, roster.is_bot, allowed)
         conversation = GuildConversation(
             guild_id=session.guild_id, database=self._db, transcriber=self._stt, chat=self._chat,
-            synthesizer=self._tts, player=player, roster=ChannelRoster(voice_client), notify=notify,
+            synthesizer=self._tts, player=player, roster=roster, notify=notify,
             bot_name=plain_name(guild.me.display_name), clock=self._clock, limits=self._limits,
             timings_log=self._timings.setdefault(session.guild_id, TimingsLog()),
             default_voice_id=self._default_voice_id, meter=self._meter, turn_detection=self._turn_detection,

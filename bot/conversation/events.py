@@ -13,10 +13,12 @@ The events, in the order one turn produces them (``at`` is the conversation's mo
 - ``TranscriptFinal``   the utterance's whole transcript and its audio seconds
 - ``TurnRejected``      no reply will come, with a ``reason`` (see ``RejectReason``)
 - ``TurnAccepted``      a reply will be written: the turn is queued for answering
-- ``ReplyStarted``      the turn's history is read and its chat request goes out
+- ``ReplyStarted``      the turn's history is read and its chat request goes out (``provisional``:
+                        prepared on the server's eager end of turn, heard only once confirmed)
+- ``TurnConfirmed``     the server confirmed a provisional turn's end: its reply may be heard
 - ``ReplySentence``     one sentence of the reply, written and handed to speech, in order
 - ``ReplyInterrupted``  a barge-in cut the reply: what had been heard of it
-- ``ReplyFinished``     the turn is over (spoken, interrupted or failed), with its timings
+- ``ReplyFinished``     the turn is over (spoken, interrupted, failed or withdrawn), with its timings
 - ``UsageIncurred``     billable use (STT seconds, chat tokens, TTS characters)
 
 Turns are correlated by ``turn_id`` (per conversation, from 1). Names are stable: other parts of
@@ -84,6 +86,7 @@ RejectReason = Literal[
     "no_words",  # noise or silence
     "not_addressed",  # overheard: kept as context
     "backlog_full",  # a newer question displaced it from the queue
+    "backchannel",  # "mm-hm" said while the bot spoke: heard as context, not a turn
 ]
 
 
@@ -109,6 +112,14 @@ class ReplyStarted(ConversationEvent):
     user_id: int
     speaker_name: str
     text: str  # the question
+    provisional: bool = False  # prepared on the server's eager end of turn, heard only once confirmed
+
+
+@dataclass(frozen=True, slots=True)
+class TurnConfirmed(ConversationEvent):
+    """The server confirmed the end of a provisional turn: its reply may now be heard."""
+
+    turn_id: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +145,9 @@ class ReplyInterrupted(ConversationEvent):
         return min(1.0, self.played_seconds / self.spoken_seconds)
 
 
-ReplyOutcome = Literal["spoken", "interrupted", "failed"]
+# "withdrawn": the member went on talking before the reply's first audio, or the server's turn
+# resumed after an eager end: nothing of it was heard and its question joins the next turn.
+ReplyOutcome = Literal["spoken", "interrupted", "failed", "withdrawn"]
 
 
 @dataclass(frozen=True, slots=True)

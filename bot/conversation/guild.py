@@ -1,7 +1,8 @@
 """One guild's conversation: listening and answering, wired on one event bus.
 
 ``Listening`` turns each member's utterances into turns (streaming STT, addressed?);
-``Answering`` speaks one reply at a time and stops for a barge-in; the bookkeeping subscribers
+``Answering`` speaks one reply at a time; ``InterruptionPolicy`` decides who may pause or stop it
+and withdraws a reply whose question was not finished; the bookkeeping subscribers
 (timings, usage, stored turns) follow both through the bus, as can anything else: subscribe to
 ``GuildConversation.events``. Everything here is per guild; the engine builds it on /join.
 """
@@ -17,6 +18,7 @@ from bot.conversation import events
 from bot.conversation.answering import NO_VOICE_HINT, Answering
 from bot.conversation.bookkeeping import TurnJournal, record_timings, record_usage
 from bot.conversation.context import ConversationStore
+from bot.conversation.interruption import Eligibility, InterruptionPolicy
 from bot.conversation.listening import Listening
 from bot.conversation.ports import Notify, ReplyPlayer, Roster, TurnMeter, UnmeteredTurns
 from bot.conversation.timings import TimingsLog
@@ -69,17 +71,26 @@ class GuildConversation:
             questions=journal, notify=notify, bot_name=bot_name, clock=clock, limits=limits,
             background=self._background, turn_detection=turn_detection, default_voice_id=default_voice_id,
         )
+        meter = meter or UnmeteredTurns()
         self.listening = Listening(
             guild_id=guild_id, bus=self.events, database=database, store=store, transcriber=transcriber,
-            roster=roster, meter=meter or UnmeteredTurns(), notify=notify, bot_name=bot_name, clock=clock,
-            on_turn=self.answering.enqueue,
+            roster=roster, meter=meter, notify=notify, bot_name=bot_name, clock=clock,
+            answerer=self.answering, turn_detection=turn_detection,
         )
+        self.interruptions = InterruptionPolicy(
+            bus=self.events, reply=self.answering,
+            eligibility=lambda: Eligibility(self.listening.addressing, roster.humans_in_channel()),
+            rate_limited=lambda user_id: meter.rate_limited(guild_id, user_id),
+            on_withdrawn=self.listening.carry, onset_grace=turn_detection.onset_grace,
+        )
+        self.listening.gate = self.interruptions
 
     def start(self) -> None:
         self.answering.start()
 
     async def stop(self) -> None:
         """Stop listening and answering; return once what was heard and used is stored."""
+        self.interruptions.stop()
         await asyncio.gather(self.answering.stop(), self.listening.stop())
         await self._background.drain()
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -76,7 +76,8 @@ class Eligibility:
     humans: int
 
     def anyone(self) -> bool:
-        return self.policy.is_addressed("", self.humans) if self.policy.mode != "wake_word" else False
+        """Everyone addresses it (``always``, or the only human in ``auto``)."""
+        return self.policy.is_addressed("", self.humans)
 
     def addresses(self, text: str) -> bool:
         return self.policy.is_addressed(text, self.humans)
@@ -85,7 +86,7 @@ class Eligibility:
 class InterruptionPolicy:
     def __init__(
         self, *, bus: events.EventBus, reply: Interruptible, eligibility: Callable[[], Eligibility],
-        rate_limited: Callable[[int], Awaitable[bool]], on_withdrawn: Callable[[int, str], None],
+        rate_limited: Callable[[int], bool], on_withdrawn: Callable[[int, str], None],
         onset_grace: float, words_grace: float = WORDS_GRACE_SECONDS,
     ) -> None:
         self._reply = reply
@@ -97,7 +98,6 @@ class InterruptionPolicy:
         self._holder: int | None = None  # the member whose voice holds the reply paused
         self._timer: asyncio.TimerHandle | None = None
         self._backchannels: set[int] = set()  # members whose current utterance is a backchannel
-        self._checks: set[asyncio.Task[None]] = set()
         bus.subscribe(events.VoiceOnset, self._on_onset)
         bus.subscribe(events.SpeechStarted, self._on_speech)
         bus.subscribe(events.TranscriptPartial, self._on_words)
@@ -107,12 +107,9 @@ class InterruptionPolicy:
     # listening asks ---------------------------------------------------------------------------
 
     def admits(self, user_id: int, text: str) -> bool:
-        """May this finished utterance become a turn? Not a backchannel said over the bot."""
-        if user_id in self._backchannels:
-            self._backchannels.discard(user_id)
-            if is_backchannel(text):
-                return False
-        return True
+        """May this utterance become a turn? Not a backchannel said over the bot (the mark lasts
+        until the member's next speech)."""
+        return not (user_id in self._backchannels and is_backchannel(text))
 
     # events -----------------------------------------------------------------------------------
 
@@ -122,7 +119,7 @@ class InterruptionPolicy:
     def _on_onset(self, event: events.VoiceOnset) -> None:
         if not self._reply.speaking or self._holder is not None or not self._reply.audio_started:
             return
-        if self._eligible(event.user_id):
+        if self._eligible(event.user_id) and not self._rate_limited(event.user_id):
             self._hold(event.user_id, self._onset_grace)
 
     def _on_speech(self, event: events.SpeechStarted) -> None:
@@ -136,22 +133,12 @@ class InterruptionPolicy:
             if withdrawn:
                 self._on_withdrawn(user, withdrawn)
             return
-        if not self._eligible(user):
+        if not self._eligible(user) or self._rate_limited(user):
+            if self._holder == user:
+                self._release()  # context, or over their rate: they never interrupt
             return
         if self._holder in (None, user):
             self._hold(user, self._words_grace)
-        check = asyncio.get_running_loop().create_task(self._unless_limited(user))
-        self._checks.add(check)
-        check.add_done_callback(self._checks.discard)
-
-    async def _unless_limited(self, user_id: int) -> None:
-        try:
-            limited = await self._rate_limited(user_id)
-        except Exception:
-            log.exception("rate-limit check failed; treating the member as not limited")
-            return
-        if limited and self._holder == user_id:
-            self._release()  # a member over their rate never interrupts
 
     def _on_words(self, event: events.TranscriptPartial) -> None:
         user = event.user_id
@@ -165,7 +152,7 @@ class InterruptionPolicy:
                 return
             self._backchannels.discard(user)
             self._stop()
-        elif self._holder is None and self._eligibility().addresses(event.text):
+        elif self._holder is None and self._eligibility().addresses(event.text) and not self._rate_limited(user):
             self._stop()  # someone else said the bot's name: they may interrupt
 
     def _on_final(self, event: events.TranscriptFinal) -> None:
@@ -201,9 +188,5 @@ class InterruptionPolicy:
             self._timer.cancel()
             self._timer = None
 
-    async def stop(self) -> None:
+    def stop(self) -> None:
         self._cancel_timer()
-        for check in list(self._checks):
-            check.cancel()
-        if self._checks:
-            await asyncio.wait(self._checks)

@@ -1,8 +1,20 @@
 """Listening: utterances → streaming STT → addressed? → a turn for answering.
 
-Each member's utterance streams to Voxtral while they talk (one transcription task per
-utterance), after the meter admits it. The finished transcript becomes a turn only if it has
-words and was addressed to the bot; everything it notices is published on the guild's bus.
+Each member's utterance streams to Voxtral while they talk (one transcription per utterance, or
+per server turn), once the budget allows it; the session is biased toward the names said here
+(the bot's, the wake word, the members', the guild's vocabulary) and told the guild's language.
+The finished transcript becomes a turn only if it has words, was addressed to the bot and is not
+a backchannel said over it; a turn counts against the voice-turn limits only then.
+
+With the server's turn detection (``TurnDetection.server``) the end of a turn is the server's:
+silence is streamed in real time through pauses (Discord sends nothing while someone is silent,
+and the server measures silence in the audio it gets), ``turn.eager_end`` hands answering a
+provisional turn to prepare, ``turn.resume`` withdraws it and ``turn.end`` confirms it. Speech
+after a ``turn.end`` inside the same utterance starts the next transcription.
+
+Never a fragment: when a member goes on talking before the reply to what they said was heard,
+that reply is withdrawn (``InterruptionPolicy``) or their still-unfinished transcript is held
+back, and its text leads their next turn (``carry``).
 """
 
 from __future__ import annotations
@@ -11,28 +23,72 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
 
 from bot.audio import utterances
 from bot.conversation import events
 from bot.conversation.addressing import AddressingPolicy
+from bot.conversation.backchannel import words_of
 from bot.conversation.context import ConversationStore, ReadAhead
 from bot.conversation.ports import Notify, Roster, TurnMeter
 from bot.conversation.timings import TurnTimings
 from bot.conversation.turn import PendingTurn, post
-from bot.mistral import MistralError, StreamingTranscriber
-from bot.store import Database
+from bot.conversation.turn_detection import TurnDetection
+from bot.mistral import MistralError, SessionOptions, StreamingTranscriber, TurnEvent
+from bot.store import Database, GuildSettings
 
 log = logging.getLogger(__name__)
 
 TRANSCRIPTION_FAILED = "Sorry, I couldn't make out what was said: the transcription service failed."
+_SILENCE = bytes(640)  # 20 ms of 16 kHz mono int16 silence
+_SILENCE_SECONDS = 0.020
+_FILL_SLACK = 0.04  # silence starts this long after the last packet (room for network jitter)
+_REFUSED_PAUSE_BYTES = 12_800  # 0.4 s of quiet audio ends a refused (undisclosed) utterance
+_LOUD_RMS = 200.0  # int16: speech resuming after a server turn.end, not a leftover quiet frame
+MAX_BIAS_TERMS = 100
+
+
+class Answerer(Protocol):
+    def enqueue(self, turn: PendingTurn) -> None: ...
+
+    def confirm(self, turn_id: int) -> None: ...
+
+    def withdraw(self, user_id: int) -> str | None: ...
+
+
+class TurnGate(Protocol):
+    def admits(self, user_id: int, text: str) -> bool:
+        """May this finished utterance become a turn (not a backchannel said over the bot)?"""
+        ...
+
+
+@dataclass(slots=True)
+class _Transcription:
+    """One transcription of a member's speech: its own queue of audio."""
+
+    user_id: int
+    queue: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
+    continued: bool = False  # the member spoke again before it was finished: its text leads theirs
+    provisional: PendingTurn | None = None
+    admitted: bool = False  # a voice turn was counted for it already
+    refusal: str | None = None  # the meter refused its turn (a notice to post once, or "")
+    settled: bool = False  # its provisional turn was confirmed on the server's turn.end
+    ahead: ReadAhead | None = None  # history read while the transcript was being finished
+    timings: TurnTimings | None = None
+    settings: GuildSettings | None = None  # read as the utterance began
+    policy: AddressingPolicy | None = None
+    language: str | None = None  # the guild's, else the detected one
 
 
 class Listening:
     def __init__(
         self, *, guild_id: int, bus: events.EventBus, database: Database, store: ConversationStore,
         transcriber: StreamingTranscriber, roster: Roster, meter: TurnMeter, notify: Notify, bot_name: str,
-        clock: Callable[[], float], on_turn: Callable[[PendingTurn], None],
+        clock: Callable[[], float], answerer: Answerer, turn_detection: TurnDetection,
+        gate: TurnGate | None = None,
     ) -> None:
         self._guild_id = guild_id
         self._bus = bus
@@ -44,10 +100,17 @@ class Listening:
         self._notify = notify
         self._bot_name = bot_name
         self._clock = clock
-        self._on_turn = on_turn
-        self._utterances: dict[int, asyncio.Queue[bytes | None]] = {}
+        self._answerer = answerer
+        self._turns = turn_detection
+        self.gate = gate
+        self._open: dict[int, _Transcription] = {}  # the transcription each member's audio goes to
+        self._running: dict[int, _Transcription] = {}  # unfinished transcriptions, per member
+        self._between: set[int] = set()  # utterance still open after a server turn.end
+        self._carry: dict[int, str] = {}  # withdrawn text that leads the member's next turn
         self._transcriptions: set[asyncio.Task[None]] = set()
         self._turn_ids = 0
+        # The addressing rules last read from the guild's settings (the interruption policy's view).
+        self.addressing = AddressingPolicy(mode="auto", wake_words=[bot_name])
 
     async def stop(self) -> None:
         tasks = list(self._transcriptions)
@@ -57,103 +120,264 @@ class Listening:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    def carry(self, user_id: int, text: str) -> None:
+        """``text`` (a withdrawn question) leads ``user_id``'s next turn."""
+        self._carry[user_id] = f"{self._carry[user_id]} {text}" if user_id in self._carry else text
+
+    @property
+    def _server_turns(self) -> bool:
+        return self._turns.server is not None and self._stt.turn_detection_available
+
     def on_heard(self, user_id: int, event: utterances.Event) -> None:
         guild = self._guild_id
         if isinstance(event, utterances.VoiceOnset):
             self._bus.publish(events.VoiceOnset(guild_id=guild, at=event.at, user_id=user_id))
         elif isinstance(event, utterances.SpeechStarted):
-            # Published first: answering stops a reply being spoken (barge-in) before we listen.
+            self._between.discard(user_id)
+            # Published first: the interruption policy decides about a reply before we listen.
             self._bus.publish(events.SpeechStarted(guild_id=guild, at=event.detected_at, user_id=user_id,
                                                    began_at=event.at))
-            self._open_utterance(user_id)
+            self._open_transcription(user_id)
         elif isinstance(event, utterances.UtteranceAudio):
-            queue = self._utterances.get(user_id)
-            if queue is not None:
-                queue.put_nowait(event.pcm)
+            current = self._open.get(user_id)
+            if current is None and user_id in self._between and _loud(event.pcm):
+                # The server ended the turn, but they went on within the same utterance.
+                self._between.discard(user_id)
+                now = self._clock()
+                self._bus.publish(events.SpeechStarted(guild_id=guild, at=now, user_id=user_id, began_at=now))
+                current = self._open_transcription(user_id)
+            if current is not None:
+                current.queue.put_nowait(event.pcm)
         elif isinstance(event, utterances.UtteranceEnded):
+            self._between.discard(user_id)
             self._bus.publish(events.SpeechEnded(guild_id=guild, at=event.at, user_id=user_id,
                                                  duration=event.duration, reason=event.reason))
-            queue = self._utterances.pop(user_id, None)
-            if queue is not None:
-                queue.put_nowait(None)
+            current = self._open.pop(user_id, None)
+            if current is not None:
+                current.queue.put_nowait(None)
 
-    def _open_utterance(self, user_id: int) -> None:
-        previous = self._utterances.pop(user_id, None)
+    def _open_transcription(self, user_id: int) -> _Transcription:
+        previous = self._open.pop(user_id, None)
         if previous is not None:
-            previous.put_nowait(None)
-        queue: asyncio.Queue[bytes | None] = asyncio.Queue()
-        self._utterances[user_id] = queue
-        task = asyncio.get_running_loop().create_task(self._transcribe(user_id, queue), name="transcribe")
+            previous.queue.put_nowait(None)
+        unfinished = self._running.get(user_id)
+        if unfinished is not None:
+            unfinished.continued = True  # its text will lead this one's
+        transcription = self._open[user_id] = self._running[user_id] = _Transcription(user_id)
+        task = asyncio.get_running_loop().create_task(self._transcribe(transcription), name="transcribe")
         self._transcriptions.add(task)
         task.add_done_callback(self._transcriptions.discard)
+        return transcription
 
-    async def _transcribe(self, user_id: int, queue: asyncio.Queue[bytes | None]) -> None:
+    async def _audio(self, transcription: _Transcription, timings: TurnTimings) -> AsyncIterator[bytes]:
+        """The utterance's audio as it arrives; with server turns, silence fills the pauses in
+        real time (the server's clock is the audio it gets)."""
+        queue, fill = transcription.queue, self._server_turns
+        loop = asyncio.get_running_loop()
+        # Silence starts once no packet came for the slack, and covers the time since the last
+        # packet (the server's clock then matches ours), then goes on 20 ms per 20 ms.
+        last = loop.time()
+        due = last + _FILL_SLACK
+        while True:
+            if fill:
+                try:
+                    chunk = await asyncio.wait_for(queue.get(), max(0.0, due - loop.time()))
+                except TimeoutError:
+                    frames = max(1, int((loop.time() - last) / _SILENCE_SECONDS))
+                    chunk = _SILENCE * frames
+                    last += frames * _SILENCE_SECONDS
+                    due = last + _SILENCE_SECONDS
+                else:
+                    last = loop.time()
+                    due = last + _FILL_SLACK
+            else:
+                chunk = await queue.get()
+            if chunk is None:
+                break
+            yield chunk
+        timings.mark_once("speech_end")
+        transcription.ahead = self._store.read_ahead()  # while the transcript is being finished
+
+    async def _drain_until_pause(self, transcription: _Transcription) -> None:
+        quiet = 0
+        while (chunk := await transcription.queue.get()) is not None:
+            quiet = 0 if _loud(chunk) else quiet + len(chunk)
+            if quiet >= _REFUSED_PAUSE_BYTES and self._open.get(transcription.user_id) is transcription:
+                del self._open[transcription.user_id]
+                self._between.add(transcription.user_id)
+                return
+
+    async def _transcribe(self, transcription: _Transcription) -> None:
+        user_id = transcription.user_id
         timings = TurnTimings(clock=self._clock)
-        ahead: ReadAhead | None = None
+        try:
+            await self._listen(transcription, timings)
+        finally:
+            if self._running.get(user_id) is transcription:
+                del self._running[user_id]
+            if transcription.ahead is not None:
+                transcription.ahead.abandon()
 
-        async def audio() -> AsyncIterator[bytes]:
-            nonlocal ahead
-            # Streamed to Voxtral while the person is still talking.
-            while (chunk := await queue.get()) is not None:
-                yield chunk
-            timings.mark("speech_end")
-            if read_context:
-                ahead = self._store.read_ahead()  # while the transcript is being finished
+    async def _listen(self, transcription: _Transcription, timings: TurnTimings) -> None:
+        user_id = transcription.user_id
+        refusal = await self._meter.may_listen(self._guild_id, user_id)
+        if refusal is not None:
+            # Nothing is sent anywhere: the speech is drained and dropped, up to its first pause
+            # (speech after it, in the same long utterance, asks again).
+            post_notice = asyncio.ensure_future(post(self._notify, self._guild_id, refusal)) if refusal else None
+            await self._drain_until_pause(transcription)
+            self._reject(user_id, "", "refused")
+            if post_notice is not None:
+                await post_notice
+            return
+        settings = transcription.settings = await self._db.guilds.get(self._guild_id)
+        transcription.policy = self.addressing = AddressingPolicy(
+            mode=settings.addressing_mode, wake_words=[w for w in (settings.wake_word, self._bot_name) if w])
+        transcription.timings, transcription.language = timings, settings.language
 
         def partial(text: str) -> None:
             self._bus.publish(events.TranscriptPartial(guild_id=self._guild_id, at=self._clock(), user_id=user_id,
                                                        text=text))
 
-        refusal = await self._meter.admit(self._guild_id, user_id)
-        read_context = refusal is None
-        if refusal is not None:
-            # Nothing is sent anywhere: the utterance is drained and dropped.
-            async for _chunk in audio():
-                pass
-            self._reject(user_id, "", "refused")
-            if refusal:
-                await post(self._notify, self._guild_id, refusal)
-            return
-        # Read while the person is still talking, so the answer does not wait on the database.
-        settings_read = asyncio.ensure_future(self._db.guilds.get(self._guild_id))
+        def detected(code: str) -> None:
+            transcription.language = settings.language or code
+
+        async def turn_event(event: TurnEvent) -> None:
+            await self._on_turn_event(transcription, event)
+
         try:
-            transcript = await self._stt.transcribe(audio(), on_partial=partial)
+            transcript = await self._stt.transcribe(
+                self._audio(transcription, timings), on_partial=partial, on_language=detected,
+                on_turn=turn_event if self._server_turns else None, options=self._options(settings))
         except MistralError as error:
-            _abandon(settings_read, ahead)
+            self._withdraw_provisional(transcription)
             self._reject(user_id, "", "transcription_failed")
             log.warning("Guild %s: transcription failed: %s", self._guild_id, error)
             await post(self._notify, self._guild_id, TRANSCRIPTION_FAILED)
             return
         except BaseException:
-            _abandon(settings_read, ahead)
+            self._withdraw_provisional(transcription)
             raise
+        if transcript.end_reason in ("threshold", "timeout") and self._open.get(user_id) is transcription:
+            # The server ended the turn inside our utterance: speech after this is a new turn.
+            del self._open[user_id]
+            self._between.add(user_id)
+        timings.mark_once("speech_end")  # the server's turn.end stopped the audio before its end
         timings.mark("transcript_final")
         self._bus.publish(events.TranscriptFinal(
             guild_id=self._guild_id, at=self._clock(), user_id=user_id, text=transcript.text,
             audio_seconds=transcript.audio_seconds, source=transcript.source))
         self._bus.publish(events.UsageIncurred(guild_id=self._guild_id, at=self._clock(), user_id=user_id,
                                                kind="stt_seconds", quantity=transcript.audio_seconds))
-        text = transcript.text.strip()
-        if not _has_words(text):
-            _abandon(settings_read, ahead)
+        transcription.language = settings.language or transcript.language or transcription.language
+        await self._conclude(transcription, transcript.text.strip())
+
+    async def _conclude(self, transcription: _Transcription, text: str) -> None:
+        user_id = transcription.user_id
+        if transcription.settled:
+            self._carry.pop(user_id, None)  # it led the confirmed turn
+            return
+        provisional, transcription.provisional = transcription.provisional, None
+        if transcription.continued and words_of(text):
+            # They went on talking before this was answered: it leads their next turn.
+            self._withdraw(provisional)
+            self.carry(user_id, text)
+            return
+        if not words_of(text):
+            self._withdraw(provisional)
             self._reject(user_id, text, "no_words")
             return  # noise or silence: no turn
-        name = self._roster.display_name(user_id)
-        try:
-            settings = await settings_read
-        except BaseException:
-            _abandon(None, ahead)
-            raise
-        policy = AddressingPolicy(
-            mode=settings.addressing_mode, wake_words=[w for w in (settings.wake_word, self._bot_name) if w]
-        )
-        if not policy.is_addressed(text, self._roster.humans_in_channel()):
-            _abandon(None, ahead)
-            self._reject(user_id, text, "not_addressed", name)  # kept as overheard context
+        if self.gate is not None and not self.gate.admits(user_id, text):
+            self._withdraw(provisional)
+            self._reject(user_id, text, "backchannel")
             return
+        whole = self._with_carry(user_id, text, keep=False)
+        if provisional is not None and words_of(provisional.text) == words_of(whole):
+            self._answerer.confirm(provisional.turn_id)  # the prepared reply may now be heard
+            return
+        self._withdraw(provisional)
+        turn = await self._new_turn(transcription, whole, provisional=False)
+        if turn is not None and transcription.continued:
+            self.carry(user_id, whole)  # they spoke again while it was being admitted
+        elif turn is not None:
+            self._answerer.enqueue(turn)
+
+    async def _on_turn_event(self, transcription: _Transcription, event: TurnEvent) -> None:
+        if event.kind == "resume":
+            self._withdraw_provisional(transcription)
+        elif event.kind == "end" and transcription.timings is not None:
+            transcription.timings.mark_once("speech_end")
+        if event.kind == "end" and transcription.provisional is not None and not transcription.continued:
+            whole = self._with_carry(transcription.user_id, event.text.strip(), keep=True)
+            if words_of(whole) == words_of(transcription.provisional.text):
+                # Confirmed now rather than once the final transcript arrives.
+                transcription.settled = True
+                self._answerer.confirm(transcription.provisional.turn_id)
+        elif event.kind == "eager_end" and transcription.provisional is None and not transcription.continued:
+            text = event.text.strip()
+            if not words_of(text) or (self.gate is not None and not self.gate.admits(transcription.user_id, text)):
+                return
+            whole = self._with_carry(transcription.user_id, text, keep=True)
+            transcription.provisional = await self._new_turn(transcription, whole, provisional=True)
+            log.debug("Guild %s: eager end of turn at %.2f s: provisional turn %s", self._guild_id, event.time_s,
+                      transcription.provisional.turn_id if transcription.provisional else None)
+            if transcription.provisional is not None:
+                self._answerer.enqueue(transcription.provisional)
+
+    async def _new_turn(self, transcription: _Transcription, text: str, *, provisional: bool) -> PendingTurn | None:
+        user_id, settings, policy = transcription.user_id, transcription.settings, transcription.policy
+        assert settings is not None and policy is not None and transcription.timings is not None
+        name = self._roster.display_name(user_id)
+        if not policy.is_addressed(text, self._roster.humans_in_channel()):
+            if not provisional:
+                self._reject(user_id, text, "not_addressed", name)  # kept as overheard context
+            return None
+        if not transcription.admitted and transcription.refusal is None:
+            # A turn that reaches the chat model counts against the limits; asked once per transcription.
+            transcription.refusal = await self._meter.admit(self._guild_id, user_id)
+            transcription.admitted = transcription.refusal is None
+        if transcription.refusal is not None:
+            if not provisional:
+                self._reject(user_id, text, "refused", name)
+                if transcription.refusal:
+                    await post(self._notify, self._guild_id, transcription.refusal)
+            return None
         self._turn_ids += 1
-        self._on_turn(PendingTurn(turn_id=self._turn_ids, user_id=user_id, speaker_name=name, text=text,
-                                  timings=timings, persona=settings.persona, ahead=ahead))
+        ahead, transcription.ahead = transcription.ahead, None
+        timings = transcription.timings
+        if provisional:
+            # Its own stages, from the eager end (the text it answers is the transcript so far).
+            timings = TurnTimings(clock=self._clock)
+            timings.mark("speech_end")
+            timings.mark("transcript_final")
+        return PendingTurn(turn_id=self._turn_ids, user_id=user_id, speaker_name=name, text=text,
+                           timings=timings, persona=settings.persona,
+                           ahead=ahead or self._store.read_ahead(), language=transcription.language,
+                           confirmed=asyncio.Event() if provisional else None)
+
+    def _with_carry(self, user_id: int, text: str, *, keep: bool) -> str:
+        carried = self._carry.get(user_id) if keep else self._carry.pop(user_id, None)
+        return f"{carried} {text}" if carried else text
+
+    def _withdraw_provisional(self, transcription: _Transcription) -> None:
+        provisional, transcription.provisional = transcription.provisional, None
+        self._withdraw(provisional)
+
+    def _withdraw(self, provisional: PendingTurn | None) -> None:
+        if provisional is not None:
+            log.debug("Guild %s: provisional turn %s withdrawn", self._guild_id, provisional.turn_id)
+            self._answerer.withdraw(provisional.user_id)
+
+    def _options(self, settings: GuildSettings) -> SessionOptions:
+        terms: list[str] = []
+        for term in (self._bot_name, settings.wake_word, *self._roster.names_in_channel(),
+                     *(settings.vocabulary or "").split(",")):
+            cleaned = (term or "").strip()
+            if cleaned and cleaned not in terms:
+                terms.append(cleaned)
+        return SessionOptions(context_bias=tuple(terms[:MAX_BIAS_TERMS]), language=settings.language,
+                              turn_detection=self._turns.server if self._server_turns else None,
+                              streaming_delay_ms=self._turns.streaming_delay_ms if self._server_turns else None)
 
     def _reject(self, user_id: int, text: str, reason: events.RejectReason, name: str | None = None) -> None:
         self._bus.publish(events.TurnRejected(
@@ -161,16 +385,7 @@ class Listening:
             speaker_name=self._roster.display_name(user_id) if name is None else name, text=text, reason=reason))
 
 
-def _abandon(read: asyncio.Future[Any] | None, ahead: ReadAhead | None) -> None:
-    """Drop reads nobody will await: cancel them, or mark a finished one's failure as seen."""
-    if read is not None:
-        if not read.done():
-            read.cancel()
-        elif not read.cancelled():
-            read.exception()
-    if ahead is not None:
-        ahead.abandon()
+def _loud(pcm: bytes) -> bool:
+    samples = np.frombuffer(pcm[: len(pcm) - len(pcm) % 2], dtype=np.int16).astype(np.float32)
+    return samples.size > 0 and float(np.sqrt(np.mean(samples * samples))) > _LOUD_RMS
 
-
-def _has_words(text: str) -> bool:
-    return any(ch.isalnum() for ch in text)

@@ -25,6 +25,10 @@ class Roster(Protocol):
 
     def humans_in_channel(self) -> int: ...
 
+    def names_in_channel(self) -> list[str]:
+        """Display names of the members in the channel (to bias recognition toward them)."""
+        ...
+
 
 class ReplyPlayer(Protocol):
     def begin_reply(self) -> None: ...
@@ -57,7 +61,17 @@ class TurnMeter(Protocol):
     """Rate limits, budgets and usage accounting; the conversation asks before it spends money."""
 
     async def admit(self, guild_id: int, user_id: int) -> str | None:
-        """None to go ahead; otherwise a short notice to post (or "" to refuse silently)."""
+        """A voice turn that goes to the chat model: None to go ahead; otherwise a short notice
+        to post (or "" to refuse silently). Counts against the voice-turn rate limits."""
+        ...
+
+    async def may_listen(self, guild_id: int, user_id: int) -> str | None:
+        """May this utterance be transcribed at all (the budget)? Counts no turn: overheard speech
+        costs STT seconds only. None to go ahead, else a notice as for ``admit``."""
+        ...
+
+    def rate_limited(self, guild_id: int, user_id: int) -> bool:
+        """The member's last voice turn was refused and their limit has not refilled yet."""
         ...
 
     async def record(self, guild_id: int, user_id: int | None, kind: str, quantity: float) -> None: ...
@@ -68,6 +82,12 @@ class UnmeteredTurns:
 
     async def admit(self, guild_id: int, user_id: int) -> str | None:
         return None
+
+    async def may_listen(self, guild_id: int, user_id: int) -> str | None:
+        return None
+
+    def rate_limited(self, guild_id: int, user_id: int) -> bool:
+        return False
 
     async def record(self, guild_id: int, user_id: int | None, kind: str, quantity: float) -> None:
         return None

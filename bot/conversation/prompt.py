@@ -50,8 +50,24 @@ class HistoryTurn(Protocol):
     def interrupted(self) -> bool: ...
 
 
-def system_prompt(persona: str | None, *, bot_name: str | None = None) -> str:
-    prompt = DEFAULT_SYSTEM_PROMPT.format(name=bot_name or DEFAULT_BOT_NAME)
+LANGUAGE_NAMES = {
+    "en": "English", "fr": "French", "de": "German", "es": "Spanish", "it": "Italian", "pt": "Portuguese",
+    "nl": "Dutch", "pl": "Polish", "ru": "Russian", "uk": "Ukrainian", "ja": "Japanese", "zh": "Chinese",
+    "ko": "Korean", "ar": "Arabic", "hi": "Hindi", "tr": "Turkish", "sv": "Swedish", "da": "Danish",
+    "no": "Norwegian", "fi": "Finnish", "cs": "Czech", "el": "Greek", "he": "Hebrew", "ro": "Romanian",
+}
+
+
+def language_line(language: str | None) -> str:
+    """The instruction that makes the reply follow the language it was spoken to in."""
+    if not language:
+        return ""
+    name = LANGUAGE_NAMES.get(language, language)
+    return f"\n- The last message was spoken in {name}: answer in {name} ({language})."
+
+
+def system_prompt(persona: str | None, *, bot_name: str | None = None, language: str | None = None) -> str:
+    prompt = DEFAULT_SYSTEM_PROMPT.format(name=bot_name or DEFAULT_BOT_NAME) + language_line(language)
     if persona and persona.strip():
         # The persona comes after the house rules so it can flavour them; it cannot undo the
         # "speakable text" rules without the owner noticing the bot reading markdown aloud.
@@ -83,6 +99,7 @@ def build_messages(
     max_turns: int,
     max_chars: int,
     bot_name: str | None = None,
+    language: str | None = None,
 ) -> list[ChatMessage]:
     """Messages for the chat API answering ``speaker_name`` saying ``text``.
 
@@ -92,7 +109,7 @@ def build_messages(
     The system prompt and the new utterance are always kept, even if together they exceed
     ``max_chars``; only history is trimmed. ``history`` is oldest first.
     """
-    system = system_prompt(persona, bot_name=bot_name)
+    system = system_prompt(persona, bot_name=bot_name, language=language)
     current = f"{_speaker(speaker_name)}: {text.strip()}"
     budget = max_chars - len(system) - len(current)
 

@@ -17,7 +17,9 @@ from bot.audio.frames import TTS_CHANNELS, TTS_SAMPLE_RATE, PcmFrame
 
 
 class Synthesizer(Protocol):
-    def synthesize(self, text: str, *, ref_audio: bytes | None, voice_id: str | None) -> AsyncIterator[PcmFrame]: ...
+    def synthesize(
+        self, text: str, *, ref_audio: bytes | None, voice_id: str | None, language: str | None = None
+    ) -> AsyncIterator[PcmFrame]: ...
 
 
 class Player(Protocol):
@@ -51,13 +53,19 @@ class SpeechLedger:
         return " ".join(s.text for s in self.sentences)
 
     def heard_text(self, played_seconds: float) -> str:
-        """The sentences whose audio had started playing; a cut-off one ends with an ellipsis."""
+        """What was heard: whole sentences, then the words of the cut one in the share of its
+        audio that played (speech is roughly even in words), ending with an ellipsis."""
         heard = []
         for sentence in self.sentences:
             if sentence.start_seconds >= played_seconds:
                 break
-            finished = sentence.start_seconds + sentence.seconds <= played_seconds + 0.05
-            heard.append(sentence.text if finished else sentence.text.rstrip(".!?…") + "…")
+            if sentence.start_seconds + sentence.seconds <= played_seconds + 0.05:
+                heard.append(sentence.text)
+                continue
+            words = sentence.text.split()
+            share = (played_seconds - sentence.start_seconds) / sentence.seconds if sentence.seconds > 0 else 0.0
+            spoken = max(1, round(len(words) * share))
+            heard.append(" ".join(words[:spoken]).rstrip(".,;:!?…") + "…")
         return " ".join(heard)
 
 
@@ -76,6 +84,7 @@ class ReplySpeaker:
         clock: Callable[[], float],
         prefetch: int = 1,
         playback_format: tuple[int, int] = (TTS_SAMPLE_RATE, TTS_CHANNELS),
+        language: str | None = None,
     ) -> None:
         self._tts = synthesizer
         self._player = player
@@ -86,6 +95,7 @@ class ReplySpeaker:
         # What the player's FFmpeg is told it gets (rate, channels): audio in any other format
         # would play at the wrong pitch or speed, so it is refused instead.
         self._playback_format = playback_format
+        self._language = language  # the reply's language: the voice speaks it
         self.ledger = SpeechLedger()
 
     async def speak(self, sentences: AsyncIterator[str]) -> SpeechLedger:
@@ -139,7 +149,8 @@ class ReplySpeaker:
 
     async def _synthesize(self, text: str, audio: asyncio.Queue[PcmFrame | None]) -> None:
         try:
-            async for chunk in self._tts.synthesize(text, ref_audio=self._ref_audio, voice_id=self._voice_id):
+            async for chunk in self._tts.synthesize(text, ref_audio=self._ref_audio, voice_id=self._voice_id,
+                                                    language=self._language):
                 audio.put_nowait(chunk)
         finally:
             audio.put_nowait(None)

@@ -37,6 +37,10 @@ class PendingTurn:
     timings: TurnTimings
     persona: str | None = None
     ahead: ReadAhead | None = None  # history and clip, read while the transcript was finishing
+    language: str | None = None  # spoken (detected or the guild's setting): the reply's language
+    # Set for a provisional turn (the server's eager end): its reply is prepared at once but heard
+    # only once this is set (the turn's end is confirmed). None: confirmed already.
+    confirmed: asyncio.Event | None = None
     reply_text: str = ""  # what was heard of the reply, once answered
 
 

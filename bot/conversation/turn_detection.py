@@ -10,8 +10,10 @@ handed to ``ConversationEngine``; tests hand in short delays instead of patching
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
+
+from bot.mistral.stt_types import TurnDetectionSettings
 
 
 class TurnDetection(Protocol):
@@ -36,6 +38,17 @@ class TurnDetection(Protocol):
         it was noise and the reply resumes."""
         ...
 
+    @property
+    def server(self) -> TurnDetectionSettings | None:
+        """Ask the transcription server for turn events with these settings (None: our own end
+        of turn). With them, listening streams silence through pauses and the server decides."""
+        ...
+
+    @property
+    def streaming_delay_ms(self) -> int | None:
+        """How far the realtime transcript may trail its audio (None: the server's default)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class LocalTurnDetection:
@@ -48,9 +61,37 @@ class LocalTurnDetection:
     # Speech is confirmed about 150-250 ms after an onset; half a second covers it with margin.
     onset_grace: float = 0.5
 
+    server: TurnDetectionSettings | None = None
+    streaming_delay_ms: int | None = None
+
     def __post_init__(self) -> None:
         if self.silence_end <= 0 or self.max_utterance <= 0 or self.onset_grace < 0:
             raise ValueError("need silence_end > 0, max_utterance > 0 and onset_grace >= 0")
 
 
+@dataclass(frozen=True, slots=True)
+class ServerTurnDetection:
+    """Voxtral 3's turn events end turns (``turn.eager_end`` starts a reply, held until
+    ``turn.end``; ``turn.resume`` withdraws it). Our segmenter keeps the utterance open through
+    pauses for ``silence_end`` (longer than the server's ``end_timeout_ms``, so the server always
+    decides first; ours is the safety net when no turn ever started, e.g. a cough).
+
+    ``min_silence_ms`` 500 is the server default; ``end_timeout_ms`` 1200 (default 3000) ends a
+    trailing-off turn sooner and caps the streamed silence billed per turn (issue 12: STT billed
+    per turn at most its speech + 1.5 s). A 160 ms streaming delay (default 480) puts the last
+    words' text ahead of the eager end (which comes after ~240 ms of silence and a frame of
+    processing), so the prepared reply answers the whole question; at 240 ms the two raced and
+    about half the prepared replies were redone at ``turn.end`` (python -m bench.room).
+    """
+
+    silence_end: float = 1.5
+    max_utterance: float = 30.0
+    onset_frames: int | None = 3
+    onset_grace: float = 0.5
+    server: TurnDetectionSettings | None = field(
+        default_factory=lambda: TurnDetectionSettings(min_silence_ms=500, end_timeout_ms=1200))
+    streaming_delay_ms: int | None = 160
+
+
 DEFAULT_TURN_DETECTION = LocalTurnDetection()
+SERVER_TURN_DETECTION = ServerTurnDetection()

@@ -124,6 +124,8 @@ class UsageMeter:
         self._limits = limits or LimitSettings()
         self._wall_clock = wall_clock
         self.budgets = MonthlyBudgets(database, wall_clock=wall_clock)
+        # (guild, member) -> wall-clock second their refused turn rate refills (rate_limited).
+        self._limited_until: dict[tuple[int, int], float] = {}
 
     @property
     def prices(self) -> PriceTable:
@@ -136,6 +138,22 @@ class UsageMeter:
         """The turn and command rates in force in the guild with these settings."""
         return self._limits.for_guild(settings)
 
+    async def may_listen(self, guild_id: int, user_id: int) -> str | None:
+        settings = await self._db.guilds.get(guild_id)
+        status = await self.budgets.status_for(settings)
+        if status.exhausted:
+            return await self._budget_refusal(guild_id, status)
+        return None
+
+    def rate_limited(self, guild_id: int, user_id: int) -> bool:
+        until = self._limited_until.get((guild_id, user_id))
+        if until is None:
+            return False
+        if until <= self._wall_clock().timestamp():
+            del self._limited_until[(guild_id, user_id)]
+            return False
+        return True
+
     async def admit(self, guild_id: int, user_id: int) -> str | None:
         settings = await self._db.guilds.get(guild_id)
         status = await self.budgets.status_for(settings)
@@ -146,6 +164,7 @@ class UsageMeter:
         # The member's bucket first: a refused member then takes nothing from the guild's.
         user = await self._limiter.hit(f"turn:user:{guild_id}:{user_id}", Rate.per_minute_with_burst(user_rate))
         if not user.allowed:
+            self._limited_until[(guild_id, user_id)] = self._wall_clock().timestamp() + user.retry_after
             return self._notice(user, f"<@{user_id}>, I can take {_questions(user_rate)} a minute "
                                       f"from one person; I'll listen to you again in {_seconds(user.retry_after)}.")
         guild = await self._limiter.hit(f"turn:guild:{guild_id}", Rate.per_minute_with_burst(guild_rate))

@@ -13,6 +13,10 @@ class Meter(Protocol):
 
     async def admit(self, guild_id: int, user_id: int) -> str | None: ...
 
+    async def may_listen(self, guild_id: int, user_id: int) -> str | None: ...
+
+    def rate_limited(self, guild_id: int, user_id: int) -> bool: ...
+
     async def record(self, guild_id: int, user_id: int | None, kind: str, quantity: float) -> None: ...
 
 
@@ -30,6 +34,12 @@ class CountedMeter:
 
     async def admit(self, guild_id: int, user_id: int) -> str | None:
         return await self._inner.admit(guild_id, user_id)
+
+    async def may_listen(self, guild_id: int, user_id: int) -> str | None:
+        return await self._inner.may_listen(guild_id, user_id)
+
+    def rate_limited(self, guild_id: int, user_id: int) -> bool:
+        return self._inner.rate_limited(guild_id, user_id)
 
     async def record(self, guild_id: int, user_id: int | None, kind: str, quantity: float) -> None:
         await self._inner.record(guild_id, user_id, kind, quantity)

@@ -20,6 +20,7 @@ from pathlib import Path
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.mistral import FakeMistral
 from tests.fakes.synth import spoken_question
+from tests.fakes.voice.rtp import OPUS_SILENCE
 from tests.fakes.voice.speaker import SimulatedSpeaker
 from tests.harness import TEST_DISCORD_TOKEN, World, build_world
 
@@ -107,14 +108,15 @@ async def test_sigkill_mid_reply_keeps_every_committed_turn(
         world, database, env, process, speaker = call.world, call.database, call.env, call.process, call.speaker
         await speaker.speak(spoken_question(seed=1))
         await fake_voice.bot_audio(world.guild.id).wait_for_silence()
-        # The second answer's speech trickles out, so the kill lands mid-reply.
+        # The second answer's speech trickles out, so the kill lands mid-reply: once its first
+        # audio reached the channel (a speech request alone may be a reply prepared on the
+        # server's eager end of turn, not yet confirmed, whose question is not stored yet).
         fake_mistral.latency.tts_chunk_interval = 0.5
-        speeches = len(fake_mistral.requests_to("speech"))
+        audio = fake_voice.bot_audio(world.guild.id)
+        heard = sum(1 for frame in audio.frames if frame.opus != OPUS_SILENCE)
         await speaker.speak(spoken_question(seed=2))
         async with asyncio.timeout(30):
-            while True:
-                if len(fake_mistral.requests_to("speech")) > speeches:
-                    break
+            while sum(1 for frame in audio.frames if frame.opus != OPUS_SILENCE) <= heard:  # noqa: ASYNC110
                 await asyncio.sleep(0.02)
         process.send_signal(signal.SIGKILL)
         assert await process.wait() == -signal.SIGKILL

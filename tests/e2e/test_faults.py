@@ -255,6 +255,9 @@ class Alone:
     def humans_in_channel(self) -> int:
         return 1
 
+    def names_in_channel(self) -> list[str]:
+        return ["bob"]
+
 
 class VirtualSleep:
     def __init__(self) -> None:

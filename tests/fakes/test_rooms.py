@@ -55,6 +55,7 @@ def test_oracle_hears_both_parts_of_a_paused_question_in_order_and_silence_as_no
     assert heard.language == "en"
     assert heard.silent_seconds >= 0.7
     assert heard.seconds["question"] > 1.0
+    assert 2.2 < heard.speech_span < 2.6  # 1.17 s + the 0.8 s pause + 0.51 s: the pause is inside the turn
 
 
 def test_oracle_hears_only_the_first_words_of_a_cut_utterance() -> None:

@@ -88,6 +88,11 @@ class TurnRepository(Repository):
         async with self._tx.read() as connection:
             return list((await connection.execute(statement)).scalars())
 
+    async def delete(self, turn_id: int) -> None:
+        """Delete one turn (a question withdrawn because its speaker went on talking)."""
+        async with self._tx.write() as connection:
+            await connection.execute(delete(turns).where(turns.c.id == turn_id))
+
     async def clear(self, guild_id: int) -> int:
         """Delete a guild's whole history; returns how many turns were removed."""
         async with self._tx.write() as connection:

@@ -17,7 +17,10 @@ class ScriptedTranscriber:
         self.texts = list(texts)
         self.audio_bytes: list[int] = []
 
-    async def transcribe(self, audio: AsyncIterator[bytes], *, on_partial=None) -> Transcript:  # noqa: ANN001
+    turn_detection_available = False
+
+    async def transcribe(self, audio: AsyncIterator[bytes], *, on_partial=None, on_turn=None,  # noqa: ANN001
+                         on_language=None, options=None) -> Transcript:  # noqa: ANN001
         received = 0
         async for chunk in audio:
             received += len(chunk)
@@ -66,8 +69,8 @@ class ScriptedSynthesizer:
         self._bytes_per_char = int(self.sample_rate * 2 * seconds_per_char) & ~1
         self.texts: list[str] = []
 
-    async def synthesize(self, text: str, *, ref_audio: bytes | None, voice_id: str | None
-                         ) -> AsyncIterator[PcmFrame]:
+    async def synthesize(self, text: str, *, ref_audio: bytes | None, voice_id: str | None,
+                         language: str | None = None) -> AsyncIterator[PcmFrame]:
         self.texts.append(text)
         await asyncio.sleep(0)
         yield PcmFrame(b"\0" * (self._bytes_per_char * len(text)), self.sample_rate, 1)
@@ -127,6 +130,9 @@ class Alone:
 
     def humans_in_channel(self) -> int:
         return 1
+
+    def names_in_channel(self) -> list[str]:
+        return ["member7"]
 
 
 class Crowd(Alone):

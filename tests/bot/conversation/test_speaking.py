@@ -1,4 +1,5 @@
-"""The reply speaker feeds the player only audio in the format it plays."""
+"""The reply speaker feeds the player only audio in the format it plays; history keeps the words in
+the share of an interrupted reply's audio that played."""
 
 from __future__ import annotations
 
@@ -7,15 +8,15 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bot.audio.frames import PcmFrame
-from bot.conversation.speaking import ReplySpeaker
+from bot.conversation.speaking import ReplySpeaker, SpeechLedger, SpokenSentence
 
 
 class Synth:
     def __init__(self, rate: int) -> None:
         self.rate = rate
 
-    async def synthesize(self, text: str, *, ref_audio: bytes | None, voice_id: str | None
-                         ) -> AsyncIterator[PcmFrame]:
+    async def synthesize(self, text: str, *, ref_audio: bytes | None, voice_id: str | None,
+                         language: str | None = None) -> AsyncIterator[PcmFrame]:
         yield PcmFrame(b"\0\0" * (self.rate // 10), self.rate, 1)  # 0.1 s
 
 
@@ -47,3 +48,21 @@ async def test_speech_at_another_rate_is_refused_not_played_at_the_wrong_pitch()
     with pytest.raises(ValueError, match="22050 Hz"):
         await speaker.speak(sentences("One."))
     assert player.pcm == b""
+
+
+def ledger() -> SpeechLedger:
+    return SpeechLedger([
+        SpokenSentence("Lyon was founded by the Romans.", start_seconds=0.0, seconds=2.0),
+        SpokenSentence("It became the capital of the Gauls, long ago.", start_seconds=2.0, seconds=4.0),
+    ])
+
+
+def test_whole_sentences_and_the_played_share_of_the_cut_one() -> None:
+    assert ledger().heard_text(3.5) == "Lyon was founded by the Romans. It became the…"  # 1.5 s of 4: 3 of 9 words
+    assert ledger().heard_text(5.5) == "Lyon was founded by the Romans. It became the capital of the Gauls, long…"
+    assert ledger().heard_text(6.0) == "Lyon was founded by the Romans. It became the capital of the Gauls, long ago."
+
+
+def test_a_reply_cut_at_its_first_word_keeps_one_word_and_nothing_before_it_started() -> None:
+    assert ledger().heard_text(0.01) == "Lyon…"
+    assert ledger().heard_text(0.0) == ""

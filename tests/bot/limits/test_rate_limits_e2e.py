@@ -51,4 +51,7 @@ async def test_a_member_over_the_guilds_member_turn_rate_is_told_once_and_others
                if "question a minute" in str(m.get("content", ""))]
     assert len(notices) == 1, notices
     assert f"<@{world.member_id}>" in notices[0] and "1 question a minute from one person" in notices[0]
-    assert stt_requests(fake_mistral) == 2, "bob's refused questions never reached STT; alice's did"
+    # Issue 12: a turn counts when it would reach the chat model, so bob's later questions were
+    # transcribed (STT seconds only, metered) and then refused; none reached the chat model.
+    assert stt_requests(fake_mistral) == 4
+    assert len(fake_mistral.requests_to("chat")) == 2

@@ -66,6 +66,7 @@ class Hearing:
     seconds: dict[str, float]  # per segment cue kind: seconds of audio matched to it
     silent_seconds: float  # quiet blocks (streamed zeros, pauses)
     unknown_seconds: float  # loud blocks matching nothing the room sent
+    speech_span: float = 0.0  # seconds from the first to the end of the last block of speech
 
 
 @dataclass(slots=True)
@@ -92,6 +93,7 @@ class TranscriptOracle:
         seconds: dict[str, float] = {}
         silent = unknown = 0.0
         previous: tuple[int, int] | None = None
+        spoken: list[int] = []  # offsets of the blocks of speech
         for offset in range(0, len(samples) - BLOCK + 1, BLOCK):
             block = samples[offset:offset + BLOCK]
             if float(np.sqrt(np.mean(block * block))) < QUIET_RMS:
@@ -105,6 +107,8 @@ class TranscriptOracle:
                 continue
             heard.append(found)
             kind = self.segments[found[0]].kind
+            if self.segments[found[0]].speech:
+                spoken.append(offset)
             seconds[kind] = seconds.get(kind, 0.0) + BLOCK / RATE
         words: list[str] = []
         taken: set[tuple[int, int]] = set()
@@ -116,7 +120,8 @@ class TranscriptOracle:
                     taken.add((index, number))
                     words.append(segment.words[number])
                     language = language or (segment.language if segment.speech else None)
-        return Hearing(" ".join(words), language, seconds, silent, unknown)
+        span = (spoken[-1] + BLOCK - spoken[0]) / RATE if spoken else 0.0
+        return Hearing(" ".join(words), language, seconds, silent, unknown, span)
 
     def _locate(self, block: np.ndarray, previous: tuple[int, int] | None) -> tuple[int, int] | None:
         key = hashlib.blake2b(block.tobytes(), digest_size=16).digest()

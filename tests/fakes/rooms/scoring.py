@@ -12,7 +12,8 @@ request came last before it. From that:
 - **false interruption**: an answer that stopped short although no cue that may interrupt it
   (``Cue.interrupts``) was said while it played;
 - **wasted preemptive start**: a chat request whose reply never played, with its cost;
-- **STT on non-speech**: seconds of music or noise found in the realtime sessions' audio;
+- **STT on non-speech**: seconds of music or noise found in the realtime sessions' audio, and the
+  largest overhead of one session: seconds billed beyond its speech (first word to last word);
 - **latency**: the question's last audio packet leaving the member → the answer's first packet
   reaching the fake voice server.
 """
@@ -60,7 +61,9 @@ class RoomOutcome:
     stt_nonspeech_s: float = 0.0
     stt_billed_s: float = 0.0
     stt_speech_s: float = 0.0
-    stt_overhead_max_s: float = 0.0  # the largest (billed - speech) of one realtime session
+    # The largest (billed - speech) of one realtime session, speech counted from its first word
+    # to its last (a thinking pause inside a turn is part of the turn).
+    stt_overhead_max_s: float = 0.0
     chat_requests: int = 0
     preemptive_wasted: int = 0
     wasted_usd: float = 0.0
@@ -168,8 +171,10 @@ def _language_report(trace: Trace, answer: Reply, language: str) -> str:
     chat = next((c for c in trace.chats if c.received_at == answer.received_at), None)
     system = str(chat.body["messages"][0].get("content", "")) if chat else ""
     in_prompt = language in system or {"fr": "French", "de": "German"}.get(language, "?") in system
-    tts = [r.body.get("language") for r in trace.speech if str(r.body.get("input", "")) in answer.sentences]
-    return f"prompt={'yes' if in_prompt else 'no'} tts={tts[0] if tts else None}"
+    # Voxtral's speech request has no language field: the language shows in the voice chosen
+    # for it (a preset voice per language when the guild has no clip).
+    voices = [r.body.get("voice_id") for r in trace.speech if str(r.body.get("input", "")) in answer.sentences]
+    return f"prompt={'yes' if in_prompt else 'no'} voice={voices[0] if voices else None}"
 
 
 def _stt(trace: Trace, outcome: RoomOutcome) -> None:
@@ -181,4 +186,4 @@ def _stt(trace: Trace, outcome: RoomOutcome) -> None:
         outcome.stt_billed_s += billed
         outcome.stt_speech_s += speech
         outcome.stt_nonspeech_s += nonspeech
-        outcome.stt_overhead_max_s = max(outcome.stt_overhead_max_s, billed - speech)
+        outcome.stt_overhead_max_s = max(outcome.stt_overhead_max_s, billed - heard.speech_span)
