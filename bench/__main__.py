@@ -56,6 +56,7 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
         scaled = asyncio.run(scaling.measure(config["scaling"]["levels"], config["scaling"]["rounds"]))
         details["memory"].append(scaled["memory"])
         details["scaling"] = scaled["levels"]
+        details["scaling_headline"] = scaling.headline(scaled["levels"])
     details["seconds"] = round(time.monotonic() - started, 1)
     return {**headline(details), "details": details}
 
@@ -106,6 +107,7 @@ def headline(details: dict[str, Any]) -> dict[str, Any]:
             str(level["guilds"]): {k: level["turns"]["overhead"][k] for k in ("p50", "p95")}
             for level in details["scaling"] if "overhead" in level["turns"]
         }
+        out |= details["scaling_headline"]  # scaling_50_overhead_p95_ms: issue 15's goal
     return out
 
 

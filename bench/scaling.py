@@ -6,10 +6,13 @@ One bot process (bench/botproc.py) joins 50 guilds; at each level, that many gui
 simulated user ask questions at the same time (each guild starts at a random offset within 1.5 s,
 then asks ``rounds`` times, waiting for each full answer). The fakes run in this process, the bot
 in its own, but all share the machine's 2 cores, as do the FFmpeg encoders (one per reply).
-Reported per level: first-audio latency and overhead p50/p95, the bot process's CPU use and the
+Reported per level: first-audio latency and overhead p50/p95, the bot process's CPU use (also per
+answered turn, with its FFmpeg encoders' per reply: what a loaded machine distorts least) and the
 whole machine's (and how much of it went to the FFmpeg encoders and to the fakes), how late the
 bot's event loop ran a 10 ms timer, how long its main thread waited for a free core, and (at the
-top level) a cProfile of the bot's event loop thread.
+top level) a cProfile of the bot's event loop thread. Top-level keys ``scaling_<N>_overhead_p95_ms``
+(issue 15's goal: ``scaling_50_overhead_p95_ms`` <= 150 ms on 2 cores), ``scaling_<N>_bot_cpu_ms_per_turn``
+and ``scaling_<N>_ffmpeg_cpu_ms_per_reply``.
 """
 
 from __future__ import annotations
@@ -91,6 +94,7 @@ async def level(stack: Stack, members: list[Member], count: int, rounds: int, *,
     if profile:
         await stack.bot.call("profile", start=True)
     await stack.bot.call("lag", start=True)
+    print(f"{count} guilds: level started (bot pid {stack.bot.pid})", file=sys.stderr, flush=True)
     pid, here = stack.bot.pid, os.getpid()
     (cpu0, children0), fakes0, wait0 = _cpu_split(pid), _cpu_split(here)[0], _runqueue_wait_s(pid)
     (busy0, total0), wall0 = _machine_busy(), time.monotonic()
@@ -107,6 +111,10 @@ async def level(stack: Stack, members: list[Member], count: int, rounds: int, *,
         "turns_missed": len(samples) - len(answered),
         "turns": analyse(answered, streaming_critical_path()),
         "bot_cpu_cores": round((cpu1 - cpu0) / wall, 2),
+        # Per answered turn, which a loaded machine changes far less than latency: the bot
+        # process's CPU (all its threads, the other guilds' idle work included) and its FFmpeg's.
+        "bot_cpu_ms_per_turn": round(1000 * (cpu1 - cpu0) / max(1, len(answered)), 1),
+        "ffmpeg_cpu_ms_per_reply": round(1000 * (children1 - children0) / max(1, len(answered)), 1),
         # The FFmpeg encoders (one per reply) the bot reaped during the level, and this process:
         # the fakes (simulated users' DAVE and Opus, the fake Mistral) on the same two cores.
         "ffmpeg_cpu_cores": round((children1 - children0) / wall, 2),
@@ -133,10 +141,24 @@ async def measure(levels: list[int], rounds: int, *, profile: bool = True) -> di
             print(f"{count} guilds: overhead p50 {brief.get('p50')} ms p95 {brief.get('p95')} ms, "
                   f"{out[-1]['turns_missed']} of {out[-1]['turns_asked']} turns unanswered in {TURN_TIMEOUT:g} s, "
                   f"bot {out[-1]['bot_cpu_cores']} cores (+ FFmpeg {out[-1]['ffmpeg_cpu_cores']}, fakes "
-                  f"{out[-1]['fakes_cpu_cores']}), loop lag p95 {out[-1]['bot_loop_lag_ms']['p95']:.0f} ms, "
+                  f"{out[-1]['fakes_cpu_cores']}), CPU per turn: bot {out[-1]['bot_cpu_ms_per_turn']} ms, FFmpeg "
+                  f"{out[-1]['ffmpeg_cpu_ms_per_reply']} ms, loop lag p95 {out[-1]['bot_loop_lag_ms']['p95']:.0f} ms, "
                   f"machine {out[-1]['machine_busy_fraction']}",
                   file=sys.stderr, flush=True)
-    return {"memory": memory, "levels": out}
+    return {"memory": memory, "levels": out, **headline(out)}
+
+
+def headline(levels: list[dict[str, Any]]) -> dict[str, Any]:
+    """Issue 15's goal (50 simultaneously answering guilds, turn overhead p95 <= 150 ms) and the
+    per-turn CPU that decides it, when the run had those levels."""
+    out: dict[str, Any] = {}
+    for level in levels:
+        guilds = level["guilds"]
+        if "overhead" in level["turns"]:
+            out[f"scaling_{guilds}_overhead_p95_ms"] = level["turns"]["overhead"]["p95"]
+        out[f"scaling_{guilds}_bot_cpu_ms_per_turn"] = level["bot_cpu_ms_per_turn"]
+        out[f"scaling_{guilds}_ffmpeg_cpu_ms_per_reply"] = level["ffmpeg_cpu_ms_per_reply"]
+    return out
 
 
 def main() -> None:

@@ -13,9 +13,14 @@ import pytest
 from mistralai.client import Mistral, models, utils
 from mistralai.client.types import UNSET, OptionalNullable
 from mistralai.client.utils import eventstreaming, serializers
+from mistralai.extra.realtime import transcription as realtime_transcription
 
+from bot.mistral.redaction import install_log_redaction
 from bot.mistral.sdk_speedups import (
     _SDK_STREAM_EVENTS as SDK_STREAM_EVENTS,
+)
+from bot.mistral.sdk_speedups import (
+    _SDK_WS_CONNECT as SDK_WS_CONNECT,
 )
 from bot.mistral.sdk_speedups import (
     _cached_create_model,
@@ -23,6 +28,7 @@ from bot.mistral.sdk_speedups import (
     cached_model_count,
     install_fast_event_streams,
     install_model_cache,
+    install_uncompressed_realtime,
 )
 from tests.fakes.mistral import FakeMistral
 
@@ -100,14 +106,21 @@ def sse_stream(rng: random.Random) -> bytes:
     boundaries = [b"\n\n", b"\r\n\r\n", b"\r\r", b"\n\r\n", b"\n\n\n"]
     parts = [b"\xef\xbb\xbf"] if rng.random() < 0.3 else []
     for index in range(rng.randint(1, 12)):
-        payload = json.dumps({"type": "speech.audio.delta", "n": index, "audio_data": "A" * rng.randint(0, 9000)})
+        # Raw U+2028 / U+0085 / form feed in the JSON: line breaks to str.splitlines, not to SSE.
+        text = "A" * rng.randint(0, 9000) + rng.choice(["", "\u2028x", "\x85", "\x0c"])
+        payload = json.dumps({"type": "speech.audio.delta", "n": index, "audio_data": text}, ensure_ascii=False)
         lines = [b": keep-alive"] if rng.random() < 0.2 else []
         if rng.random() < 0.5:
             lines.append(b"event: speech.audio.delta")
         if rng.random() < 0.2:
             lines.append(f"id: {index}".encode())
+        if rng.random() < 0.1:
+            lines.append(b"retry: 3000")
+        if rng.random() < 0.1:
+            lines.append(b"data: not json")  # two data lines: joined, and not JSON any more
         lines.append(b"data: " + payload.encode())
-        parts.append(b"\n".join(lines) + rng.choice(boundaries))
+        # Lines end in LF, CRLF or a lone CR (all three are SSE line ends).
+        parts.append(rng.choice([b"\n", b"\r\n", b"\r"]).join(lines) + rng.choice(boundaries))
     if rng.random() < 0.5:
         parts.append(b"data: [DONE]\n\n")
     if rng.random() < 0.3:
@@ -164,3 +177,29 @@ async def test_speech_streams_through_the_sdk_with_the_fast_parser(monkeypatch: 
         slow = await audio()
         assert install_fast_event_streams()
         assert await audio() == slow and len(slow) > 10_000
+
+
+async def test_the_realtime_socket_is_opened_without_permessage_deflate(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(realtime_transcription, "connect", SDK_WS_CONNECT)
+    install_log_redaction()  # as the transcriber does: the handshake's DEBUG log carries the key
+    async with FakeMistral() as fake:
+        client = Mistral(api_key=fake.api_key, server_url=fake.url)
+
+        async def compressed(index: int) -> bool:
+            connection = await client.audio.realtime.connect("voxtral-mini-transcribe-realtime-2602")
+            try:
+                session = await fake.wait_for_realtime_session(index)
+                await connection.send_audio(bytes(3200))
+                await session.wait_for_appends(1)
+            finally:
+                await connection.close()
+            return session.compressed
+
+        assert await compressed(0)  # the SDK as shipped offers it, and the fake accepts
+        assert install_uncompressed_realtime() and install_uncompressed_realtime()
+        assert not await compressed(1)
+
+
+def test_install_uncompressed_realtime_leaves_a_changed_sdk_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(realtime_transcription, "connect", lambda *args, **kwargs: None)
+    assert install_uncompressed_realtime() is False

@@ -329,7 +329,7 @@ class RealtimeHandler:
         ws = web.WebSocketResponse(heartbeat=None, autoping=True)
         await ws.prepare(request)
         record.status = 101
-        session = RealtimeSession(record)
+        session = RealtimeSession(record, compressed=bool(ws.compress))
         await fake._session_opened(session)
         fault: Fault | None = request.get(FAULT_KEY)
         self._sockets.add(ws)

@@ -136,6 +136,8 @@ class RealtimeSession:
     audio: bytearray = field(default_factory=bytearray)
     settings: dict[str, Any] = field(default_factory=dict)
     """The session as last accepted (``session.updated``): audio_format, turn_detection, ..."""
+    compressed: bool = False
+    """Whether the client offered permessage-deflate (the fake, like aiohttp's default, accepts it)."""
     closed: asyncio.Event = field(default_factory=asyncio.Event)
     _appends: int = 0
     _append_waiters: list[tuple[int, asyncio.Future[None]]] = field(default_factory=list)
