@@ -35,6 +35,7 @@ and nothing else; if a future SDK changes that shape, it is left alone.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import json
@@ -42,7 +43,6 @@ import logging
 import re
 import threading
 from collections.abc import AsyncGenerator, Callable
-from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 import pydantic
@@ -104,6 +104,26 @@ def install_model_cache() -> bool:
 _SDK_STREAM_EVENTS: Any = getattr(eventstreaming, "stream_events_async", None)
 _BOUNDARIES: list[bytes] = list(getattr(eventstreaming, "MESSAGE_BOUNDARIES", []))
 _BOUNDARY = re.compile(b"|".join(re.escape(boundary) for boundary in _BOUNDARIES)) if _BOUNDARIES else None
+# Every SSE boundary begins with CR or LF, so only those bytes can start one.
+_CR_LF_FIRST = bool(_BOUNDARIES) and all(boundary[:1] in (b"\r", b"\n") for boundary in _BOUNDARIES)
+_EVENT_FIELDS = tuple(field.name for field in dataclasses.fields(eventstreaming.ServerEvent))
+
+
+def _next_boundary(buffer: bytearray, start: int) -> re.Match[bytes] | None:
+    """``_BOUNDARY.search(buffer, start)``: the regex tries the alternation at every byte (~15 µs
+    through an 8 KB TTS event); here ``find`` (memchr) jumps to the next CR or LF and the regex
+    is only matched there. Same match: no boundary can start at any other byte."""
+    if not _CR_LF_FIRST:
+        return _BOUNDARY.search(buffer, start) if _BOUNDARY is not None else None
+    while True:
+        lf, cr = buffer.find(b"\n", start), buffer.find(b"\r", start)
+        if lf < 0 and cr < 0:
+            return None
+        at = lf if cr < 0 else cr if lf < 0 else min(lf, cr)
+        match = _BOUNDARY.match(buffer, at) if _BOUNDARY is not None else None
+        if match is not None:
+            return match
+        start = at + 1
 
 
 async def _stream_events_async(
@@ -112,7 +132,7 @@ async def _stream_events_async(
     sentinel: str | None = None,
     data_required: bool = True,
 ) -> AsyncGenerator[Any, None]:
-    """``eventstreaming.stream_events_async`` with its per-byte boundary scan done by a regex."""
+    """``eventstreaming.stream_events_async`` with its per-byte boundary scan done by ``find``."""
     assert _BOUNDARY is not None
     parse_event = _parse_event
     bom, max_boundary = eventstreaming.UTF8_BOM, eventstreaming.MAX_BOUNDARY_LEN
@@ -127,7 +147,7 @@ async def _stream_events_async(
             # As the SDK's loop: every index from here is a candidate, including the ones just
             # after a boundary (which yields the same empty blocks the SDK yields).
             index = max(position, old_len - max_boundary + 1)
-            while (match := _BOUNDARY.search(buffer, index)) is not None:
+            while (match := _next_boundary(buffer, index)) is not None:
                 index = match.start()
                 block = buffer[position:index]
                 position = index + len(match.group())
@@ -201,7 +221,10 @@ def _parse_event(
             event.data = data
     out = None
     if publish:
-        out_dict = {k: v for k, v in asdict(event).items() if v is not None or (k == "data" and has_data)}
+        # The SDK builds this from dataclasses.asdict(event), a deep copy (~30 µs per TTS event)
+        # that json.dumps then serialises exactly as it does the parsed values themselves.
+        values = ((name, getattr(event, name)) for name in _EVENT_FIELDS)
+        out_dict = {k: v for k, v in values if v is not None or (k == "data" and has_data)}
         out = decoder(json.dumps(out_dict))
     return out, False, event_id
 

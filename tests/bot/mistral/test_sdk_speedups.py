@@ -118,7 +118,7 @@ def sse_stream(rng: random.Random) -> bytes:
             lines.append(b"retry: 3000")
         if rng.random() < 0.1:
             lines.append(b"data: not json")  # two data lines: joined, and not JSON any more
-        lines.append(b"data: " + payload.encode())
+        lines.append(b"data: " + (b"null" if rng.random() < 0.05 else payload.encode()))  # null data is kept
         # Lines end in LF, CRLF or a lone CR (all three are SSE line ends).
         parts.append(rng.choice([b"\n", b"\r\n", b"\r"]).join(lines) + rng.choice(boundaries))
     if rng.random() < 0.5:
