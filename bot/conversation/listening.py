@@ -7,10 +7,10 @@ The finished transcript becomes a turn only if it has words, was addressed to th
 a backchannel said over it; a turn counts against the voice-turn limits only then.
 
 With the server's turn detection (``TurnDetection.server``) the end of a turn is the server's:
-silence is streamed in real time through pauses (Discord sends nothing while someone is silent,
-and the server measures silence in the audio it gets), ``turn.eager_end`` hands answering a
-provisional turn to prepare, ``turn.resume`` withdraws it and ``turn.end`` confirms it. Speech
-after a ``turn.end`` inside the same utterance starts the next transcription.
+silence is streamed in real time through pauses (Discord sends nothing in silence, and the server
+measures silence in the audio it gets). A finished-looking sentence and a pause (or else
+``turn.eager_end``) hands answering a provisional turn to prepare; more speech or ``turn.resume``
+withdraws it, ``turn.end`` confirms it. Speech after a ``turn.end`` starts the next transcription.
 
 Never a fragment: when a member goes on talking before the reply to what they said was heard,
 that reply is withdrawn (``InterruptionPolicy``) or their still-unfinished transcript is held
@@ -24,7 +24,6 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import numpy as np
 
@@ -33,10 +32,10 @@ from bot.conversation import events
 from bot.conversation.addressing import AddressingPolicy
 from bot.conversation.backchannel import words_of
 from bot.conversation.context import ConversationStore, ReadAhead
-from bot.conversation.ports import Notify, Roster, TurnMeter
+from bot.conversation.ports import Answerer, Notify, Roster, TurnGate, TurnMeter
 from bot.conversation.timings import TurnTimings
 from bot.conversation.turn import PendingTurn, post
-from bot.conversation.turn_detection import TurnDetection
+from bot.conversation.turn_detection import TurnDetection, session_options
 from bot.mistral import MistralError, SessionOptions, StreamingTranscriber, TurnEvent
 from bot.store import Database, GuildSettings
 
@@ -46,23 +45,12 @@ TRANSCRIPTION_FAILED = "Sorry, I couldn't make out what was said: the transcript
 _SILENCE = bytes(640)  # 20 ms of 16 kHz mono int16 silence
 _SILENCE_SECONDS = 0.020
 _FILL_SLACK = 0.04  # silence starts this long after the last packet (room for network jitter)
+# Our eager end: from this long after the last voiced packet, as soon as the transcript (160 ms
+# behind its audio) ends like a finished sentence, the reply is prepared.
+_EARLY_SILENCE = 0.1
+_SENTENCE_ENDS = (".", "?", "!", "。", "？", "！")
 _REFUSED_PAUSE_BYTES = 12_800  # 0.4 s of quiet audio ends a refused (undisclosed) utterance
 _LOUD_RMS = 200.0  # int16: speech resuming after a server turn.end, not a leftover quiet frame
-MAX_BIAS_TERMS = 100
-
-
-class Answerer(Protocol):
-    def enqueue(self, turn: PendingTurn) -> None: ...
-
-    def confirm(self, turn_id: int) -> None: ...
-
-    def withdraw(self, user_id: int) -> str | None: ...
-
-
-class TurnGate(Protocol):
-    def admits(self, user_id: int, text: str) -> bool:
-        """May this finished utterance become a turn (not a backchannel said over the bot)?"""
-        ...
 
 
 @dataclass(slots=True)
@@ -76,6 +64,8 @@ class _Transcription:
     admitted: bool = False  # a voice turn was counted for it already
     refusal: str | None = None  # the meter refused its turn (a notice to post once, or "")
     settled: bool = False  # its provisional turn was confirmed on the server's turn.end
+    starting: bool = False  # a provisional turn is being made
+    partial: str = ""  # the transcript so far
     ahead: ReadAhead | None = None  # history read while the transcript was being finished
     timings: TurnTimings | None = None
     settings: GuildSettings | None = None  # read as the utterance began
@@ -176,7 +166,7 @@ class Listening:
         loop = asyncio.get_running_loop()
         # Silence starts once no packet came for the slack, and covers the time since the last
         # packet (the server's clock then matches ours), then goes on 20 ms per 20 ms.
-        last = loop.time()
+        last = last_voice = loop.time()
         due = last + _FILL_SLACK
         while True:
             if fill:
@@ -187,9 +177,15 @@ class Listening:
                     chunk = _SILENCE * frames
                     last += frames * _SILENCE_SECONDS
                     due = last + _SILENCE_SECONDS
+                    if loop.time() - last_voice >= _EARLY_SILENCE:
+                        self._start_early(transcription)
                 else:
                     last = loop.time()
                     due = last + _FILL_SLACK
+                    if chunk is not None and _loud(chunk):
+                        last_voice = last
+                        if transcription.provisional is not None:
+                            self._withdraw_provisional(transcription)  # they went on: not done
             else:
                 chunk = await queue.get()
             if chunk is None:
@@ -197,6 +193,29 @@ class Listening:
             yield chunk
         timings.mark_once("speech_end")
         transcription.ahead = self._store.read_ahead()  # while the transcript is being finished
+
+    def _start_early(self, transcription: _Transcription) -> None:
+        """Our eager end, ahead of the server's: a pause after a finished-looking sentence; the
+        server's events still confirm or withdraw the reply it prepares."""
+        text = transcription.partial.strip()
+        if (transcription.provisional is not None or transcription.starting or transcription.continued
+                or not text.endswith(_SENTENCE_ENDS)):
+            return
+        transcription.starting = True
+        task = asyncio.get_running_loop().create_task(self._provisional(transcription, text), name="early-turn")
+        self._transcriptions.add(task)
+        task.add_done_callback(self._transcriptions.discard)
+
+    async def _provisional(self, transcription: _Transcription, text: str) -> None:
+        try:
+            if self.gate is not None and not self.gate.admits(transcription.user_id, text):
+                return
+            whole = self._with_carry(transcription.user_id, text, keep=True)
+            transcription.provisional = await self._new_turn(transcription, whole, provisional=True)
+            if transcription.provisional is not None:
+                self._answerer.enqueue(transcription.provisional)
+        finally:
+            transcription.starting = False
 
     async def _drain_until_pause(self, transcription: _Transcription) -> None:
         quiet = 0
@@ -236,6 +255,7 @@ class Listening:
         transcription.timings, transcription.language = timings, settings.language
 
         def partial(text: str) -> None:
+            transcription.partial = text
             self._bus.publish(events.TranscriptPartial(guild_id=self._guild_id, at=self._clock(), user_id=user_id,
                                                        text=text))
 
@@ -313,16 +333,12 @@ class Listening:
                 # Confirmed now rather than once the final transcript arrives.
                 transcription.settled = True
                 self._answerer.confirm(transcription.provisional.turn_id)
-        elif event.kind == "eager_end" and transcription.provisional is None and not transcription.continued:
-            text = event.text.strip()
-            if not words_of(text) or (self.gate is not None and not self.gate.admits(transcription.user_id, text)):
-                return
-            whole = self._with_carry(transcription.user_id, text, keep=True)
-            transcription.provisional = await self._new_turn(transcription, whole, provisional=True)
+        elif (event.kind == "eager_end" and transcription.provisional is None and not transcription.starting
+              and not transcription.continued and words_of(event.text)):
+            transcription.starting = True
+            await self._provisional(transcription, event.text.strip())
             log.debug("Guild %s: eager end of turn at %.2f s: provisional turn %s", self._guild_id, event.time_s,
                       transcription.provisional.turn_id if transcription.provisional else None)
-            if transcription.provisional is not None:
-                self._answerer.enqueue(transcription.provisional)
 
     async def _new_turn(self, transcription: _Transcription, text: str, *, provisional: bool) -> PendingTurn | None:
         user_id, settings, policy = transcription.user_id, transcription.settings, transcription.policy
@@ -369,15 +385,8 @@ class Listening:
             self._answerer.withdraw(provisional.user_id)
 
     def _options(self, settings: GuildSettings) -> SessionOptions:
-        terms: list[str] = []
-        for term in (self._bot_name, settings.wake_word, *self._roster.names_in_channel(),
-                     *(settings.vocabulary or "").split(",")):
-            cleaned = (term or "").strip()
-            if cleaned and cleaned not in terms:
-                terms.append(cleaned)
-        return SessionOptions(context_bias=tuple(terms[:MAX_BIAS_TERMS]), language=settings.language,
-                              turn_detection=self._turns.server if self._server_turns else None,
-                              streaming_delay_ms=self._turns.streaming_delay_ms if self._server_turns else None)
+        return session_options(settings, self._bot_name, self._roster.names_in_channel(),
+                               self._turns if self._server_turns else None)
 
     def _reject(self, user_id: int, text: str, reason: events.RejectReason, name: str | None = None) -> None:
         self._bus.publish(events.TurnRejected(

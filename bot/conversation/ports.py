@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from bot.conversation.turn import PendingTurn
     from bot.voice.handoff import SpeechSink
 
 Notify = Callable[[str], Awaitable[None]]
@@ -119,3 +120,23 @@ class QuestionLog(Protocol):
     """Where the question of a turn is stored; the first sentence of its reply waits for it."""
 
     async def question_saved(self, turn_id: int) -> None: ...
+
+
+class Answerer(Protocol):
+    """What listening hands turns to (answering)."""
+
+    def enqueue(self, turn: PendingTurn) -> None: ...
+
+    def confirm(self, turn_id: int) -> None:
+        """The server confirmed a provisional turn's end: its reply may be heard."""
+        ...
+
+    def withdraw(self, user_id: int) -> str | None:
+        """Cancel the member's unheard reply and waiting turns; their questions' text."""
+        ...
+
+
+class TurnGate(Protocol):
+    def admits(self, user_id: int, text: str) -> bool:
+        """May this utterance become a turn (not a backchannel said over the bot)?"""
+        ...

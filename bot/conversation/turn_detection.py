@@ -13,7 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from bot.mistral.stt_types import TurnDetectionSettings
+from bot.mistral.stt_types import SessionOptions, TurnDetectionSettings
+from bot.store import GuildSettings
+
+MAX_BIAS_TERMS = 100
 
 
 class TurnDetection(Protocol):
@@ -95,3 +98,19 @@ class ServerTurnDetection:
 
 DEFAULT_TURN_DETECTION = LocalTurnDetection()
 SERVER_TURN_DETECTION = ServerTurnDetection()
+
+
+def session_options(
+    settings: GuildSettings, bot_name: str, names: list[str], server: TurnDetection | None
+) -> SessionOptions:
+    """One utterance's transcription settings: recognition biased toward the bot's name, the wake
+    word, the names in the channel and the guild's vocabulary; the guild's language; the server's
+    turn detection when ``server`` (the policy) asks for it."""
+    terms: list[str] = []
+    for term in (bot_name, settings.wake_word, *names, *(settings.vocabulary or "").split(",")):
+        cleaned = (term or "").strip()
+        if cleaned and cleaned not in terms:
+            terms.append(cleaned)
+    return SessionOptions(context_bias=tuple(terms[:MAX_BIAS_TERMS]), language=settings.language,
+                          turn_detection=server.server if server is not None else None,
+                          streaming_delay_ms=server.streaming_delay_ms if server is not None else None)
