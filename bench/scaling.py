@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.botproc import LoopLag
 from bench.memory import measure_stack
 from bench.stack import Member, Stack, running_stack, utterance_opus
 from bench.turns import TURN_TIMEOUT, UTTERANCE_S, analyse, configure_streaming, one_turn, streaming_critical_path
@@ -94,6 +95,7 @@ async def level(stack: Stack, members: list[Member], count: int, rounds: int, *,
     if profile:
         await stack.bot.call("profile", start=True)
     await stack.bot.call("lag", start=True)
+    fakes_lag = LoopLag()  # the fakes' own loop (this process): it drives endpointing and the replies' timing
     print(f"{count} guilds: level started (bot pid {stack.bot.pid})", file=sys.stderr, flush=True)
     pid, here = stack.bot.pid, os.getpid()
     (cpu0, children0), fakes0, wait0 = _cpu_split(pid), _cpu_split(here)[0], _runqueue_wait_s(pid)
@@ -102,6 +104,7 @@ async def level(stack: Stack, members: list[Member], count: int, rounds: int, *,
     (cpu1, children1), fakes1, wait1 = _cpu_split(pid), _cpu_split(here)[0], _runqueue_wait_s(pid)
     (busy1, total1), wall1 = _machine_busy(), time.monotonic()
     lag = (await stack.bot.call("lag", start=False))["lag_ms"]
+    fakes_lag_ms = await fakes_lag.stop()
     wall = wall1 - wall0
     samples = [s for r in results for s in r]
     answered = [s for s in samples if not s.get("missed")]
@@ -121,6 +124,7 @@ async def level(stack: Stack, members: list[Member], count: int, rounds: int, *,
         "fakes_cpu_cores": round((fakes1 - fakes0) / wall, 2),
         "bot_main_thread_runqueue_fraction": round((wait1 - wait0) / wall, 2),
         "bot_loop_lag_ms": _lag_summary(lag),
+        "fakes_loop_lag_ms": _lag_summary(fakes_lag_ms),
         "machine_busy_fraction": round((busy1 - busy0) / max(1, total1 - total0), 2),
     }
     if profile:
@@ -142,7 +146,8 @@ async def measure(levels: list[int], rounds: int, *, profile: bool = True) -> di
                   f"{out[-1]['turns_missed']} of {out[-1]['turns_asked']} turns unanswered in {TURN_TIMEOUT:g} s, "
                   f"bot {out[-1]['bot_cpu_cores']} cores (+ FFmpeg {out[-1]['ffmpeg_cpu_cores']}, fakes "
                   f"{out[-1]['fakes_cpu_cores']}), CPU per turn: bot {out[-1]['bot_cpu_ms_per_turn']} ms, FFmpeg "
-                  f"{out[-1]['ffmpeg_cpu_ms_per_reply']} ms, loop lag p95 {out[-1]['bot_loop_lag_ms']['p95']:.0f} ms, "
+                  f"{out[-1]['ffmpeg_cpu_ms_per_reply']} ms, loop lag p95 {out[-1]['bot_loop_lag_ms']['p95']:.0f} ms "
+                  f"(fakes' {out[-1]['fakes_loop_lag_ms']['p95']:.0f} ms), "
                   f"machine {out[-1]['machine_busy_fraction']}",
                   file=sys.stderr, flush=True)
     return {"memory": memory, "levels": out, **headline(out)}

@@ -1,4 +1,4 @@
-"""Four fixes for the ``mistralai`` SDK's hot paths, installed once by the entry point.
+"""Five fixes for the ``mistralai`` SDK's hot paths, installed once by the entry point.
 
 **Wrapper models.** The SDK stops building a pydantic model class on every call.
 
@@ -27,9 +27,11 @@ sides deflate every message. Our messages are base64 PCM (~43 KB/s per talking g
 deflate shrinks by ~25 % at a CPU cost per message on the event loop; the realtime socket is
 opened without the offer instead (the SDK's own ``connect`` with ``compression=None``).
 
+**Type hints once per class.** See ``install_type_hint_cache``.
+
 **Lazy imports.** ``preload_sdk`` imports at start what the SDK imports on first use (below).
 
-Each of the first three fixes replaces one module-level name that the SDK looks up at call time,
+Each of the first four fixes replaces module-level names that the SDK looks up at call time,
 and nothing else; if a future SDK changes that shape, it is left alone.
 """
 
@@ -42,6 +44,7 @@ import json
 import logging
 import re
 import threading
+import typing
 from collections.abc import AsyncGenerator, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -269,10 +272,48 @@ def install_uncompressed_realtime() -> bool:
     return True
 
 
+_TYPE_HINT_MODULES = ("queryparams", "url", "forms")
+_type_hints: dict[type, dict[str, Any]] = {}
+
+
+def _cached_type_hints(obj: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """``typing.get_type_hints(cls)`` once per class (a copy each call, as the SDK may keep it)."""
+    if args or kwargs or not isinstance(obj, type):
+        return typing.get_type_hints(obj, *args, **kwargs)
+    hints = _type_hints.get(obj)
+    if hints is None:
+        hints = _type_hints[obj] = typing.get_type_hints(obj)
+    return dict(hints)
+
+
+def install_type_hint_cache() -> bool:
+    """The SDK resolves a request model's type hints on every request to read its query, path and
+    form fields: ~200 µs for a speech request and ~340 µs for a chat request (the string
+    annotations are evaluated each time), on the loop before the request leaves. A class's hints
+    do not change. Idempotent; False (that module left alone) where the SDK changed shape."""
+    installed = True
+    for name in _TYPE_HINT_MODULES:
+        try:
+            module = importlib.import_module(f"mistralai.client.utils.{name}")
+        except ImportError:
+            installed = False
+            continue
+        current = getattr(module, "get_type_hints", None)
+        if current is _cached_type_hints:
+            continue
+        if current is not typing.get_type_hints:
+            log.debug("mistralai utils.%s changed shape; not caching its type hints", name)
+            installed = False
+            continue
+        module.get_type_hints = _cached_type_hints  # type: ignore[attr-defined]  # patching the SDK module
+    return installed
+
+
 def install_sdk_speedups() -> None:
     install_model_cache()
     install_fast_event_streams()
     install_uncompressed_realtime()
+    install_type_hint_cache()
 
 
 def cached_model_count() -> int:

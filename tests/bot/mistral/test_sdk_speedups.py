@@ -6,15 +6,17 @@ from __future__ import annotations
 import base64
 import json
 import random
+import typing
 from collections.abc import AsyncIterator
 
 import pydantic
 import pytest
 from mistralai.client import Mistral, models, utils
 from mistralai.client.types import UNSET, OptionalNullable
-from mistralai.client.utils import eventstreaming, serializers
+from mistralai.client.utils import eventstreaming, forms, queryparams, serializers, url
 from mistralai.extra.realtime import transcription as realtime_transcription
 
+from bot.mistral import sdk_speedups
 from bot.mistral.redaction import install_log_redaction
 from bot.mistral.sdk_speedups import (
     _SDK_STREAM_EVENTS as SDK_STREAM_EVENTS,
@@ -28,6 +30,7 @@ from bot.mistral.sdk_speedups import (
     cached_model_count,
     install_fast_event_streams,
     install_model_cache,
+    install_type_hint_cache,
     install_uncompressed_realtime,
 )
 from tests.fakes.mistral import FakeMistral
@@ -203,3 +206,43 @@ async def test_the_realtime_socket_is_opened_without_permessage_deflate(monkeypa
 def test_install_uncompressed_realtime_leaves_a_changed_sdk_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(realtime_transcription, "connect", lambda *args, **kwargs: None)
     assert install_uncompressed_realtime() is False
+
+
+# -- type hints -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def original_type_hints(monkeypatch: pytest.MonkeyPatch) -> None:
+    for module in (queryparams, url, forms):
+        monkeypatch.setattr(module, "get_type_hints", typing.get_type_hints)
+    monkeypatch.setattr(sdk_speedups, "_type_hints", {})
+
+
+@pytest.mark.usefixtures("original_type_hints")
+def test_type_hints_are_resolved_once_per_class_with_the_sdks_results(monkeypatch: pytest.MonkeyPatch) -> None:
+    request = models.SpeechRequest(input="Hello", model="voxtral-mini-tts-2603", voice_id="v")
+    expected = queryparams.get_query_params(request)
+    resolved: list[object] = []
+    real = typing.get_type_hints
+
+    def counting(obj: object, *args: object, **kwargs: object) -> dict[str, object]:
+        resolved.append(obj)
+        return real(obj, *args, **kwargs)  # type: ignore[arg-type]
+
+    assert install_type_hint_cache() and install_type_hint_cache()
+    monkeypatch.setattr(typing, "get_type_hints", counting)  # what the cache calls on a miss
+    assert [queryparams.get_query_params(request) for _ in range(3)] == [expected] * 3
+    assert resolved == [models.SpeechRequest]  # once, then from the cache
+    hints = url.get_type_hints(models.SpeechRequest)
+    hints.clear()  # a caller's copy: the cache keeps its own
+    assert forms.get_type_hints(models.SpeechRequest) == real(models.SpeechRequest)
+
+
+@pytest.mark.usefixtures("original_type_hints")
+def test_install_type_hint_cache_leaves_a_changed_sdk_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    def other(obj: object) -> dict[str, object]:
+        return {}
+
+    monkeypatch.setattr(url, "get_type_hints", other)
+    assert install_type_hint_cache() is False
+    assert url.get_type_hints is other and queryparams.get_type_hints is sdk_speedups._cached_type_hints
