@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 TRANSCRIPTION_FAILED = "Sorry, I couldn't make out what was said: the transcription service failed."
 _SILENCE = bytes(640)  # 20 ms of 16 kHz mono int16 silence
 _SILENCE_SECONDS = 0.020
-_FILL_SLACK = 0.04  # silence starts this long after the last packet (room for network jitter)
+_FILL_SLACK = 0.08  # silence starts this long after the last packet (room for network jitter)
 # Our eager end: from this long after the last voiced packet, as soon as the transcript (160 ms
 # behind its audio) ends like a finished sentence, the reply is prepared.
 _EARLY_SILENCE = 0.1

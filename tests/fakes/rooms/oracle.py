@@ -24,7 +24,9 @@ from tests.fakes.voice.audio import decode_opus
 
 RATE = 16_000
 BLOCK = 1_600  # 100 ms
-MATCH = 0.6  # normalised correlation that counts as "this block is that audio" (Opus keeps ~0.95)
+MATCH = 0.6  # normalised correlation that continues the previous block (Opus keeps ~0.95)
+# A block found anew must match better: another clip of the same synthetic voice can reach ~0.6.
+FIND = 0.8
 QUIET_RMS = 60.0  # int16 units: streamed zeros and Opus silence are below this
 
 
@@ -150,7 +152,7 @@ class TranscriptOracle:
         norm = np.sqrt(np.maximum(self._bank_energy, 0.1 * energy) * energy) + 1e-9
         scores = correlation / norm
         best = int(np.argmax(scores))
-        if scores[best] < MATCH:
+        if scores[best] < FIND:
             return None
         for index, segment in enumerate(self.segments):
             # A block straddling the gap before a segment peaks a little before its start.

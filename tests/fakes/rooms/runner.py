@@ -38,6 +38,7 @@ STT_FINAL = 0.200
 QUIET_S = 2.5  # the room is over once nothing happened for this long
 ROOM_GUARD_S = 90.0  # hang guard only
 REPLY_WAIT_S = 15.0  # a DuringReply cue is skipped when its reply never starts
+STALE_S = 20.0  # a request still streaming after this long is not what keeps the room busy
 
 
 def standard_latency(fake: FakeMistral) -> Latency:
@@ -255,7 +256,9 @@ async def _until_quiet(trace: Trace, frames: list[BotFrame], fake: FakeMistral, 
     while True:
         now = time.monotonic()
         requests = fake.requests[first:]
-        busy = any(r.endpoint in ("chat", "speech") and r.status is None and not r.abandoned for r in requests)
+        # A stream the client dropped while the fake was not writing may never be marked abandoned.
+        busy = any(r.endpoint in ("chat", "speech") and r.status is None and not r.abandoned
+                   and now - r.received_at < STALE_S for r in requests)
         recent = [trace.started, *(p.last for parts in trace.sent.values() for p in parts),
                   *(r.received_at for r in requests)]
         last_audio = next((f.received_at for f in reversed(frames) if f.opus != OPUS_SILENCE), None)
