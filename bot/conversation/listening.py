@@ -303,10 +303,10 @@ class Listening:
             self._withdraw(provisional)
             self.carry(user_id, text)
             return
-        if not words_of(text):
+        if not words_of(text) and user_id not in self._carry:
             self._withdraw(provisional)
             self._reject(user_id, text, "no_words")
-            return  # noise or silence: no turn
+            return  # noise or silence: no turn (but a withdrawn question waiting is answered)
         if self.gate is not None and not self.gate.admits(user_id, text):
             self._withdraw(provisional)
             self._reject(user_id, text, "backchannel")
