@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 DISCORD_SAMPLE_RATE = 48_000
 DISCORD_CHANNELS = 2
 FRAME_DURATION_S = 0.020
@@ -21,6 +23,8 @@ SAMPLE_WIDTH = 2  # bytes per int16 sample
 # A 20 ms Opus frame of silence: what Discord sends (never DAVE-encrypted) when a speaker stops,
 # and what discord.py's player sends when playback ends.
 OPUS_SILENCE = b"\xf8\xff\xfe"
+
+_LOUD_RMS = 200.0  # int16: speech (e.g. resuming after a server turn.end), not a leftover quiet frame
 
 # Byte sizes of one 20 ms frame in each format, used to slice and preallocate.
 DISCORD_FRAME_BYTES = FRAME_SAMPLES * DISCORD_CHANNELS * SAMPLE_WIDTH  # 3840
@@ -62,3 +66,9 @@ class PcmFrame:
     def duration(self) -> float:
         """Seconds of audio."""
         return self.samples / self.sample_rate
+
+
+def loud(pcm: bytes) -> bool:
+    """16-bit PCM louder than a leftover quiet frame."""
+    samples = np.frombuffer(pcm[: len(pcm) - len(pcm) % 2], dtype=np.int16).astype(np.float32)
+    return samples.size > 0 and float(np.sqrt(np.mean(samples * samples))) > _LOUD_RMS

@@ -25,9 +25,8 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from bot.audio import utterances
+from bot.audio.frames import loud as _loud
 from bot.conversation import events
 from bot.conversation.addressing import AddressingPolicy
 from bot.conversation.backchannel import words_of
@@ -50,7 +49,6 @@ _FILL_SLACK = 0.08  # silence starts this long after the last packet (room for n
 _EARLY_SILENCE = 0.1
 _SENTENCE_ENDS = (".", "?", "!", "。", "？", "！")
 _REFUSED_PAUSE_BYTES = 12_800  # 0.4 s of quiet audio ends a refused (undisclosed) utterance
-_LOUD_RMS = 200.0  # int16: speech resuming after a server turn.end, not a leftover quiet frame
 
 
 @dataclass(slots=True)
@@ -65,6 +63,7 @@ class _Transcription:
     refusal: str | None = None  # the meter refused its turn (a notice to post once, or "")
     settled: bool = False  # its provisional turn was confirmed on the server's turn.end
     starting: bool = False  # a provisional turn is being made
+    early: asyncio.Task[None] | None = None  # our eager end making one (awaited before concluding)
     partial: str = ""  # the transcript so far
     ahead: ReadAhead | None = None  # history read while the transcript was being finished
     timings: TurnTimings | None = None
@@ -202,7 +201,7 @@ class Listening:
                 or not text.endswith(_SENTENCE_ENDS)):
             return
         transcription.starting = True
-        task = asyncio.get_running_loop().create_task(self._provisional(transcription, text), name="early-turn")
+        task = transcription.early = asyncio.create_task(self._provisional(transcription, text), name="early-turn")
         self._transcriptions.add(task)
         task.add_done_callback(self._transcriptions.discard)
 
@@ -269,15 +268,15 @@ class Listening:
             transcript = await self._stt.transcribe(
                 self._audio(transcription, timings), on_partial=partial, on_language=detected,
                 on_turn=turn_event if self._server_turns else None, options=self._options(settings))
-        except MistralError as error:
+        except BaseException as error:
+            await _made(transcription.early)  # a turn it makes is withdrawn with the rest
             self._withdraw_provisional(transcription)
+            if not isinstance(error, MistralError):
+                raise
             self._reject(user_id, "", "transcription_failed")
             log.warning("Guild %s: transcription failed: %s", self._guild_id, error)
             await post(self._notify, self._guild_id, TRANSCRIPTION_FAILED)
             return
-        except BaseException:
-            self._withdraw_provisional(transcription)
-            raise
         if transcript.end_reason in ("threshold", "timeout") and self._open.get(user_id) is transcription:
             # The server ended the turn inside our utterance: speech after this is a new turn.
             del self._open[user_id]
@@ -290,6 +289,7 @@ class Listening:
         self._bus.publish(events.UsageIncurred(guild_id=self._guild_id, at=self._clock(), user_id=user_id,
                                                kind="stt_seconds", quantity=transcript.audio_seconds))
         transcription.language = settings.language or transcript.language or transcription.language
+        await _made(transcription.early)  # else its turn, enqueued after this, would wait forever
         await self._conclude(transcription, transcript.text.strip())
 
     async def _conclude(self, transcription: _Transcription, text: str) -> None:
@@ -394,7 +394,7 @@ class Listening:
             speaker_name=self._roster.display_name(user_id) if name is None else name, text=text, reason=reason))
 
 
-def _loud(pcm: bytes) -> bool:
-    samples = np.frombuffer(pcm[: len(pcm) - len(pcm) % 2], dtype=np.int16).astype(np.float32)
-    return samples.size > 0 and float(np.sqrt(np.mean(samples * samples))) > _LOUD_RMS
+async def _made(early: asyncio.Task[None] | None) -> None:
+    if early is not None:  # our eager end making its turn (its admit waits on the database)
+        await asyncio.wait({early})  # its failure is the loop's to log, not the utterance's
 
