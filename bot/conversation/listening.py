@@ -23,16 +23,16 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 
 from bot.audio import utterances
 from bot.audio.frames import loud as _loud
 from bot.conversation import events
 from bot.conversation.addressing import AddressingPolicy
 from bot.conversation.backchannel import words_of
-from bot.conversation.context import ConversationStore, ReadAhead
+from bot.conversation.context import ConversationStore
 from bot.conversation.ports import Answerer, Notify, Roster, TurnGate, TurnMeter
 from bot.conversation.timings import TurnTimings
+from bot.conversation.transcription import Transcription, made
 from bot.conversation.turn import PendingTurn, post
 from bot.conversation.turn_detection import TurnDetection, session_options
 from bot.mistral import MistralError, SessionOptions, StreamingTranscriber, TurnEvent
@@ -49,27 +49,6 @@ _FILL_SLACK = 0.08  # silence starts this long after the last packet (room for n
 _EARLY_SILENCE = 0.1
 _SENTENCE_ENDS = (".", "?", "!", "。", "？", "！")
 _REFUSED_PAUSE_BYTES = 12_800  # 0.4 s of quiet audio ends a refused (undisclosed) utterance
-
-
-@dataclass(slots=True)
-class _Transcription:
-    """One transcription of a member's speech: its own queue of audio."""
-
-    user_id: int
-    queue: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
-    continued: bool = False  # the member spoke again before it was finished: its text leads theirs
-    provisional: PendingTurn | None = None
-    admitted: bool = False  # a voice turn was counted for it already
-    refusal: str | None = None  # the meter refused its turn (a notice to post once, or "")
-    settled: bool = False  # its provisional turn was confirmed on the server's turn.end
-    starting: bool = False  # a provisional turn is being made
-    early: asyncio.Task[None] | None = None  # our eager end making one (awaited before concluding)
-    partial: str = ""  # the transcript so far
-    ahead: ReadAhead | None = None  # history read while the transcript was being finished
-    timings: TurnTimings | None = None
-    settings: GuildSettings | None = None  # read as the utterance began
-    policy: AddressingPolicy | None = None
-    language: str | None = None  # the guild's, else the detected one
 
 
 class Listening:
@@ -92,8 +71,8 @@ class Listening:
         self._answerer = answerer
         self._turns = turn_detection
         self.gate = gate
-        self._open: dict[int, _Transcription] = {}  # the transcription each member's audio goes to
-        self._running: dict[int, _Transcription] = {}  # unfinished transcriptions, per member
+        self._open: dict[int, Transcription] = {}  # the transcription each member's audio goes to
+        self._running: dict[int, Transcription] = {}  # unfinished transcriptions, per member
         self._between: set[int] = set()  # utterance still open after a server turn.end
         self._carry: dict[int, str] = {}  # withdrawn text that leads the member's next turn
         self._transcriptions: set[asyncio.Task[None]] = set()
@@ -111,7 +90,9 @@ class Listening:
 
     def carry(self, user_id: int, text: str) -> None:
         """``text`` (a withdrawn question) leads ``user_id``'s next turn."""
-        self._carry[user_id] = f"{self._carry[user_id]} {text}" if user_id in self._carry else text
+        carried = self._carry.get(user_id)
+        if carried is None or not carried.endswith(text):  # withdrawn by both the policy and us
+            self._carry[user_id] = f"{carried} {text}" if carried else text
 
     @property
     def _server_turns(self) -> bool:
@@ -145,20 +126,20 @@ class Listening:
             if current is not None:
                 current.queue.put_nowait(None)
 
-    def _open_transcription(self, user_id: int) -> _Transcription:
+    def _open_transcription(self, user_id: int) -> Transcription:
         previous = self._open.pop(user_id, None)
         if previous is not None:
             previous.queue.put_nowait(None)
         unfinished = self._running.get(user_id)
         if unfinished is not None:
             unfinished.continued = True  # its text will lead this one's
-        transcription = self._open[user_id] = self._running[user_id] = _Transcription(user_id)
+        transcription = self._open[user_id] = self._running[user_id] = Transcription(user_id)
         task = asyncio.get_running_loop().create_task(self._transcribe(transcription), name="transcribe")
         self._transcriptions.add(task)
         task.add_done_callback(self._transcriptions.discard)
         return transcription
 
-    async def _audio(self, transcription: _Transcription, timings: TurnTimings) -> AsyncIterator[bytes]:
+    async def _audio(self, transcription: Transcription, timings: TurnTimings) -> AsyncIterator[bytes]:
         """The utterance's audio as it arrives; with server turns, silence fills the pauses in
         real time (the server's clock is the audio it gets)."""
         queue, fill = transcription.queue, self._server_turns
@@ -179,6 +160,8 @@ class Listening:
                     if loop.time() - last_voice >= _EARLY_SILENCE:
                         self._start_early(transcription)
                 else:
+                    if transcription.ended:
+                        break  # a chunk taken as turn.end came (its stream was being cancelled)
                     last = loop.time()
                     due = last + _FILL_SLACK
                     if chunk is not None and _loud(chunk):
@@ -193,19 +176,19 @@ class Listening:
         timings.mark_once("speech_end")
         transcription.ahead = self._store.read_ahead()  # while the transcript is being finished
 
-    def _start_early(self, transcription: _Transcription) -> None:
+    def _start_early(self, transcription: Transcription) -> None:
         """Our eager end, ahead of the server's: a pause after a finished-looking sentence; the
         server's events still confirm or withdraw the reply it prepares."""
         text = transcription.partial.strip()
         if (transcription.provisional is not None or transcription.starting or transcription.continued
-                or not text.endswith(_SENTENCE_ENDS)):
+                or transcription.ended or not text.endswith(_SENTENCE_ENDS)):
             return
         transcription.starting = True
         task = transcription.early = asyncio.create_task(self._provisional(transcription, text), name="early-turn")
         self._transcriptions.add(task)
         task.add_done_callback(self._transcriptions.discard)
 
-    async def _provisional(self, transcription: _Transcription, text: str) -> None:
+    async def _provisional(self, transcription: Transcription, text: str) -> None:
         try:
             if self.gate is not None and not self.gate.admits(transcription.user_id, text):
                 return
@@ -216,7 +199,7 @@ class Listening:
         finally:
             transcription.starting = False
 
-    async def _drain_until_pause(self, transcription: _Transcription) -> None:
+    async def _drain_until_pause(self, transcription: Transcription) -> None:
         quiet = 0
         while (chunk := await transcription.queue.get()) is not None:
             quiet = 0 if _loud(chunk) else quiet + len(chunk)
@@ -225,7 +208,7 @@ class Listening:
                 self._between.add(transcription.user_id)
                 return
 
-    async def _transcribe(self, transcription: _Transcription) -> None:
+    async def _transcribe(self, transcription: Transcription) -> None:
         user_id = transcription.user_id
         timings = TurnTimings(clock=self._clock)
         try:
@@ -236,7 +219,7 @@ class Listening:
             if transcription.ahead is not None:
                 transcription.ahead.abandon()
 
-    async def _listen(self, transcription: _Transcription, timings: TurnTimings) -> None:
+    async def _listen(self, transcription: Transcription, timings: TurnTimings) -> None:
         user_id = transcription.user_id
         refusal = await self._meter.may_listen(self._guild_id, user_id)
         if refusal is not None:
@@ -269,7 +252,7 @@ class Listening:
                 self._audio(transcription, timings), on_partial=partial, on_language=detected,
                 on_turn=turn_event if self._server_turns else None, options=self._options(settings))
         except BaseException as error:
-            await _made(transcription.early)  # a turn it makes is withdrawn with the rest
+            await made(transcription.early)  # a turn it makes is withdrawn with the rest
             self._withdraw_provisional(transcription)
             if not isinstance(error, MistralError):
                 raise
@@ -277,10 +260,8 @@ class Listening:
             log.warning("Guild %s: transcription failed: %s", self._guild_id, error)
             await post(self._notify, self._guild_id, TRANSCRIPTION_FAILED)
             return
-        if transcript.end_reason in ("threshold", "timeout") and self._open.get(user_id) is transcription:
-            # The server ended the turn inside our utterance: speech after this is a new turn.
-            del self._open[user_id]
-            self._between.add(user_id)
+        if transcript.end_reason in ("threshold", "timeout"):
+            self._end(transcription)
         timings.mark_once("speech_end")  # the server's turn.end stopped the audio before its end
         timings.mark("transcript_final")
         self._bus.publish(events.TranscriptFinal(
@@ -289,14 +270,13 @@ class Listening:
         self._bus.publish(events.UsageIncurred(guild_id=self._guild_id, at=self._clock(), user_id=user_id,
                                                kind="stt_seconds", quantity=transcript.audio_seconds))
         transcription.language = settings.language or transcript.language or transcription.language
-        await _made(transcription.early)  # else its turn, enqueued after this, would wait forever
+        await made(transcription.early)  # else its turn, enqueued after this, would wait forever
         await self._conclude(transcription, transcript.text.strip())
 
-    async def _conclude(self, transcription: _Transcription, text: str) -> None:
+    async def _conclude(self, transcription: Transcription, text: str) -> None:
         user_id = transcription.user_id
         if transcription.settled:
-            self._carry.pop(user_id, None)  # it led the confirmed turn
-            return
+            return  # confirmed on turn.end (with the carry it answered)
         provisional, transcription.provisional = transcription.provisional, None
         if transcription.continued and words_of(text):
             # They went on talking before this was answered: it leads their next turn.
@@ -322,16 +302,18 @@ class Listening:
         elif turn is not None:
             self._answerer.enqueue(turn)
 
-    async def _on_turn_event(self, transcription: _Transcription, event: TurnEvent) -> None:
+    async def _on_turn_event(self, transcription: Transcription, event: TurnEvent) -> None:
         if event.kind == "resume":
             self._withdraw_provisional(transcription)
-        elif event.kind == "end" and transcription.timings is not None:
-            transcription.timings.mark_once("speech_end")
+        elif event.kind == "end":
+            self._end(transcription)
         if event.kind == "end" and transcription.provisional is not None and not transcription.continued:
             whole = self._with_carry(transcription.user_id, event.text.strip(), keep=True)
             if words_of(whole) == words_of(transcription.provisional.text):
-                # Confirmed now rather than once the final transcript arrives.
+                # Confirmed now rather than once the final transcript arrives; the carry it
+                # answers is used up now (a later withdrawal's carry leads the next turn).
                 transcription.settled = True
+                self._carry.pop(transcription.user_id, None)
                 self._answerer.confirm(transcription.provisional.turn_id)
         elif (event.kind == "eager_end" and transcription.provisional is None and not transcription.starting
               and not transcription.continued and words_of(event.text)):
@@ -340,7 +322,19 @@ class Listening:
             log.debug("Guild %s: eager end of turn at %.2f s: provisional turn %s", self._guild_id, event.time_s,
                       transcription.provisional.turn_id if transcription.provisional else None)
 
-    async def _new_turn(self, transcription: _Transcription, text: str, *, provisional: bool) -> PendingTurn | None:
+    def _end(self, transcription: Transcription) -> None:
+        """The server ended the turn inside our utterance: from now on the member's speech is the
+        next turn's (opened on their next loud packet), not lost in a queue nobody reads while
+        the final transcript is awaited."""
+        transcription.ended = True
+        if transcription.timings is not None:
+            transcription.timings.mark_once("speech_end")
+        if self._open.get(transcription.user_id) is transcription:
+            del self._open[transcription.user_id]
+            self._between.add(transcription.user_id)
+            transcription.queue.put_nowait(None)
+
+    async def _new_turn(self, transcription: Transcription, text: str, *, provisional: bool) -> PendingTurn | None:
         user_id, settings, policy = transcription.user_id, transcription.settings, transcription.policy
         assert settings is not None and policy is not None and transcription.timings is not None
         name = self._roster.display_name(user_id)
@@ -375,7 +369,7 @@ class Listening:
         carried = self._carry.get(user_id) if keep else self._carry.pop(user_id, None)
         return f"{carried} {text}" if carried else text
 
-    def _withdraw_provisional(self, transcription: _Transcription) -> None:
+    def _withdraw_provisional(self, transcription: Transcription) -> None:
         provisional, transcription.provisional = transcription.provisional, None
         self._withdraw(provisional)
 
@@ -392,9 +386,4 @@ class Listening:
         self._bus.publish(events.TurnRejected(
             guild_id=self._guild_id, at=self._clock(), user_id=user_id,
             speaker_name=self._roster.display_name(user_id) if name is None else name, text=text, reason=reason))
-
-
-async def _made(early: asyncio.Task[None] | None) -> None:
-    if early is not None:  # our eager end making its turn (its admit waits on the database)
-        await asyncio.wait({early})  # its failure is the loop's to log, not the utterance's
 

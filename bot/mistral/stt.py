@@ -209,6 +209,10 @@ class StreamingTranscriber:
     async def _pump(self, audio: AsyncIterator[bytes], state: _Utterance) -> None:
         try:
             async for chunk in audio:
+                if state.stop_requested:
+                    # Python 3.11's wait_for (in the caller's iterator) may swallow our cancel
+                    # when its own wait completed at the same moment: stop pulling anyway.
+                    break
                 state.buffer.extend(chunk)
                 state.changed.set()
         except asyncio.CancelledError:

@@ -1,4 +1,6 @@
-"""Listening's own eager end racing the end of the transcript (the 50-guild hang of ed5985c)."""
+"""Listening's own eager end racing the end of the transcript (the 50-guild hang of ed5985c), and
+a member going on after the server's turn.end, before that turn's final transcript (issue 12's
+two_sentences room)."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from bot.conversation.context import ConversationStore
 from bot.conversation.listening import Listening
 from bot.conversation.turn import PendingTurn
 from bot.conversation.turn_detection import SERVER_TURN_DETECTION
-from bot.mistral.stt import Transcript
+from bot.mistral.stt import Transcript, TurnEvent
 from bot.store import Database
 from tests.bot.conversation.scripted import Alone
 
@@ -77,6 +79,7 @@ class RecordingAnswerer:
         self.enqueued: list[PendingTurn] = []
         self.confirmed: list[int] = []
         self.withdrawn: list[int] = []
+        self.gone: set[int] = set()
 
     def enqueue(self, turn: PendingTurn) -> None:
         self.enqueued.append(turn)
@@ -85,8 +88,11 @@ class RecordingAnswerer:
         self.confirmed.append(turn_id)
 
     def withdraw(self, user_id: int) -> str | None:
+        """As answering does: the unheard turns of ``user_id`` go, their text is returned."""
         self.withdrawn.append(user_id)
-        return None
+        texts = [t.text for t in self.enqueued if t.user_id == user_id and t.turn_id not in self.gone]
+        self.gone.update(t.turn_id for t in self.enqueued if t.user_id == user_id)
+        return " ".join(texts) or None
 
 
 async def test_our_eager_end_still_being_made_when_the_transcript_ends_is_confirmed_not_orphaned(
@@ -126,3 +132,93 @@ async def test_our_eager_end_still_being_made_when_the_transcript_ends_is_confir
     provisional = answerer.enqueued[0]
     assert provisional.confirmed is not None and answerer.confirmed == [provisional.turn_id]
     assert answerer.withdrawn == []
+
+
+FIRST, SECOND = "What is the capital of France?", "Please tell me quickly."
+VOICE = b"\0\x10" * 320  # 20 ms, loud
+
+
+class ServerTurnsTranscriber:
+    """Voxtral 3's turn events, stepped by the test: one transcription per server turn. Each hears
+    the member's voice, then (once the test says they paused) sends turn.eager_end and turn.end
+    and stops taking audio, as the real transcriber does; its final transcript comes once the
+    test releases it (the STT's final latency)."""
+
+    turn_detection_available = True
+
+    def __init__(self, texts: list[str]) -> None:
+        self.texts = texts
+        self.calls = 0
+        self.paused = [asyncio.Event() for _ in texts]
+        self.ended = [asyncio.Event() for _ in texts]
+        self.final = [asyncio.Event() for _ in texts]
+
+    async def transcribe(self, audio: AsyncIterator[bytes], *, on_partial=None, on_turn=None,  # noqa: ANN001
+                         on_language=None, options=None) -> Transcript:  # noqa: ANN001
+        index, self.calls = self.calls, self.calls + 1
+        text = self.texts[index]
+        async for chunk in audio:
+            if any(chunk):
+                break  # their voice
+        assert on_partial is not None and on_turn is not None
+        on_partial(text.rstrip("?."))  # no sentence end yet: our own eager end stays out of it
+        await self.paused[index].wait()
+        await on_turn(TurnEvent("eager_end", 1.0, None, text))
+        await on_turn(TurnEvent("end", 1.5, "threshold", text))
+        self.ended[index].set()
+        await self.final[index].wait()
+        return Transcript(text=text, language="en", audio_seconds=1.5, partial_updates=1, end_reason="threshold")
+
+
+async def test_speech_right_after_turn_end_is_the_next_turn_and_the_withdrawn_question_leads_it(
+    database: Database,
+) -> None:
+    # two_sentences: turn.end confirms the reply to the first sentence; the member goes on before
+    # that turn's final transcript came (and before the reply was heard). Their speech must open
+    # the next transcription at once (not be lost in the ended one's queue), the unheard reply is
+    # withdrawn, and its question leads the next turn once the first turn's final transcript came.
+    answerer, transcriber, bus = RecordingAnswerer(), ServerTurnsTranscriber([FIRST, SECOND]), events.EventBus()
+    meter = SlowMeter()
+    meter.release.set()  # admits at once
+
+    async def notify(message: str) -> None:
+        return None
+
+    clock = iter(range(1_000_000)).__next__  # the injected clock: a tick per reading
+    listening = Listening(
+        guild_id=GUILD, bus=bus, database=database,
+        store=ConversationStore(database, GUILD, history_turns=10, history_chars=4000),
+        transcriber=transcriber, roster=Alone(), meter=meter, notify=notify,  # type: ignore[arg-type]
+        bot_name="Voxcord", clock=lambda: float(clock()), answerer=answerer,
+        turn_detection=SERVER_TURN_DETECTION,
+    )
+
+    def interruption_policy(event: events.SpeechStarted) -> None:  # its part here: an unheard reply
+        withdrawn = answerer.withdraw(event.user_id)
+        if withdrawn:
+            listening.carry(event.user_id, withdrawn)
+
+    bus.subscribe(events.SpeechStarted, interruption_policy)
+    listening.on_heard(7, SpeechStarted(at=0.0, detected_at=0.0))
+    listening.on_heard(7, UtteranceAudio(VOICE))
+    try:
+        async with asyncio.timeout(5):
+            transcriber.paused[0].set()
+            await transcriber.ended[0].wait()
+            assert [t.text for t in answerer.enqueued] == [FIRST] and answerer.confirmed == [1]
+            for _ in range(3):  # they go on, within the same utterance of ours
+                listening.on_heard(7, UtteranceAudio(VOICE))
+            transcriber.final[0].set()  # the first turn's final transcript comes after that
+            for _ in range(50):
+                await asyncio.sleep(0)
+            transcriber.paused[1].set()
+            await transcriber.ended[1].wait()
+            transcriber.final[1].set()
+            listening.on_heard(7, UtteranceEnded(duration=3.0, reason="silence", at=3.0))
+            while listening._transcriptions:
+                await asyncio.sleep(0.01)
+    finally:
+        await listening.stop()
+    assert [t.text for t in answerer.enqueued] == [FIRST, f"{FIRST} {SECOND}"]
+    assert answerer.gone == {1}  # the reply to the first sentence alone was withdrawn unheard
+    assert answerer.confirmed == [1, 2]  # the whole question is answered

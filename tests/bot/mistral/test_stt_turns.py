@@ -4,6 +4,7 @@ the utterance ending on ``turn.end``, and turn detection refused by the model.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -265,6 +266,33 @@ async def test_turn_end_returns_even_when_the_audio_source_stalls(
     assert stalled.is_set() and released.is_set()  # the pending read was cancelled, not left hanging
     assert transcript.end_reason == "threshold" and transcript.text == "what is the capital of france"
     assert transcript.audio_seconds == pytest.approx(1.3)
+
+
+async def test_turn_end_stops_the_audio_even_when_the_source_swallows_the_cancel(
+    fake: FakeMistral, client: Mistral, policy: RetryPolicy
+) -> None:
+    # Python 3.11's asyncio.wait_for (listening's silence fill) returns the item it got instead of
+    # raising when the cancel comes as its own wait completes. The member's next sentence must
+    # not then be pulled into the ended turn (issue 12's two_sentences room lost it that way).
+    script_words(fake)
+    fake.turns.event_delay = 0.5
+    after: list[bytes] = []
+
+    async def source() -> AsyncIterator[bytes]:
+        for chunk in tone(600) + silence(700):
+            yield chunk
+            await asyncio.sleep(0.005)
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.Event().wait()  # cancelled on turn.end: swallowed
+        for chunk in tone(1000):  # they go on: the next turn's speech
+            after.append(chunk)
+            yield chunk
+            await asyncio.sleep(0.005)
+
+    transcript = await asyncio.wait_for(
+        transcriber(client, policy).transcribe(source(), options=TURNS), GUARD_CHUNKS / 50)
+    assert transcript.end_reason == "threshold" and transcript.text == "what is the capital of france"
+    assert len(after) <= 1  # at most the chunk in hand when the cancel was swallowed
 
 
 async def test_turn_events_after_the_audio_ran_out_are_not_reported(
