@@ -151,7 +151,8 @@ def install_sequential(engine_cls: Any, settings: Settings) -> SequentialMode:
                                    server_url=settings.mistral_server_url))
         log = mode.timings.setdefault(session.guild_id, TimingsLog())
         conversation = SequentialConversation(session.voice_client, clients[0], settings, log, workdir)
-        hearing = Hearing(conversation)
+        # The same voice activity detector as the streaming guilds (the engine's, from VAD=...).
+        hearing = Hearing(conversation, vad_factory=await self._vad_factory())
         hearing.start()
         if isinstance(session.voice_client, VoxcordVoiceClient):
             session.voice_client.start_receiving(hearing)
