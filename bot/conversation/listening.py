@@ -181,7 +181,7 @@ class Listening:
         server's events still confirm or withdraw the reply it prepares."""
         text = transcription.partial.strip()
         if (transcription.provisional is not None or transcription.starting or transcription.continued
-                or transcription.ended or not text.endswith(_SENTENCE_ENDS)):
+                or transcription.ended or not text.endswith(_SENTENCE_ENDS) or not words_of(text)):
             return
         transcription.starting = True
         task = transcription.early = asyncio.create_task(self._provisional(transcription, text), name="early-turn")

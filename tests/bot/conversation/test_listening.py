@@ -222,3 +222,59 @@ async def test_speech_right_after_turn_end_is_the_next_turn_and_the_withdrawn_qu
     assert [t.text for t in answerer.enqueued] == [FIRST, f"{FIRST} {SECOND}"]
     assert answerer.gone == {1}  # the reply to the first sentence alone was withdrawn unheard
     assert answerer.confirmed == [1, 2]  # the whole question is answered
+
+
+class NoWordsTranscriber:
+    """A transcript of punctuation only ("... ?!": a cough or a breath), which looks like a
+    finished sentence to the early trigger; ``paused`` once 0.3 s of silence has been streamed."""
+
+    turn_detection_available = True
+    TEXT = " ... ?! "
+
+    def __init__(self) -> None:
+        self.paused = asyncio.Event()
+
+    async def transcribe(self, audio: AsyncIterator[bytes], *, on_partial=None, on_turn=None,  # noqa: ANN001
+                         on_language=None, options=None) -> Transcript:  # noqa: ANN001
+        received = silent = 0
+        async for chunk in audio:
+            if any(chunk):
+                if on_partial is not None:
+                    on_partial(self.TEXT)
+            else:
+                silent += len(chunk)
+                if silent >= 9_600:  # 0.3 s: well past the early trigger's 0.1 s
+                    self.paused.set()
+            received += len(chunk)
+        return Transcript(text=self.TEXT, language="en", audio_seconds=received / 32_000, partial_updates=1)
+
+
+async def test_a_transcript_without_words_never_starts_an_early_reply(database: Database) -> None:
+    # Our early trigger fires on a finished-looking sentence after a short pause; punctuation
+    # alone ("... ?!") must start no turn there either, as it starts none at the end of the turn
+    # (seen in CI: the noise turn was confirmed and answered, and the real question interrupted it).
+    meter, answerer, transcriber = SlowMeter(), RecordingAnswerer(), NoWordsTranscriber()
+    meter.admits = 1  # SlowMeter holds only its first admit: let every admit through
+
+    async def notify(message: str) -> None:
+        return None
+
+    listening = Listening(
+        guild_id=GUILD, bus=events.EventBus(), database=database,
+        store=ConversationStore(database, GUILD, history_turns=10, history_chars=4000),
+        transcriber=transcriber, roster=Alone(), meter=meter, notify=notify,  # type: ignore[arg-type]
+        bot_name="Voxcord", clock=time.monotonic, answerer=answerer, turn_detection=SERVER_TURN_DETECTION,
+    )
+    now = time.monotonic()
+    listening.on_heard(7, SpeechStarted(at=now, detected_at=now))
+    listening.on_heard(7, UtteranceAudio(VOICE * 10))
+    try:
+        async with asyncio.timeout(10):
+            await transcriber.paused.wait()
+            listening.on_heard(7, UtteranceEnded(duration=0.5, reason="silence", at=time.monotonic()))
+            while listening._transcriptions:
+                await asyncio.sleep(0.01)
+    finally:
+        await listening.stop()
+    assert answerer.enqueued == []
+    assert meter.admits == 1  # nothing was admitted as a turn
