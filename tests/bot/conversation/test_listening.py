@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -29,6 +29,23 @@ QUESTION = "Voxcord, what time is it?"
 async def database(tmp_path: Path) -> AsyncIterator[Database]:
     async with Database.open(f"sqlite:///{tmp_path / 'voxcord.db'}") as db:
         yield db
+
+
+async def _no_notice(message: str) -> None:
+    return None
+
+
+def server_listening(database: Database, transcriber: object, meter: object, answerer: object, *,
+                     bus: events.EventBus | None = None,
+                     clock: Callable[[], float] = time.monotonic) -> Listening:
+    """A member alone with the bot, on a model with server turn detection."""
+    return Listening(
+        guild_id=GUILD, bus=bus or events.EventBus(), database=database,
+        store=ConversationStore(database, GUILD, history_turns=10, history_chars=4000),
+        transcriber=transcriber, roster=Alone(), meter=meter, notify=_no_notice,  # type: ignore[arg-type]
+        bot_name="Voxcord", clock=clock, answerer=answerer,  # type: ignore[arg-type]
+        turn_detection=SERVER_TURN_DETECTION,
+    )
 
 
 class SlowMeter:
@@ -103,15 +120,7 @@ async def test_our_eager_end_still_being_made_when_the_transcript_ends_is_confir
     # enqueued after the utterance was concluded with nobody left to confirm or withdraw it.
     meter, answerer, transcriber = SlowMeter(), RecordingAnswerer(), TurnsTranscriber()
 
-    async def notify(message: str) -> None:
-        return None
-
-    listening = Listening(
-        guild_id=GUILD, bus=events.EventBus(), database=database,
-        store=ConversationStore(database, GUILD, history_turns=10, history_chars=4000),
-        transcriber=transcriber, roster=Alone(), meter=meter, notify=notify,  # type: ignore[arg-type]
-        bot_name="Voxcord", clock=time.monotonic, answerer=answerer, turn_detection=SERVER_TURN_DETECTION,
-    )
+    listening = server_listening(database, transcriber, meter, answerer)
     now = time.monotonic()
     listening.on_heard(7, SpeechStarted(at=now, detected_at=now))
     listening.on_heard(7, UtteranceAudio(b"\0\x10" * 3_200))
@@ -181,17 +190,8 @@ async def test_speech_right_after_turn_end_is_the_next_turn_and_the_withdrawn_qu
     meter = SlowMeter()
     meter.release.set()  # admits at once
 
-    async def notify(message: str) -> None:
-        return None
-
     clock = iter(range(1_000_000)).__next__  # the injected clock: a tick per reading
-    listening = Listening(
-        guild_id=GUILD, bus=bus, database=database,
-        store=ConversationStore(database, GUILD, history_turns=10, history_chars=4000),
-        transcriber=transcriber, roster=Alone(), meter=meter, notify=notify,  # type: ignore[arg-type]
-        bot_name="Voxcord", clock=lambda: float(clock()), answerer=answerer,
-        turn_detection=SERVER_TURN_DETECTION,
-    )
+    listening = server_listening(database, transcriber, meter, answerer, bus=bus, clock=lambda: float(clock()))
 
     def interruption_policy(event: events.SpeechStarted) -> None:  # its part here: an unheard reply
         withdrawn = answerer.withdraw(event.user_id)
@@ -256,15 +256,7 @@ async def test_a_transcript_without_words_never_starts_an_early_reply(database: 
     meter, answerer, transcriber = SlowMeter(), RecordingAnswerer(), NoWordsTranscriber()
     meter.admits = 1  # SlowMeter holds only its first admit: let every admit through
 
-    async def notify(message: str) -> None:
-        return None
-
-    listening = Listening(
-        guild_id=GUILD, bus=events.EventBus(), database=database,
-        store=ConversationStore(database, GUILD, history_turns=10, history_chars=4000),
-        transcriber=transcriber, roster=Alone(), meter=meter, notify=notify,  # type: ignore[arg-type]
-        bot_name="Voxcord", clock=time.monotonic, answerer=answerer, turn_detection=SERVER_TURN_DETECTION,
-    )
+    listening = server_listening(database, transcriber, meter, answerer)
     now = time.monotonic()
     listening.on_heard(7, SpeechStarted(at=now, detected_at=now))
     listening.on_heard(7, UtteranceAudio(VOICE * 10))
