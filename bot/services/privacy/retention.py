@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING
 
 from bot.store.models import utc_now
+from bot.tasks import Worker
 
 if TYPE_CHECKING:
     from bot.store import Database
@@ -36,7 +36,7 @@ class RetentionPurger:
         self._interval = interval
         self._first_delay = first_delay
         self._sleep = sleep
-        self._task: asyncio.Task[None] | None = None
+        self._worker = Worker(self._run, name="retention-purge")
 
     async def run_once(self, guild_ids: Iterable[int] | None = None) -> dict[int, int]:
         """One sweep over ``guild_ids`` (default: every guild with stored text, including guilds
@@ -52,15 +52,10 @@ class RetentionPurger:
         return removed
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="retention-purge")
+        self._worker.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._worker.stop()
 
     async def _run(self) -> None:
         # The first sweep waits a little so start-up (gateway, command sync) goes first.
