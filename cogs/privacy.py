@@ -39,7 +39,8 @@ def captions_removed(erased: CaptionsErased) -> str:
     if erased.edited:
         parts.append(f"removed your lines (and my answers to you) from {messages(erased.edited)}")
     if erased.deleted:
-        parts.append(f"{messages(erased.deleted)} with your lines are gone entirely")
+        parts.append(f"{messages(erased.deleted)} with your lines {'is' if erased.deleted == 1 else 'are'} "
+                     "gone entirely")
     text = f" Captions: {' and '.join(parts)}." if parts else ""
     if erased.pending:
         text += (f" {messages(erased.pending).capitalize()} with your lines could not be changed yet (Discord "

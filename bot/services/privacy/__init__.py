@@ -7,6 +7,7 @@ from bot.services.privacy.captions import (
     CaptionsErased,
     DiscordCaptionMessages,
     MessageGoneError,
+    MessageUnreadableError,
 )
 from bot.services.privacy.consent import OPT_IN, OPT_OUT, ConsentStatus, GuildAdmission
 from bot.services.privacy.notice import (
@@ -24,6 +25,6 @@ from bot.services.privacy.service import PrivacyService
 __all__ = [
     "LISTENING_SUFFIX", "NICK_LIMIT", "OPT_IN", "OPT_OUT", "CaptionEraser", "CaptionMessages", "CaptionsErased",
     "ConsentStatus", "DiscordCaptionMessages", "ExportTooLargeError", "Forgotten", "GuildAdmission",
-    "MessageGoneError", "PrivacyService", "RetentionPurger", "listening_nick", "notice_text", "plain_name",
-    "purge_captions", "purge_guild", "service_host",
+    "MessageGoneError", "MessageUnreadableError", "PrivacyService", "RetentionPurger", "listening_nick",
+    "notice_text", "plain_name", "purge_captions", "purge_guild", "service_host",
 ]

@@ -41,6 +41,11 @@ class MessageGoneError(Exception):
     """The message (or its channel) no longer exists on Discord: nothing left to remove."""
 
 
+class MessageUnreadableError(Exception):
+    """The bot may not read the message back (no Read Message History there), so it cannot keep
+    the other lines: the message is deleted whole rather than left with the member's words."""
+
+
 class CaptionMessages(Protocol):
     """The Discord calls erasure needs, by channel and message id (no cache, no guild object)."""
 
@@ -64,6 +69,11 @@ class DiscordCaptionMessages:
             return (await self._message(channel_id, message_id).fetch()).content
         except discord.NotFound as error:
             raise MessageGoneError from error
+        except discord.Forbidden as error:
+            # 50013: visible but no Read Message History; 50001 (no access at all) stays a failure.
+            if error.code == 50013:
+                raise MessageUnreadableError from error
+            raise
 
     async def edit(self, channel_id: int, message_id: int, content: str) -> None:
         try:
@@ -160,7 +170,12 @@ class CaptionEraser:
         if all(line.forgotten for line in message.lines):
             return await self._delete(message)
         try:
-            content = await self._messages.content(message.channel_id, message.message_id)
+            try:
+                content = await self._messages.content(message.channel_id, message.message_id)
+            except MessageUnreadableError:
+                log.warning("Guild %s: may not read caption message %s back (Read Message History); "
+                            "deleting it whole", message.guild_id, message.message_id)
+                return await self._delete(message)
             if len(content) != message.length:
                 # Not the content the spans describe (an edit whose row update was lost): the
                 # forgotten lines cannot be found in it, so the whole message goes.
