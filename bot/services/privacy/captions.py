@@ -138,12 +138,16 @@ class CaptionEraser:
     async def forget(self, guild_id: int, user_id: int) -> CaptionsErased:
         """Cut the member's lines (and the bot's answers to them) out of the guild's captions."""
         await self._db.captions.forget_user(guild_id, user_id)
-        return await self.retry_forgotten(guild_id, budget=self._forget_budget)
+        # Only this member's messages: the counts are what forget-me tells them.
+        return await self.retry_forgotten(guild_id, user_id=user_id, budget=self._forget_budget)
 
-    async def retry_forgotten(self, guild_id: int, *, budget: float | None = None) -> CaptionsErased:
-        """Every message of the guild still holding forgotten lines; ``budget`` seconds at most."""
+    async def retry_forgotten(self, guild_id: int, *, user_id: int | None = None,
+                              budget: float | None = None) -> CaptionsErased:
+        """Every message of the guild still holding forgotten lines (``user_id``'s, if given);
+        ``budget`` seconds at most."""
         async with self._locks.setdefault(guild_id, asyncio.Lock()):
-            return await self._each(await self._db.captions.with_forgotten(guild_id), self._erase, budget)
+            pending = await self._db.captions.with_forgotten(guild_id, user_id)
+            return await self._each(pending, self._erase, budget)
 
     async def expire(self, guild_id: int, cutoff: dt.datetime, *, budget: float | None = None) -> CaptionsErased:
         """Delete the guild's caption messages posted before ``cutoff``; ``budget`` seconds at most."""

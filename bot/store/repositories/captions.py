@@ -55,10 +55,13 @@ class CaptionRepository(Repository):
                 .values(forgotten=True))
         return result.rowcount
 
-    async def with_forgotten(self, guild_id: int) -> list[CaptionMessage]:
-        """The guild's messages that still hold lines marked forgotten, oldest first."""
+    async def with_forgotten(self, guild_id: int, user_id: int | None = None) -> list[CaptionMessage]:
+        """The guild's messages that still hold lines marked forgotten (``user_id``'s, if given),
+        oldest first."""
         marked = exists().where(caption_lines.c.message_id == caption_messages.c.message_id,
                                 caption_lines.c.forgotten.is_(True))
+        if user_id is not None:
+            marked = marked.where(caption_lines.c.user_id == user_id)
         async with self._tx.read() as connection:
             return await self._messages(connection, caption_messages.c.guild_id == guild_id, marked)
 

@@ -244,3 +244,19 @@ async def test_forget_me_and_shorter_retention_reach_the_captions_through_the_se
     assert messages.contents[1] == "**user1002**: His"
     await service.set_retention(GUILD, 5)
     assert sorted(messages.contents) == [1]
+
+
+async def test_forget_me_reports_only_the_members_own_messages(
+    database: Database, messages: Messages, eraser: CaptionEraser, clock: FakeClock
+) -> None:
+    await post(database, messages, 1, (BOB, "Bob's"), (ALICE, "Alice's"))
+    await post(database, messages, 2, (BOB, "Bob alone"))
+    messages.faults = {"delete": ServerError(), "edit": ServerError()}
+    assert await eraser.forget(GUILD, BOB) == CaptionsErased(pending=2)
+    messages.faults = {}
+    await post(database, messages, 3, (ALICE, "Alice alone"))
+    # Alice's forget-me cuts message 1 (hers too) and deletes 3; bob's lone message is not hers to count.
+    assert await eraser.forget(GUILD, ALICE) == CaptionsErased(edited=0, deleted=2)
+    assert set(messages.contents) == {2}
+    await RetentionPurger(database=database, clock=clock, captions=eraser).run_once()
+    assert messages.contents == {}
