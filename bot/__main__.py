@@ -142,10 +142,11 @@ async def assemble(settings: Settings, *, guild_ready_timeout: float = 2.0) -> A
             # The notice names where audio goes: the host only, never the URL's credentials or the key.
             # Forget-me and retention reach the caption messages through the bot's REST client;
             # the getter is only called once the bot (built below) is running.
-            caption_eraser = CaptionEraser(database=database, messages=DiscordCaptionMessages(lambda: bot))
+            captions = CaptionsService(database, bot_name=lambda guild: plain_name(guild.me.display_name))
+            caption_eraser = CaptionEraser(database=database, messages=DiscordCaptionMessages(lambda: bot),
+                                           before_forget=captions.forget_pending)
             privacy = PrivacyService(database=database, stt_host=service_host(settings.mistral_server_url),
                                      captions=caption_eraser)
-            captions = CaptionsService(database, bot_name=lambda guild: plain_name(guild.me.display_name))
             engine = ConversationEngine(
                 database=database,
                 privacy=privacy,

@@ -150,6 +150,12 @@ class GuildCaptions:
             # Shielded: close() cancels a waiting window, never a post half-way.
             await asyncio.shield(self.flush())
 
+    async def forget(self, user_id: int) -> None:
+        """Drop the member's lines still waiting for their window (forget-me), after any post in
+        flight is recorded, so the erasure that follows sees every message already posted."""
+        async with self._sending:
+            self._lines = [(owner, text) for owner, text in self._lines if owner != user_id]
+
     async def flush(self) -> None:
         # Under the lock even with nothing to post: close() thereby waits for a post in flight.
         async with self._sending:
@@ -195,6 +201,12 @@ class CaptionsService:
         self._db = database
         self._bot_name = bot_name  # the name the conversation uses for the bot in this guild
         self._window = window
+        self._active: dict[int, set[GuildCaptions]] = {}  # guild id -> captions following a conversation
+
+    async def forget_pending(self, guild_id: int, user_id: int) -> None:
+        """Forget-me, before the posted messages are erased: the member's lines not posted yet go."""
+        for captions in list(self._active.get(guild_id, ())):
+            await captions.forget(user_id)
 
     async def turn_on(self, guild_id: int, channel_id: int) -> GuildSettings:
         return await self._db.guilds.update(guild_id, captions_channel_id=channel_id)
@@ -220,4 +232,15 @@ class CaptionsService:
             window=self._window, record=self._db.captions.add,
         )
         captions.attach(bus)
-        return captions.close
+        self._active.setdefault(guild.id, set()).add(captions)
+
+        async def close() -> None:
+            try:
+                await captions.close()
+            finally:
+                active = self._active.get(guild.id, set())
+                active.discard(captions)
+                if not active:
+                    self._active.pop(guild.id, None)
+
+        return close

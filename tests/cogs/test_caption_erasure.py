@@ -15,6 +15,7 @@ import discord
 from bot.app import VoxcordBot
 from bot.conversation import events
 from bot.conversation.timings import TurnTimings
+from bot.services.captions import CaptionsService
 from bot.services.privacy import CaptionEraser, DiscordCaptionMessages, RetentionPurger
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord.model import READ_MESSAGE_HISTORY, VIEW_CHANNEL, FakeChannel, Overwrite
@@ -137,3 +138,26 @@ async def test_without_read_message_history_the_message_goes_whole_and_retention
         await RetentionPurger(database=bot.database, captions=eraser, clock=lambda: later).run_once()
         assert content(fake_discord, kept) is None
         assert await bot.database.captions.guild_ids() == []
+
+
+async def test_forget_me_reaches_lines_still_waiting_for_their_window(
+    fake_discord: FakeDiscord, fake_discord_env: dict[str, str], tmp_path: Path
+) -> None:
+    world = build_world(fake_discord)
+    channel = world.guild.add_text_channel("captions")
+    async with running_bot(fake_discord, settings_for(fake_discord, tmp_path)) as bot:
+        await captions_on(fake_discord, world, channel)
+        # A window that never ends by itself: the lines wait until the conversation closes.
+        waiting = CaptionsService(bot.database, bot_name=lambda _guild: "Voxcord", window=3600.0)
+        guild = bot.get_guild(world.guild.id)
+        assert isinstance(guild, discord.Guild)
+        bus = events.EventBus()
+        close = waiting.attach(guild, bus)
+        bus.publish(said(world, world.member_id, "bob", "Not posted yet", "Right."))
+        bus.publish(said(world, world.admin_id, "alice", "Me neither", "Right."))
+        eraser = CaptionEraser(database=bot.database, messages=DiscordCaptionMessages(lambda: bot),
+                               before_forget=waiting.forget_pending)
+        await eraser.forget(world.guild.id, world.member_id)
+        await close()
+        posted = [str(m["content"]) for m in fake_discord.sent_messages if m["channel_id"] == str(channel.id)]
+        assert posted == ["**alice**: Me neither\n**Voxcord**: Right."]

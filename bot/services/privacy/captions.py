@@ -128,8 +128,11 @@ class CaptionEraser:
 
     def __init__(self, *, database: Database, messages: CaptionMessages,
                  monotonic: Callable[[], float] = time.monotonic,
-                 forget_budget: float = FORGET_BUDGET_SECONDS) -> None:
+                 forget_budget: float = FORGET_BUDGET_SECONDS,
+                 before_forget: Callable[[int, int], Awaitable[None]] | None = None) -> None:
         self._db = database
+        # (guild id, user id): drops the member's caption lines not posted yet (CaptionsService).
+        self._before_forget = before_forget
         self._messages = messages
         self._monotonic = monotonic
         self._forget_budget = forget_budget
@@ -137,6 +140,8 @@ class CaptionEraser:
 
     async def forget(self, guild_id: int, user_id: int) -> CaptionsErased:
         """Cut the member's lines (and the bot's answers to them) out of the guild's captions."""
+        if self._before_forget is not None:
+            await self._before_forget(guild_id, user_id)
         await self._db.captions.forget_user(guild_id, user_id)
         # Only this member's messages: the counts are what forget-me tells them.
         return await self.retry_forgotten(guild_id, user_id=user_id, budget=self._forget_budget)

@@ -213,3 +213,31 @@ def test_pack_owned_spans_cover_each_piece_even_across_messages() -> None:
     for content, spans in packed:  # the spans and the newlines between them are the whole message
         assert "\n".join(content[line.start:line.end] for line in spans) == content
     assert packed[0][1][0] == CaptionLine(1, 0, 5)
+
+
+async def test_forget_drops_the_members_lines_still_waiting_and_waits_for_a_post_in_flight() -> None:
+    bus, channel, windows = events.EventBus(), Channel(), Windows()
+    recorded: list[CaptionMessage] = []
+    release = asyncio.Event()
+
+    async def record(message: CaptionMessage) -> None:
+        await release.wait()  # the database is slow: the post is in flight until released
+        recorded.append(message)
+
+    captions = GuildCaptions(guild_id=G, bot_name="Voxcord", channel=channel.lookup, send=channel.send,
+                             sleep=windows.sleep, record=record)
+    captions.attach(bus)
+    bus.publish(finished(1, "Posted before forget-me", "Yes.", user_id=7))
+    await windows.end()  # the window's post is now waiting on its record
+    bus.publish(finished(2, "Still waiting for its window", "Indeed.", user_id=7))
+    bus.publish(rejected("Mine stays.", "not_addressed"))  # alice, user 8
+    forgetting = asyncio.ensure_future(captions.forget(7))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not forgetting.done()  # erasure must not start before the posted message is recorded
+    release.set()
+    await asyncio.wait_for(forgetting, 5)
+    assert len(recorded) == 1
+    await windows.end()
+    assert [text for _, text in channel.sent][1:] == ["**alice**: Mine stays."]
+    await captions.close()
