@@ -55,7 +55,14 @@ from bot.mistral.voices import VoiceRegistry
 from bot.services.captions import CaptionsService
 from bot.services.clips import VoiceClipService
 from bot.services.presence import VoicePresence
-from bot.services.privacy import PrivacyService, RetentionPurger, plain_name, service_host
+from bot.services.privacy import (
+    CaptionEraser,
+    DiscordCaptionMessages,
+    PrivacyService,
+    RetentionPurger,
+    plain_name,
+    service_host,
+)
 from bot.services.sessions import VoiceSessions
 from bot.services.voices import ClipVoices
 from bot.store import Database, DatabaseOpenError
@@ -133,8 +140,13 @@ async def assemble(settings: Settings, *, guild_ready_timeout: float = 2.0) -> A
                 limits=limits,
             )
             # The notice names where audio goes: the host only, never the URL's credentials or the key.
-            privacy = PrivacyService(database=database, stt_host=service_host(settings.mistral_server_url))
+            # Forget-me and retention reach the caption messages through the bot's REST client;
+            # the getter is only called once the bot (built below) is running.
             captions = CaptionsService(database, bot_name=lambda guild: plain_name(guild.me.display_name))
+            caption_eraser = CaptionEraser(database=database, messages=DiscordCaptionMessages(lambda: bot),
+                                           before_forget=captions.forget_pending)
+            privacy = PrivacyService(database=database, stt_host=service_host(settings.mistral_server_url),
+                                     captions=caption_eraser)
             engine = ConversationEngine(
                 database=database,
                 privacy=privacy,
@@ -181,7 +193,7 @@ async def assemble(settings: Settings, *, guild_ready_timeout: float = 2.0) -> A
                 settings=settings, database=database, sessions=sessions, clips=clips, engine=engine,
                 connector=aiohttp.TCPConnector(ssl=tls), guild_ready_timeout=guild_ready_timeout,
                 meter=meter, command_limiter=CommandLimiter(database=database, limiter=limiter, limits=limits),
-                privacy=privacy, purger=RetentionPurger(database=database), captions=captions,
+                privacy=privacy, purger=RetentionPurger(database=database, captions=caption_eraser), captions=captions,
                 presence=VoicePresence(sessions=sessions, database=database,
                                        idle_leave_seconds=settings.idle_leave_seconds),
             )

@@ -43,8 +43,9 @@ COGS: tuple[str, ...] = (
 )
 
 # Exactly what the bot needs in a guild; the invite link asks for these and no more.
+# Read Message History: forget-me reads a caption message back to cut a member's lines out of it.
 REQUIRED_PERMISSIONS = discord.Permissions(
-    view_channel=True, connect=True, speak=True, send_messages=True, attach_files=True
+    view_channel=True, connect=True, speak=True, send_messages=True, attach_files=True, read_message_history=True
 )
 INVITE_SCOPES = ("bot", "applications.commands")
 

@@ -17,7 +17,7 @@ from cogs.admin import AdminCommands, add_admin_commands
 
 if TYPE_CHECKING:
     from bot.app import VoxcordBot
-    from bot.services.privacy import ConsentStatus, PrivacyService
+    from bot.services.privacy import CaptionsErased, ConsentStatus, PrivacyService
 
 CONSENT_MODES = {
     OPT_OUT: "everyone in the voice channel is heard unless they use /privacy optout",
@@ -27,6 +27,25 @@ CONSENT_MODES = {
 
 def turns(count: int) -> str:
     return f"{count} turn" if count == 1 else f"{count} turns"
+
+
+def messages(count: int) -> str:
+    return f"{count} caption message" if count == 1 else f"{count} caption messages"
+
+
+def captions_removed(erased: CaptionsErased) -> str:
+    """What forget-me did to the caption messages holding the member's lines ("" if none)."""
+    parts = []
+    if erased.edited:
+        parts.append(f"removed your lines (and my answers to you) from {messages(erased.edited)}")
+    if erased.deleted:
+        parts.append(f"{messages(erased.deleted)} with your lines {'is' if erased.deleted == 1 else 'are'} "
+                     "gone entirely")
+    text = f" Captions: {' and '.join(parts)}." if parts else ""
+    if erased.pending:
+        text += (f" {messages(erased.pending).capitalize()} with your lines could not be changed yet (Discord "
+                 "refused or is slow); I retry within the hour.")
+    return text
 
 
 def describe_status(status: ConsentStatus) -> str:
@@ -81,7 +100,8 @@ class PrivacyCog(commands.GroupCog, group_name="privacy"):
         assert interaction.guild_id is not None
         forgotten = await service(self.bot).forget(
             interaction.guild_id, interaction.user.id, forget_choice=forget_choice)
-        message = f"Deleted {turns(forgotten.turns)} of yours from this server's history."
+        message = f"Deleted {turns(forgotten.turns)} of yours from this server's history." + captions_removed(
+            forgotten.captions)
         if forgotten.choice_removed:
             message += " Your opt-in/opt-out choice is forgotten too; " + (
                 "with this server's default I now hear you (`/privacy optout` to stop that)."

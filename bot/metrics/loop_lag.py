@@ -7,10 +7,11 @@ pipeline); a late loop is the first sign of overload (docs/benchmarks.md: the 50
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+
+from bot.tasks import Worker
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ class LoopLagMonitor:
         self._interval = interval
         self._clock = clock
         self._sleep = sleep
-        self._task: asyncio.Task[None] | None = None
+        self._worker = Worker(self.run, name="loop-lag-monitor")
 
     async def run(self) -> None:
         while True:
@@ -43,15 +44,10 @@ class LoopLagMonitor:
             self._observe(max(0.0, self._clock() - started - self._interval))
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self.run(), name="loop-lag-monitor")
+        self._worker.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._worker.stop()
 
     async def __aenter__(self) -> LoopLagMonitor:
         self.start()

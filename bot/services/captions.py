@@ -8,6 +8,10 @@ dropped before decryption and never produces an event.
 Discord allows about 5 messages per 5 s in a channel. Captions never edit a message per word: the
 lines of a window (``CAPTION_WINDOW_SECONDS``) go out together as one message (more only past
 Discord's 2,000 characters), in order, and silently (no notification per caption).
+
+Each posted message is recorded (``bot.store.CaptionMessage``) with whose each line is, the bot's
+reply belonging to the member it answered, so ``/privacy forget-me`` and the retention sweep can
+later cut a member's lines out or delete the message (``bot.services.privacy.captions``).
 """
 
 from __future__ import annotations
@@ -21,8 +25,11 @@ from typing import TYPE_CHECKING
 import discord
 
 from bot.conversation import events
+from bot.store.models import CaptionLine, CaptionMessage, utc_now
 
 if TYPE_CHECKING:
+    import datetime as dt
+
     from bot.store import Database, GuildSettings
 
 log = logging.getLogger(__name__)
@@ -32,8 +39,10 @@ MESSAGE_LIMIT = 2000  # Discord's limit on a message's content
 # Rejections whose words are captioned: said in the channel, but not answered.
 _CAPTIONED_REJECTIONS = frozenset({"not_addressed", "backlog_full"})
 
-Send = Callable[[int, str], Awaitable[None]]
+Send = Callable[[int, str], Awaitable[int]]  # (channel id, content) -> the posted message's id
 ChannelLookup = Callable[[], Awaitable[int | None]]
+Record = Callable[[CaptionMessage], Awaitable[None]]
+Owned = tuple[int | None, str]  # a line and whose it is (None: nobody's)
 
 
 def line(name: str, text: str) -> str:
@@ -44,23 +53,31 @@ def line(name: str, text: str) -> str:
 def pack(lines: list[str], limit: int = MESSAGE_LIMIT) -> list[str]:
     """Lines joined into as few messages of at most ``limit`` characters as keep each line whole,
     a line longer than ``limit`` split at its last space before the limit (mid-word if none)."""
-    pieces: list[str] = []
-    for whole in lines:
+    return [content for content, _ in pack_owned([(None, whole) for whole in lines], limit)]
+
+
+def pack_owned(lines: list[Owned], limit: int = MESSAGE_LIMIT) -> list[tuple[str, tuple[CaptionLine, ...]]]:
+    """``pack``, keeping whose each piece is: each message's content and its lines' spans in it
+    (a line split across messages has a piece, and a span, in each)."""
+    pieces: list[Owned] = []
+    for owner, whole in lines:
         rest = whole
         while len(rest) > limit:
             cut = rest.rfind(" ", 0, limit + 1)
             cut = cut if cut > 0 else limit
-            pieces.append(rest[:cut])
+            pieces.append((owner, rest[:cut]))
             rest = rest[cut:].lstrip()
         if rest:
-            pieces.append(rest)
-    messages: list[str] = []
-    for piece in pieces:
-        if messages and len(messages[-1]) + 1 + len(piece) <= limit:
-            messages[-1] += "\n" + piece
+            pieces.append((owner, rest))
+    messages: list[tuple[str, list[CaptionLine]]] = []
+    for owner, piece in pieces:
+        if messages and len(messages[-1][0]) + 1 + len(piece) <= limit:
+            content, spans = messages[-1]
+            start = len(content) + 1
+            messages[-1] = (content + "\n" + piece, [*spans, CaptionLine(owner, start, start + len(piece))])
         else:
-            messages.append(piece)
-    return messages
+            messages.append((piece, [CaptionLine(owner, 0, len(piece))]))
+    return [(content, tuple(spans)) for content, spans in messages]
 
 
 class GuildCaptions:
@@ -75,6 +92,8 @@ class GuildCaptions:
         send: Send,
         window: float = CAPTION_WINDOW_SECONDS,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        record: Record | None = None,
+        clock: Callable[[], dt.datetime] = utc_now,
     ) -> None:
         self._guild_id = guild_id
         self._bot_name = bot_name
@@ -82,7 +101,9 @@ class GuildCaptions:
         self._send = send
         self._window = window
         self._sleep = sleep
-        self._lines: list[str] = []
+        self._record = record
+        self._clock = clock
+        self._lines: list[Owned] = []
         self._timer: asyncio.Task[None] | None = None
         self._sending = asyncio.Lock()  # windows go out in order even when Discord makes one wait
         self._undo: list[events.Unsubscribe] = []
@@ -106,17 +127,18 @@ class GuildCaptions:
         await self.flush()
 
     def _on_reply_finished(self, event: events.ReplyFinished) -> None:
-        lines = [line(event.speaker_name, event.question)]
+        # The reply is the asker's too: forget-me removes the answers to them with their words.
+        lines: list[Owned] = [(event.user_id, line(event.speaker_name, event.question))]
         if event.text.strip():
             reply = line(self._bot_name, event.text)
-            lines.append(reply + (" *(interrupted)*" if event.outcome == "interrupted" else ""))
+            lines.append((event.user_id, reply + (" *(interrupted)*" if event.outcome == "interrupted" else "")))
         self._add(lines)
 
     def _on_rejected(self, event: events.TurnRejected) -> None:
         if event.reason in _CAPTIONED_REJECTIONS and event.text.strip():
-            self._add([line(event.speaker_name, event.text)])
+            self._add([(event.user_id, line(event.speaker_name, event.text))])
 
-    def _add(self, lines: list[str]) -> None:
+    def _add(self, lines: list[Owned]) -> None:
         self._lines.extend(lines)
         if self._timer is None or self._timer.done():
             self._timer = asyncio.get_running_loop().create_task(self._windows(), name="captions-window")
@@ -127,6 +149,12 @@ class GuildCaptions:
             await self._sleep(self._window)
             # Shielded: close() cancels a waiting window, never a post half-way.
             await asyncio.shield(self.flush())
+
+    async def forget(self, user_id: int) -> None:
+        """Drop the member's lines still waiting for their window (forget-me), after any post in
+        flight is recorded, so the erasure that follows sees every message already posted."""
+        async with self._sending:
+            self._lines = [(owner, text) for owner, text in self._lines if owner != user_id]
 
     async def flush(self) -> None:
         # Under the lock even with nothing to post: close() thereby waits for a post in flight.
@@ -142,12 +170,25 @@ class GuildCaptions:
                 return
             if channel_id is None:
                 return
-            for message in pack(lines):
+            for content, spans in pack_owned(lines):
                 try:
-                    await self._send(channel_id, message)
+                    message_id = await self._send(channel_id, content)
                 except Exception as error:  # a deleted channel, a lost permission: not the conversation's problem
                     log.warning("Guild %s: could not post captions to %s: %s", self._guild_id, channel_id, error)
                     return
+                await self._remember(channel_id, message_id, content, spans)
+
+    async def _remember(self, channel_id: int, message_id: int, content: str, spans: tuple[CaptionLine, ...]) -> None:
+        if self._record is None:
+            return
+        try:
+            await self._record(CaptionMessage(
+                guild_id=self._guild_id, channel_id=channel_id, message_id=message_id,
+                posted_at=self._clock(), length=len(content), lines=spans))
+        except Exception as error:
+            # Unrecorded, forget-me and retention cannot reach this message: say which one.
+            log.warning("Guild %s: caption message %s in %s not recorded (%s); forget-me and retention "
+                        "will not reach it", self._guild_id, message_id, channel_id, type(error).__name__)
 
 
 class CaptionsService:
@@ -160,6 +201,12 @@ class CaptionsService:
         self._db = database
         self._bot_name = bot_name  # the name the conversation uses for the bot in this guild
         self._window = window
+        self._active: dict[int, set[GuildCaptions]] = {}  # guild id -> captions following a conversation
+
+    async def forget_pending(self, guild_id: int, user_id: int) -> None:
+        """Forget-me, before the posted messages are erased: the member's lines not posted yet go."""
+        for captions in list(self._active.get(guild_id, ())):
+            await captions.forget(user_id)
 
     async def turn_on(self, guild_id: int, channel_id: int) -> GuildSettings:
         return await self._db.guilds.update(guild_id, captions_channel_id=channel_id)
@@ -173,15 +220,27 @@ class CaptionsService:
         async def channel() -> int | None:
             return (await self._db.guilds.get(guild.id)).captions_channel_id
 
-        async def send(channel_id: int, text: str) -> None:
+        async def send(channel_id: int, text: str) -> int:
             target = guild.get_channel_or_thread(channel_id)
             if not isinstance(target, discord.abc.Messageable):
                 raise LookupError("the captions channel no longer exists")
-            await target.send(text, allowed_mentions=discord.AllowedMentions.none(), silent=True)
+            message = await target.send(text, allowed_mentions=discord.AllowedMentions.none(), silent=True)
+            return message.id
 
         captions = GuildCaptions(
             guild_id=guild.id, bot_name=self._bot_name(guild), channel=channel, send=send,
-            window=self._window,
+            window=self._window, record=self._db.captions.add,
         )
         captions.attach(bus)
-        return captions.close
+        self._active.setdefault(guild.id, set()).add(captions)
+
+        async def close() -> None:
+            try:
+                await captions.close()
+            finally:
+                active = self._active.get(guild.id, set())
+                active.discard(captions)
+                if not active:
+                    self._active.pop(guild.id, None)
+
+        return close

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from bot.store.database import Database, DatabaseOpenError
 from bot.store.migrator import SchemaTooNewError
-from bot.store.models import GuildSettings, Turn, UsageRecord, VoiceClip
+from bot.store.models import CaptionLine, CaptionMessage, GuildSettings, Turn, UsageRecord, VoiceClip
 from bot.store.repositories import (
+    CaptionRepository,
     GuildSettingsRepository,
     InvalidSettingError,
     PrivacyRepository,
@@ -22,6 +23,9 @@ from bot.store.repositories import (
 from bot.store.url import parse_database_url
 
 __all__ = [
+    "CaptionLine",
+    "CaptionMessage",
+    "CaptionRepository",
     "Database",
     "DatabaseOpenError",
     "GuildSettings",

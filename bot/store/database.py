@@ -17,6 +17,7 @@ from bot.store.migrations import MIGRATIONS, Migration
 from bot.store.migrator import current_version, migrate
 from bot.store.models import utc_now
 from bot.store.repositories import (
+    CaptionRepository,
     GuildSettingsRepository,
     PrivacyRepository,
     TurnRepository,
@@ -43,6 +44,7 @@ class Database:
     clips: VoiceClipRepository
     usage: UsageRepository
     privacy: PrivacyRepository
+    captions: CaptionRepository
 
     def __init__(self, engine: AsyncEngine, url: URL, *, clock: Callable[[], datetime]) -> None:
         self._engine = engine
@@ -53,6 +55,7 @@ class Database:
         self.clips = VoiceClipRepository(transactions, clock=clock)
         self.usage = UsageRepository(transactions, clock=clock)
         self.privacy = PrivacyRepository(transactions, clock=clock)
+        self.captions = CaptionRepository(transactions, clock=clock)
 
     @classmethod
     def open(

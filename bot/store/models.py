@@ -143,3 +143,33 @@ class UsageRecord:
     def __post_init__(self) -> None:
         _require_member(self.kind, USAGE_KINDS, "kind")
         require_aware(self.at, "at")
+
+
+@dataclass(frozen=True, slots=True)
+class CaptionLine:
+    """One line of a caption message: ``content[start:end]``, and whose it is (the speaker, or the
+    member a reply answered; None: nobody's). ``forgotten``: to be cut out (forget-me)."""
+
+    user_id: int | None
+    start: int
+    end: int
+    forgotten: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.start <= self.end:
+            raise ValueError(f"a caption line spans start <= end, got {self.start}..{self.end}")
+
+
+@dataclass(frozen=True, slots=True)
+class CaptionMessage:
+    """A caption message the bot posted: where, when, its content's length and its lines, in order."""
+
+    guild_id: int
+    channel_id: int
+    message_id: int
+    posted_at: datetime
+    length: int
+    lines: tuple[CaptionLine, ...]
+
+    def __post_init__(self) -> None:
+        require_aware(self.posted_at, "posted_at")

@@ -99,3 +99,25 @@ member_privacy = Table(
     Column("opted_in", Boolean, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
+
+# v8: caption messages posted, and whose each line is (a span of the content, never the text).
+caption_messages = Table(
+    "caption_messages",
+    metadata,
+    Column("message_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("guild_id", BigInteger, nullable=False),
+    Column("channel_id", BigInteger, nullable=False),
+    Column("posted_at", UTCDateTime, nullable=False),
+    Column("length", Integer, nullable=False),
+)
+
+caption_lines = Table(
+    "caption_lines",
+    metadata,
+    Column("message_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("position", Integer, primary_key=True, autoincrement=False),
+    Column("user_id", BigInteger, nullable=True),
+    Column("span_start", Integer, nullable=False),
+    Column("span_end", Integer, nullable=False),
+    Column("forgotten", Boolean, nullable=False),
+)

@@ -13,7 +13,8 @@ from bot.app import invite_url
 from tests.fakes.discord import FakeDiscord
 from tests.harness import build_world, running_bot, settings_for
 
-EXPECTED = discord.Permissions(view_channel=True, connect=True, speak=True, send_messages=True, attach_files=True)
+EXPECTED = discord.Permissions(view_channel=True, connect=True, speak=True, send_messages=True, attach_files=True,
+                               read_message_history=True)
 
 
 def test_invite_url_has_exact_scopes_and_permissions() -> None:

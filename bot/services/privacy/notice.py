@@ -41,7 +41,8 @@ def notice_text(
         who = f"everyone in {voice_mention} except members who opted out"
     captions = (
         [f"- **Captions are on:** what I hear, and my replies, are also posted as text in "
-         f"<#{captions_channel_id}>, as ordinary messages the retention period does not delete."]
+         f"<#{captions_channel_id}>; they are deleted after the retention period, and "
+         "`/privacy forget-me` removes your lines from them."]
         if captions_channel_id else []
     )
     return "\n".join([

@@ -4,7 +4,8 @@ and each member's export and erasure.
 Audio is never stored anywhere: the receive path hands PCM to the speech-to-text stream and
 nothing else (``tests/e2e/test_privacy.py`` scans the data directory and database after a turn).
 What is kept is text, in ``turns``, for the guild's ``retention_days``; ``RetentionPurger`` deletes
-older turns. Consent is decided per member: ``GuildAdmission`` answers "may this user be heard?"
+older turns, and with a ``CaptionEraser`` the caption messages posted in Discord too (forget-me
+cuts a member's lines out of them). Consent is decided per member: ``GuildAdmission`` answers "may this user be heard?"
 from memory, because the voice receiver asks on its reader thread (once per SSRC), where a
 database call is out of the question.
 """
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING
 import discord
 
 from bot.errors import NoticeNotPostedError
+from bot.services.privacy.captions import CaptionEraser, CaptionsErased
 from bot.services.privacy.consent import ConsentStatus, GuildAdmission, heard_by_default
 from bot.services.privacy.notice import LISTENING_SUFFIX, listening_nick, notice_text, plain_name
 from bot.services.privacy.retention import purge_guild
@@ -49,8 +51,9 @@ class PrivacyService:
     """Consent, the join notice and nickname, export and erasure. One per process, injected."""
 
     def __init__(self, *, database: Database, stt_host: str,
-                 clock: Callable[[], dt.datetime] = utc_now) -> None:
+                 clock: Callable[[], dt.datetime] = utc_now, captions: CaptionEraser | None = None) -> None:
         self._db = database
+        self._captions = captions
         self.stt_host = stt_host
         self._clock = clock
         self._attached: dict[int, _Attached] = {}
@@ -111,7 +114,11 @@ class PrivacyService:
     async def set_retention(self, guild_id: int, days: int) -> int:
         """Keep the guild's text for ``days``; what is already older goes now. Returns that count."""
         await self._db.guilds.update(guild_id, retention_days=days)
-        return await purge_guild(self._db, guild_id, self._clock())
+        now = self._clock()
+        if self._captions is not None:
+            # Older caption messages go now too, as far as the budget allows; the sweep does the rest.
+            await self._captions.expire(guild_id, now - dt.timedelta(days=days), budget=self._captions.budget)
+        return await purge_guild(self._db, guild_id, now)
 
     @staticmethod
     def _status(consent_mode: ConsentMode, choice: bool | None) -> ConsentStatus:
@@ -188,8 +195,12 @@ class PrivacyService:
     # export and erasure ---------------------------------------------------------------------
 
     async def forget(self, guild_id: int, user_id: int, *, forget_choice: bool) -> Forgotten:
-        """Delete what the member said in the guild and, if asked, their recorded choice."""
+        """Delete what the member said in the guild (stored turns, and their lines in caption
+        messages with the bot's answers to them) and, if asked, their recorded choice."""
         removed = await self._db.turns.delete_for_speaker(guild_id, user_id)
+        captions = CaptionsErased()
+        if self._captions is not None:
+            captions = await self._captions.forget(guild_id, user_id)
         choice_removed = False
         if forget_choice:
             async with self._lock(guild_id):
@@ -198,7 +209,7 @@ class PrivacyService:
                 if attached is not None:
                     attached.admission.update(user_id=user_id, forget=True)
         status = await self.status(guild_id, user_id)
-        return Forgotten(turns=removed, choice_removed=choice_removed, heard_now=status.heard)
+        return Forgotten(turns=removed, choice_removed=choice_removed, heard_now=status.heard, captions=captions)
 
     async def export(self, guild_id: int, user_id: int, *, limit_bytes: int | None = None) -> tuple[int, bytes]:
         """Everything the member said in the guild, as JSON: (number of turns, file bytes)."""

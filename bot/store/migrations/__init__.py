@@ -25,6 +25,7 @@ from bot.store.migrations import (
     v005_turn_taking,
     v006_voice_registration,
     v007_autojoin,
+    v008_caption_messages,
 )
 
 
@@ -44,4 +45,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "a guild's language, vocabulary and heard bots", v005_turn_taking.upgrade),
     Migration(6, "a voice clip's registered voice id and compact reference", v006_voice_registration.upgrade),
     Migration(7, "the voice channel a guild's bot joins when a member enters it", v007_autojoin.upgrade),
+    Migration(8, "the caption messages posted and whose each line is", v008_caption_messages.upgrade),
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.store.repositories.captions import CaptionRepository
 from bot.store.repositories.clips import VoiceClipRepository
 from bot.store.repositories.guilds import GuildSettingsRepository, InvalidSettingError
 from bot.store.repositories.privacy import PrivacyRepository
@@ -9,6 +10,7 @@ from bot.store.repositories.turns import TurnRepository
 from bot.store.repositories.usage import UsageRepository
 
 __all__ = [
+    "CaptionRepository",
     "GuildSettingsRepository",
     "InvalidSettingError",
     "PrivacyRepository",

@@ -23,7 +23,8 @@ from .support import FakeClock
 
 POSTGRES_ENV = "VOXCORD_TEST_POSTGRES_URL"
 BACKENDS = ["sqlite", "postgresql"]
-_TABLES = ("turns", "usage_records", "voice_clips", "guild_settings", "member_privacy", "schema_version")
+_TABLES = ("turns", "usage_records", "voice_clips", "guild_settings", "member_privacy", "caption_messages",
+           "caption_lines", "schema_version")
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import create_mock_engine, insert, inspect, text
 from sqlalchemy.engine import Connection
 
-from bot.store import Database, DatabaseOpenError, SchemaTooNewError, Turn
+from bot.store import CaptionLine, CaptionMessage, Database, DatabaseOpenError, SchemaTooNewError, Turn
 from bot.store.engine import create_engine
 from bot.store.migrations import MIGRATIONS, Migration
 from bot.store.migrator import check_sequence
@@ -48,7 +48,7 @@ def _versions(tmp_path: Path) -> list[tuple[object, ...]]:
 
 async def test_open_creates_the_schema_and_records_each_version(database_url: str, clock: FakeClock) -> None:
     async with Database.open(database_url, clock=clock) as db:
-        assert await db.schema_version() == LATEST == 7
+        assert await db.schema_version() == LATEST == 8
         engine = create_engine(parse_database_url(database_url))
         try:
             async with engine.connect() as connection:
@@ -60,8 +60,9 @@ async def test_open_creates_the_schema_and_records_each_version(database_url: st
                 )
         finally:
             await engine.dispose()
-    assert {"guild_settings", "turns", "voice_clips", "usage_records", "member_privacy"} <= tables
-    assert list(versions) == [1, 2, 3, 4, 5, 6, 7]
+    assert {"guild_settings", "turns", "voice_clips", "usage_records", "member_privacy", "caption_messages",
+            "caption_lines"} <= tables
+    assert list(versions) == [1, 2, 3, 4, 5, 6, 7, 8]
 
 
 async def test_live_schema_matches_what_migrations_build(database_url: str, clock: FakeClock) -> None:
@@ -90,6 +91,8 @@ async def test_live_schema_matches_what_migrations_build(database_url: str, cloc
         assert {c.name for c in table.columns} == reflected[table.name][0], table.name
     assert reflected["turns"][1] >= {"ix_turns_guild_created", "ix_turns_guild_speaker", "ix_turns_created"}
     assert "ix_usage_guild_recorded" in reflected["usage_records"][1]
+    assert "ix_caption_messages_guild_posted" in reflected["caption_messages"][1]
+    assert "ix_caption_lines_user" in reflected["caption_lines"][1]
 
 
 async def test_reopen_applies_nothing_twice_and_keeps_data(database_url: str, clock: FakeClock) -> None:
@@ -214,7 +217,7 @@ async def test_v7_adds_autojoin_off_for_every_existing_guild(database_url: str, 
                 retention_days=30, consent_mode="opt_out", updated_at=T0, captions_channel_id=77))
     finally:
         await engine.dispose()
-    async with Database.open(database_url, clock=clock) as db:
+    async with Database.open(database_url, clock=clock, migrations=MIGRATIONS[:7]) as db:
         assert await db.schema_version() == 7
         settings = await db.guilds.get(1)
         assert settings.autojoin_channel_id is None, "auto-join stays off until an admin turns it on"
@@ -222,6 +225,23 @@ async def test_v7_adds_autojoin_off_for_every_existing_guild(database_url: str, 
         await db.guilds.update(1, autojoin_channel_id=55)
     async with Database.open(database_url, clock=clock) as db:
         assert (await db.guilds.get(1)).autojoin_channel_id == 55
+
+
+async def test_v8_adds_empty_caption_records_keeping_turns_and_settings(database_url: str, clock: FakeClock) -> None:
+    # A database last opened by the v7 code: captions on, a turn stored, no caption records yet.
+    async with Database.open(database_url, clock=clock, migrations=MIGRATIONS[:7]) as db:
+        await db.guilds.update(1, captions_channel_id=77)
+        await db.turns.add(Turn(None, 1, 7, "Ada", "user", "before v8", T0))
+    async with Database.open(database_url, clock=clock) as db:
+        assert await db.schema_version() == LATEST == 8
+        assert (await db.guilds.get(1)).captions_channel_id == 77
+        assert [t.text for t in await db.turns.recent(1, limit=5)] == ["before v8"]
+        assert await db.captions.guild_ids() == []  # messages posted before v8 were never recorded
+        message = CaptionMessage(guild_id=1, channel_id=77, message_id=123, posted_at=T0, length=9,
+                                 lines=(CaptionLine(7, 0, 9),))
+        await db.captions.add(message)
+    async with Database.open(database_url, clock=clock) as db:
+        assert await db.captions.get(123) == message
 
 
 async def test_sqlite_file_and_its_folder_are_created(tmp_path: Path) -> None:

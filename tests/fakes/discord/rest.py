@@ -19,7 +19,7 @@ from aiohttp import web
 from . import payloads
 from .interactions import ApiError
 from .messages import UploadedFile
-from .model import SEND_MESSAGES, VIEW_CHANNEL
+from .model import READ_MESSAGE_HISTORY, SEND_MESSAGES, VIEW_CHANNEL
 
 if TYPE_CHECKING:
     from .server import FakeDiscord
@@ -269,7 +269,18 @@ class RestApi:
         self._fake.channel_message_times[channel_id] = sent
         return None
 
-    def _channel_message(self, request: web.Request) -> Json:
+    def _channel_message(self, request: web.Request, *, needed: int = VIEW_CHANNEL) -> Json:
+        channel_id = int(request.match_info["channel_id"])
+        guild, _channel = self._fake.find_channel(channel_id)
+        bot_id = self._fake.bot_user.id
+        if bot_id in guild.members:
+            # As Discord: no View Channel there is 403 Missing Access; reading a message also needs
+            # Read Message History (403 Missing Permissions without it).
+            granted = guild.permissions_for(bot_id, channel_id)
+            if not granted & VIEW_CHANNEL:
+                raise ApiError(403, 50001, "Missing Access")
+            if granted & needed != needed:
+                raise ApiError(403, 50013, "Missing Permissions")
         message = self._fake.messages.by_id.get(int(request.match_info["message_id"]))
         if message is None or message["channel_id"] != request.match_info["channel_id"]:
             raise ApiError(404, 10008, "Unknown Message")
@@ -277,7 +288,7 @@ class RestApi:
 
     async def get_message(self, request: web.Request) -> web.Response:
         await self._record(request)
-        return _json(self._channel_message(request))
+        return _json(self._channel_message(request, needed=VIEW_CHANNEL | READ_MESSAGE_HISTORY))
 
     async def edit_message(self, request: web.Request) -> web.Response:
         body, files = await self._record(request)
