@@ -168,7 +168,8 @@ class Listening:
                 break
             yield chunk
         timings.mark_once("speech_end")
-        transcription.ahead = self._store.read_ahead()  # while the transcript is being finished
+        if transcription.ahead is None:
+            transcription.ahead = self._store.read_ahead()  # while the transcript is being finished
 
     def _maybe_start_early(self, transcription: Transcription) -> None:
         """Checked whenever the evidence may have changed (a pause goes on, the transcript grows):
@@ -349,7 +350,10 @@ class Listening:
                 self._reject(user_id, text, "not_addressed", name)  # kept as overheard context
             return None
         if not transcription.admitted and transcription.refusal is None:
-            # A turn that reaches the chat model counts against the limits; asked once per transcription.
+            # A turn that reaches the chat model counts against the limits; asked once per
+            # transcription. Its history is read meanwhile, not after the admit's round trips.
+            if transcription.ahead is None:
+                transcription.ahead = self._store.read_ahead()
             transcription.refusal = await self._meter.admit(self._guild_id, user_id)
             transcription.admitted = transcription.refusal is None
         if transcription.refusal is not None:

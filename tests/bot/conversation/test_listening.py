@@ -326,3 +326,37 @@ async def test_our_early_start_fires_when_the_finished_text_comes_into_a_long_en
     assert transcriber.tasks_after_partial == (transcriber.tasks_before_partial or 0) + 1  # the early turn
     assert [turn.text for turn in answerer.enqueued] == [QUESTION]
     assert answerer.enqueued[0].timings.trigger == "early"
+
+
+class CountingStore(ConversationStore):
+    def __init__(self, database: Database) -> None:
+        super().__init__(database, GUILD, history_turns=10, history_chars=4000)
+        self.read_aheads = 0
+
+    def read_ahead(self):  # noqa: ANN201 - ReadAhead
+        self.read_aheads += 1
+        return super().read_ahead()
+
+
+async def test_the_history_is_read_while_the_turn_is_admitted_not_after(database: Database) -> None:
+    # The admit (rate limits, budget: database round trips) and the history read both stand
+    # between our early start and the chat request: they run side by side.
+    meter, answerer, transcriber = SlowMeter(), RecordingAnswerer(), TurnsTranscriber()
+    listening = server_listening(database, transcriber, meter, answerer)
+    store = listening._store = CountingStore(database)
+    now = time.monotonic()
+    listening.on_heard(7, SpeechStarted(at=now, detected_at=now))
+    listening.on_heard(7, UtteranceAudio(b"\0\x10" * 3_200))
+    try:
+        async with asyncio.timeout(10):
+            await meter.asked.wait()  # our early start is being admitted
+            assert store.read_aheads == 1  # and its history is being read already
+            meter.release.set()
+            while not answerer.enqueued:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+            listening.on_heard(7, UtteranceEnded(duration=0.5, reason="silence", at=time.monotonic()))
+            while listening._transcriptions:
+                await asyncio.sleep(0.01)
+    finally:
+        await listening.stop()
+    assert answerer.enqueued[0].ahead is not None  # the read-ahead went with the turn
