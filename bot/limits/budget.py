@@ -1,7 +1,7 @@
 """Per-guild monthly budgets: calendar months in UTC, spend summed from the usage records.
 
-The database is the source of truth (it survives restarts and is shared by every shard); one
-indexed SUM per admitted utterance is cheap next to the STT call it guards.
+The database is the source of truth (it survives restarts and is shared by every shard); it is
+summed once per guild and month, and the rows this process records are added as they commit.
 """
 
 from __future__ import annotations
@@ -43,16 +43,43 @@ class BudgetStatus:
 
 
 class MonthlyBudgets:
+    """The month's spend is summed from the database once per guild and month, then kept up to
+    date by ``recorded`` as the meter stores each usage row: the check runs twice per turn, and
+    at 50 talking guilds the SUMs queued for the pool's connections in front of the STT connection
+    (bench/scaling.py). The process serving a guild is the one recording its usage."""
+
     def __init__(self, database: Database, *, wall_clock: Callable[[], dt.datetime]) -> None:
         self._db = database
         self._wall_clock = wall_clock
+        self._spent: dict[tuple[int, dt.datetime], float] = {}
+        self._records: dict[int, int] = {}  # rows recorded per guild: a SUM that overlapped one is not kept
 
     async def status(self, guild_id: int) -> BudgetStatus:
         return await self.status_for(await self._db.guilds.get(guild_id))
 
+    def recorded(self, guild_id: int, cost_usd: float, at: dt.datetime) -> None:
+        """A usage row of ``cost_usd`` was committed for the guild at ``at``."""
+        self._records[guild_id] = self._records.get(guild_id, 0) + 1
+        key = (guild_id, month_start(at))
+        if key in self._spent:
+            self._spent[key] += cost_usd
+
+    async def _spent_since(self, guild_id: int, since: dt.datetime) -> float:
+        key = (guild_id, since)
+        spent = self._spent.get(key)
+        if spent is None:
+            records = self._records.get(guild_id, 0)
+            spent = await self._db.usage.total_cost(guild_id, since)
+            if self._records.get(guild_id, 0) == records:
+                # Last month's total is never asked again.
+                for old in [k for k in self._spent if k[0] == guild_id]:
+                    del self._spent[old]
+                self._spent[key] = spent
+        return spent
+
     async def status_for(self, settings: GuildSettings) -> BudgetStatus:
         now = self._wall_clock()
-        spent = await self._db.usage.total_cost(settings.guild_id, month_start(now))
+        spent = await self._spent_since(settings.guild_id, month_start(now))
         return BudgetStatus(
             limit_usd=settings.monthly_budget_usd, spent_usd=spent, month=month_label(now),
             resets_at=next_month_start(now),

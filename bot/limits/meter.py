@@ -184,6 +184,7 @@ class UsageMeter:
         )
         try:
             await self._db.usage.record(record)
+            self.budgets.recorded(guild_id, record.cost_usd, record.at)
         except Exception:
             # Losing one usage row must not break the conversation; it is loud in the log.
             log.exception("Guild %s: could not record %s usage", guild_id, kind)

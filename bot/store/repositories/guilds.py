@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Any, Final
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Final
 
 from sqlalchemy import select
 from sqlalchemy.engine import RowMapping
@@ -12,6 +14,9 @@ from sqlalchemy.engine import RowMapping
 from bot.store.models import ADDRESSING_MODES, CONSENT_MODES, GuildSettings
 from bot.store.repositories._base import Repository
 from bot.store.schema import guild_settings
+
+if TYPE_CHECKING:
+    from bot.store.engine import Transactions
 
 _COLUMNS: Final = tuple(guild_settings.c)
 # Fields an admin may change; guild_id is the key and updated_at is the store's to set.
@@ -84,14 +89,33 @@ def _to_settings(row: RowMapping) -> GuildSettings:
 
 
 class GuildSettingsRepository(Repository):
-    __slots__ = ()
+    """Reads are served from memory after the first: every utterance and every turn asks for its
+    guild's settings (3-5 times before the speech even reaches the STT), and at 50 talking guilds
+    those reads queued behind each other for the pool's connections, holding the STT connection
+    back 0.5-3 s (bench/scaling.py, docs/decisions.md). The process that serves a guild is the only
+    writer of its settings (its commands reach the shard that serves it), through ``update`` here,
+    which drops the cached copy; a change made outside the bot takes effect after a restart."""
+
+    __slots__ = ("_cache", "_writes")
+
+    def __init__(self, transactions: Transactions, *, clock: Callable[[], datetime]) -> None:
+        super().__init__(transactions, clock=clock)
+        self._cache: dict[int, GuildSettings] = {}
+        self._writes: dict[int, int] = {}  # updates per guild: a read that overlapped one is not kept
 
     async def get(self, guild_id: int) -> GuildSettings:
         """The guild's settings, or the defaults (with updated_at None) if it never saved any."""
+        cached = self._cache.get(guild_id)
+        if cached is not None:
+            return cached
+        writes = self._writes.get(guild_id, 0)
         async with self._tx.read() as connection:
             result = await connection.execute(select(*_COLUMNS).where(guild_settings.c.guild_id == guild_id))
             row = result.mappings().one_or_none()
-        return GuildSettings(guild_id=guild_id) if row is None else _to_settings(row)
+        settings = GuildSettings(guild_id=guild_id) if row is None else _to_settings(row)
+        if self._writes.get(guild_id, 0) == writes:
+            self._cache[guild_id] = settings
+        return settings
 
     async def update(self, guild_id: int, /, **changes: Any) -> GuildSettings:
         """Change some settings, creating the row from defaults if needed; returns the result.
@@ -111,6 +135,16 @@ class GuildSettingsRepository(Repository):
             index_elements=[guild_settings.c.guild_id],
             set_={name: insert.excluded[name] for name in (*changes, "updated_at")},
         ).returning(*_COLUMNS)
-        async with self._tx.write() as connection:
-            row = (await connection.execute(statement)).mappings().one()
+        # Dropped before and after: a read in flight meanwhile, or a concurrent update committing in
+        # another order (PostgreSQL), must not leave an older row cached.
+        self._forget(guild_id)
+        try:
+            async with self._tx.write() as connection:
+                row = (await connection.execute(statement)).mappings().one()
+        finally:
+            self._forget(guild_id)
         return _to_settings(row)
+
+    def _forget(self, guild_id: int) -> None:
+        self._cache.pop(guild_id, None)
+        self._writes[guild_id] = self._writes.get(guild_id, 0) + 1

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
 
 from bot.limits import CommandLimiter, LimitSettings, MemoryCounterStore, PriceTable, RateLimiter, UsageMeter
 from bot.store import Database
@@ -119,6 +120,36 @@ async def test_a_new_month_resets_the_spend(database: Database, clocks: Clocks) 
     await meter.record(GUILD, ALICE, "stt_seconds", 600)
     notice = await meter.admit(GUILD, ALICE)
     assert notice and "April 2026" in notice, "April's budget reached: announced again, once"
+
+
+def _count_spend_sums(database: Database) -> list[str]:
+    seen: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "usage_records" in statement:
+            seen.append(statement)
+
+    event.listen(database._engine.sync_engine, "before_cursor_execute", record)
+    return seen
+
+
+async def test_the_months_spend_is_summed_once_then_kept_by_the_meter(database: Database, clocks: Clocks) -> None:
+    # The budget is checked twice per turn; at 50 talking guilds its SUMs queued for seconds in
+    # front of the STT connection (bench/scaling.py).
+    await database.guilds.update(GUILD, monthly_budget_usd=0.02)
+    await make_meter(database, clocks).record(GUILD, None, "tts_characters", 625)  # $0.01, an earlier process
+    sums = _count_spend_sums(database)
+    meter = make_meter(database, clocks)  # a restart: the spend so far comes from the database
+    assert await meter.may_listen(GUILD, ALICE) is None
+    assert await meter.admit(GUILD, ALICE) is None
+    assert len(sums) == 1
+    await meter.record(GUILD, None, "tts_characters", 625)  # $0.02: counted without a new SUM
+    assert await meter.admit(GUILD, ALICE)
+    assert await meter.may_listen(GUILD, BOB) == ""
+    assert len(sums) == 1
+    clocks.advance(3600)  # 1 April: a new month, summed anew
+    assert await meter.admit(GUILD, ALICE) is None
+    assert len(sums) == 2
 
 
 async def test_a_zero_budget_stops_all_spending(database: Database, clocks: Clocks) -> None:

@@ -4,6 +4,7 @@ import asyncio
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import event
 
 from bot.store import Database, GuildSettings, InvalidSettingError
 
@@ -141,3 +142,50 @@ async def test_the_captions_channel_is_stored_cleared_and_validated(database: Da
     for bad in (0, -5, "123", True):
         with pytest.raises(InvalidSettingError):
             await database.guilds.update(G1, captions_channel_id=bad)
+
+
+def _count_settings_reads(database: Database) -> list[str]:
+    """Every SELECT on guild_settings the engine runs from now on."""
+    seen: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "guild_settings" in statement:
+            seen.append(statement)
+
+    event.listen(database._engine.sync_engine, "before_cursor_execute", record)
+    return seen
+
+
+async def test_settings_are_read_from_the_database_once(database: Database) -> None:
+    # Every utterance asks for its guild's settings several times; at 50 talking guilds those
+    # reads queued for seconds in front of the STT connection (bench/scaling.py).
+    await database.guilds.update(G1, persona="a calm librarian")
+    reads = _count_settings_reads(database)
+    first = await database.guilds.get(G1)
+    again = await database.guilds.get(G1)
+    assert first == again
+    assert first.persona == "a calm librarian"
+    assert len(reads) == 1
+    await database.guilds.get(G2)  # never saved: its defaults are remembered too
+    await database.guilds.get(G2)
+    assert len(reads) == 2
+
+
+async def test_update_is_seen_by_the_next_read(database: Database) -> None:
+    assert (await database.guilds.get(G1)).persona is None
+    await database.guilds.update(G1, persona="a calm librarian")
+    assert (await database.guilds.get(G1)).persona == "a calm librarian"
+    await database.guilds.update(G1, persona="a pirate")
+    assert (await database.guilds.get(G1)).persona == "a pirate"
+    assert (await database.guilds.get(G2)).persona is None
+
+
+async def test_read_overlapping_an_update_is_not_kept(database: Database) -> None:
+    # A read that started before an update committed may carry the old row: it must not be
+    # cached over the update.
+    reads = _count_settings_reads(database)
+    stale = asyncio.ensure_future(database.guilds.get(G1))
+    await database.guilds.update(G1, persona="a pirate")
+    await stale
+    assert (await database.guilds.get(G1)).persona == "a pirate"
+    assert len(reads) >= 2  # the overlapping read was not trusted
