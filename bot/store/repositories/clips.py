@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Final
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Final
 
 from sqlalchemy import delete, select, update
 
@@ -11,17 +13,39 @@ from bot.store.models import VoiceClip
 from bot.store.repositories._base import Repository
 from bot.store.schema import voice_clips
 
+if TYPE_CHECKING:
+    from bot.store.engine import Transactions
+
 _COLUMNS: Final = tuple(voice_clips.c)
 
 
 class VoiceClipRepository(Repository):
-    __slots__ = ()
+    """That a guild has no clip is remembered: every reply asks, and at 50 talking guilds those
+    reads queued for the pool's connections in front of the chat request (bench/scaling.py). A
+    stored clip (up to ~1.4 MB of audio) is read each time, not kept in memory. Every write here
+    forgets the guild's absence."""
+
+    __slots__ = ("_absent", "_changes")
+
+    def __init__(self, transactions: Transactions, *, clock: Callable[[], datetime]) -> None:
+        super().__init__(transactions, clock=clock)
+        self._absent: set[int] = set()
+        self._changes: dict[int, int] = {}  # writes per guild: a read that overlapped one is not kept
+
+    def _changed(self, guild_id: int) -> None:
+        self._absent.discard(guild_id)
+        self._changes[guild_id] = self._changes.get(guild_id, 0) + 1
 
     async def get(self, guild_id: int) -> VoiceClip | None:
+        if guild_id in self._absent:
+            return None
+        changes = self._changes.get(guild_id, 0)
         statement = select(*_COLUMNS).where(voice_clips.c.guild_id == guild_id)
         async with self._tx.read() as connection:
             row = (await connection.execute(statement)).mappings().one_or_none()
         if row is None:
+            if self._changes.get(guild_id, 0) == changes:
+                self._absent.add(guild_id)
             return None
         # Drivers may hand back memoryview (asyncpg: bytes; some: memoryview); callers want bytes.
         reference = row["reference"]
@@ -36,8 +60,11 @@ class VoiceClipRepository(Repository):
             index_elements=[voice_clips.c.guild_id],
             set_={name: statement.excluded[name] for name in values if name != "guild_id"},
         )
-        async with self._tx.write() as connection:
-            await connection.execute(statement)
+        try:
+            async with self._tx.write() as connection:
+                await connection.execute(statement)
+        finally:
+            self._changed(clip.guild_id)
 
     async def set_voice(self, guild_id: int, sha256: str, *, voice_id: str | None, reference: bytes | None) -> bool:
         """Record how the clip ``sha256`` is spoken, once; False (nothing written) if the guild's
@@ -49,8 +76,11 @@ class VoiceClipRepository(Repository):
                    voice_clips.c.voice_id.is_(None), voice_clips.c.reference.is_(None))
             .values(voice_id=voice_id, reference=reference)
         )
-        async with self._tx.write() as connection:
-            result = await connection.execute(statement)
+        try:
+            async with self._tx.write() as connection:
+                result = await connection.execute(statement)
+        finally:
+            self._changed(guild_id)
         return result.rowcount > 0
 
     async def unprepared(self) -> list[int]:
@@ -74,12 +104,18 @@ class VoiceClipRepository(Repository):
             .where(voice_clips.c.guild_id == guild_id, voice_clips.c.voice_id == voice_id)
             .values(voice_id=None)
         )
-        async with self._tx.write() as connection:
-            result = await connection.execute(statement)
+        try:
+            async with self._tx.write() as connection:
+                result = await connection.execute(statement)
+        finally:
+            self._changed(guild_id)
         return result.rowcount > 0
 
     async def delete(self, guild_id: int) -> bool:
         """Remove the guild's clip; False if it had none."""
-        async with self._tx.write() as connection:
-            result = await connection.execute(delete(voice_clips).where(voice_clips.c.guild_id == guild_id))
+        try:
+            async with self._tx.write() as connection:
+                result = await connection.execute(delete(voice_clips).where(voice_clips.c.guild_id == guild_id))
+        finally:
+            self._changed(guild_id)
         return result.rowcount > 0

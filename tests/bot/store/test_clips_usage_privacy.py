@@ -4,6 +4,7 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 
 from bot.store import Database, UsageRecord, VoiceClip
@@ -184,3 +185,22 @@ async def test_privacy_refuses_naive_time(database: Database) -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         await database.privacy.set_opt(G1, ADA, opted_in=True, at=datetime(2026, 1, 1))
     assert await database.privacy.status(G1, ADA) is None
+
+
+async def test_a_guild_without_a_clip_is_not_asked_again_until_one_is_set(database: Database) -> None:
+    # Every reply asks for its guild's clip; at 50 talking guilds those reads queued for the
+    # pool's connections in front of the chat request (bench/scaling.py).
+    reads: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "voice_clips" in statement:
+            reads.append(statement)
+
+    event.listen(database._engine.sync_engine, "before_cursor_execute", record)
+    assert await database.clips.get(G1) is None
+    assert await database.clips.get(G1) is None
+    assert len(reads) == 1
+    await database.clips.set(clip(b"abc" * 100))
+    assert (await database.clips.get(G1) or clip(b"")).audio == b"abc" * 100
+    await database.clips.delete(G1)
+    assert await database.clips.get(G1) is None

@@ -3,9 +3,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 
 from bot.store import Database, Turn
+from bot.store.repositories.turns import TurnRepository
 
 G1, G2 = 111111111111111111, 222222222222222222
 ADA, BOB = 900000000000000001, 900000000000000002
@@ -186,3 +188,57 @@ async def test_guild_ids_lists_every_guild_with_turns(database: Database) -> Non
     assert await database.turns.guild_ids() == []
     await database.turns.add_many([turn("a", minute=0, guild=G2), turn("b", minute=1), turn("c", minute=2, guild=G2)])
     assert await database.turns.guild_ids() == [G1, G2]
+
+
+def _count_turn_reads(database: Database) -> list[str]:
+    seen: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "FROM turns" in statement:
+            seen.append(statement)
+
+    event.listen(database._engine.sync_engine, "before_cursor_execute", record)
+    return seen
+
+
+def _uncached(database: Database) -> TurnRepository:
+    """A new repository over the same database, nothing read yet: what the rows really are."""
+    return TurnRepository(database._transactions, clock=lambda: T0)
+
+
+async def test_recent_history_is_read_once_and_kept_up_to_date_by_adds(database: Database) -> None:
+    # Every reply reads its guild's history; at 50 talking guilds those reads queued for seconds
+    # between the transcript and the chat request (bench/scaling.py).
+    for minute in range(3):
+        await database.turns.add(turn(f"t{minute}", minute=minute))
+    reads = _count_turn_reads(database)
+    assert [t.text for t in await database.turns.recent(G1, limit=3)] == ["t0", "t1", "t2"]
+    await database.turns.add(turn("t4", minute=4))
+    await database.turns.add_many([turn("t3", minute=3), turn("other guild", minute=5, guild=G2)])
+    assert [t.text for t in await database.turns.recent(G1, limit=3)] == ["t2", "t3", "t4"]
+    assert [t.text for t in await database.turns.recent(G1, limit=3, max_chars=4)] == ["t3", "t4"]
+    assert len(reads) == 1
+    assert await database.turns.recent(G1, limit=3) == await _uncached(database).recent(G1, limit=3)
+
+
+async def test_deletes_reach_the_kept_history(database: Database) -> None:
+    # An erased turn must never reach a prompt from memory.
+    stored = [await database.turns.add(turn(f"t{m}", minute=m, speaker=ADA if m % 2 else BOB)) for m in range(6)]
+
+    async def same() -> list[str]:
+        kept = await database.turns.recent(G1, limit=3)
+        assert kept == await _uncached(database).recent(G1, limit=3)
+        return [t.text for t in kept]
+
+    assert await same() == ["t3", "t4", "t5"]
+    await database.turns.delete(stored[5].id or 0)  # withdrawn: the next older one moves in
+    assert await same() == ["t2", "t3", "t4"]
+    await database.turns.delete_for_speaker(G1, ADA)
+    assert await same() == ["t0", "t2", "t4"]
+    await database.turns.purge_older_than(T0 + timedelta(minutes=1))
+    assert await same() == ["t2", "t4"]
+    await database.turns.purge_older_than(T0 + timedelta(minutes=3), G1)
+    assert await same() == ["t4"]
+    await database.turns.clear(G1)
+    assert await same() == []
+
