@@ -90,7 +90,8 @@ async def serve() -> int:
             if name == "timings":
                 guild_id = int(command["guild"])
                 log = sequential.timings.get(guild_id) or bot.engine.timings(guild_id)
-                _answer({"turns": [dict(t.stamps) for t in log] if log is not None else []})
+                _answer({"turns": [dict(t.stamps) for t in log] if log is not None else [],
+                         "triggers": [t.trigger for t in log] if log is not None else []})
             elif name == "sequential":
                 sequential.add(int(command["guild"]))
                 _answer({"ok": True})

@@ -167,7 +167,7 @@ async def assemble(settings: Settings, *, guild_ready_timeout: float = 2.0) -> A
                 ),
                 ffmpeg_executable=ffmpeg_executable(),
                 meter=CountedMeter(meter, metrics, meter.prices),
-                subscribers=(TurnMetrics(metrics).attach, captions.attach),
+                subscribers=(TurnMetrics(metrics, meter.prices).attach, captions.attach),
                 vad=settings.vad,
             )
             voices = ClipVoices(

@@ -36,28 +36,41 @@ TURN_FAILED = "Sorry, something went wrong answering that. I'm still listening."
 
 
 class _HeldAudio:
-    """The player as ``ReplySpeaker`` feeds it: audio waits here until ``open`` (a provisional turn
-    is confirmed; a confirmed one opens at once); ``started`` once the first audio went through."""
+    """The player as ``ReplySpeaker`` feeds it. A provisional turn's reply is begun held: its
+    speech is encoded and buffered as it comes, and heard only once ``open`` (the turn is
+    confirmed), at once if enough is buffered by then; a confirmed turn opens at once.
+    ``started`` once audio went through an open reply (it can no longer be withdrawn unheard)."""
 
     def __init__(self, player: ReplyPlayer) -> None:
         self._player = player
-        self._held: list[bytes] | None = []
+        self._opened = False
+        self._begun = False
+        self._fed = False
         self.started = False
 
+    @property
+    def begun(self) -> bool:
+        return self._begun
+
+    def begin(self) -> None:
+        """Spawn the reply's FFmpeg (once), held unless already open."""
+        if not self._begun:
+            self._begun = True
+            self._player.begin_reply(held=not self._opened)
+
     def open(self) -> None:
-        held, self._held = self._held, None
-        for pcm in held or ():
-            self._deliver(pcm)
+        if self._opened:
+            return
+        self._opened = True
+        if self._begun:
+            self._player.release()
+        self.started = self._fed
 
     def feed(self, pcm: bytes) -> None:
-        if self._held is not None:
-            self._held.append(pcm)
-        else:
-            self._deliver(pcm)
-
-    def _deliver(self, pcm: bytes) -> None:
-        self.started = True
+        self.begin()
         self._player.feed(pcm)
+        self._fed = True
+        self.started = self._opened
 
 
 class Answering:
@@ -128,7 +141,14 @@ class Answering:
 
     @property
     def audio_started(self) -> bool:
-        return self._audio is not None and self._audio.started
+        """Some of the reply was heard: its first packet went out. Speech handed to the player
+        but still in the prebuffer (~60 ms) was heard by nobody: the reply can still be withdrawn
+        and the member's next words join their question (issue 12: "before the reply's first
+        audio, the two parts become one turn")."""
+        audio = self._audio
+        if audio is None or not audio.started:
+            return False
+        return not self._player.playing or self._player.first_packet_sent_at is not None
 
     def pause(self) -> None:
         self._player.pause()
@@ -175,12 +195,14 @@ class Answering:
         self._bus.publish(events.TurnConfirmed(guild_id=self._guild_id, at=self._clock(), turn_id=turn_id))
         current = self._current
         if current is not None and current.turn_id == turn_id and current.confirmed is not None:
+            current.timings.mark_once("confirmed")
             current.confirmed.set()
         waiting = []
         while not self._turns.empty():
             waiting.append(self._turns.get_nowait())
         for turn in waiting:
             if turn.turn_id == turn_id and turn.confirmed is not None:
+                turn.timings.mark_once("confirmed")
                 turn.confirmed.set()
             self._turns.put_nowait(turn)
 
@@ -260,7 +282,7 @@ class Answering:
             clock=self._clock,
             language=turn.language,
         )
-        self._player.begin_reply()  # FFmpeg starts while the model is still thinking
+        audio.begin()  # FFmpeg starts while the model is still thinking (held if provisional)
         sentences = self._sentences(turn, messages)
         try:
             ledger = await speaker.speak(sentences)
@@ -269,6 +291,7 @@ class Answering:
                 await self._open_when_confirmed(turn, audio)  # all written and synthesised
             self._player.finish()
             await self._player.wait_done()
+            turn.timings.mark_at("first_packet_ready", self._player.first_packet_ready_at)
             turn.timings.mark_at("first_packet_sent", self._player.first_packet_sent_at)
             turn.timings.mark("done")
             turn.reply_text = ledger.text()
@@ -278,7 +301,7 @@ class Answering:
                 raise  # nothing of it was heard
             # Not interrupt()'s return value: a barge-in has usually stopped the player already
             # (_interrupt_reply), and a second interrupt() reports 0 s played.
-            played = self._player.played_seconds
+            played = self._player.played_seconds if audio.begun else 0.0  # not the previous reply's
             turn.reply_text = speaker.ledger.heard_text(played)
             self._bus.publish(events.ReplyInterrupted(
                 guild_id=self._guild_id, at=self._clock(), turn_id=turn.turn_id, user_id=turn.user_id,

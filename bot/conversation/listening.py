@@ -30,8 +30,9 @@ from bot.conversation import events
 from bot.conversation.addressing import AddressingPolicy
 from bot.conversation.backchannel import words_of
 from bot.conversation.context import ConversationStore
+from bot.conversation.pauses import PauseStream
 from bot.conversation.ports import Answerer, Notify, Roster, TurnGate, TurnMeter
-from bot.conversation.timings import TurnTimings
+from bot.conversation.timings import Trigger, TurnTimings
 from bot.conversation.transcription import Transcription, made
 from bot.conversation.turn import PendingTurn, post
 from bot.conversation.turn_detection import TurnDetection, session_options
@@ -42,8 +43,6 @@ log = logging.getLogger(__name__)
 
 TRANSCRIPTION_FAILED = "Sorry, I couldn't make out what was said: the transcription service failed."
 _SILENCE = bytes(640)  # 20 ms of 16 kHz mono int16 silence
-_SILENCE_SECONDS = 0.020
-_FILL_SLACK = 0.08  # silence starts this long after the last packet (room for network jitter)
 # Our eager end: from this long after the last voiced packet, as soon as the transcript (160 ms
 # behind its audio) ends like a finished sentence, the reply is prepared.
 _EARLY_SILENCE = 0.1
@@ -141,32 +140,27 @@ class Listening:
 
     async def _audio(self, transcription: Transcription, timings: TurnTimings) -> AsyncIterator[bytes]:
         """The utterance's audio as it arrives; with server turns, silence fills the pauses in
-        real time (the server's clock is the audio it gets)."""
+        real time (the server's clock is the audio it gets; ``PauseStream`` says when and how much)."""
         queue, fill = transcription.queue, self._server_turns
         loop = asyncio.get_running_loop()
-        # Silence starts once no packet came for the slack, and covers the time since the last
-        # packet (the server's clock then matches ours), then goes on 20 ms per 20 ms.
-        last = last_voice = loop.time()
-        due = last + _FILL_SLACK
+        pauses = transcription.pauses = PauseStream(loop.time())
         while True:
             if fill:
                 try:
-                    chunk = await asyncio.wait_for(queue.get(), max(0.0, due - loop.time()))
+                    chunk = await asyncio.wait_for(queue.get(), max(0.0, pauses.due() - loop.time()))
                 except TimeoutError:
-                    frames = max(1, int((loop.time() - last) / _SILENCE_SECONDS))
-                    chunk = _SILENCE * frames
-                    last += frames * _SILENCE_SECONDS
-                    due = last + _SILENCE_SECONDS
-                    if loop.time() - last_voice >= _EARLY_SILENCE:
-                        self._start_early(transcription)
+                    chunk = _SILENCE * pauses.fill(loop.time())
+                    self._maybe_start_early(transcription)
                 else:
                     if transcription.ended:
                         break  # a chunk taken as turn.end came (its stream was being cancelled)
-                    last = loop.time()
-                    due = last + _FILL_SLACK
-                    if chunk is not None and _loud(chunk):
-                        last_voice = last
-                        if transcription.provisional is not None:
+                    if chunk is not None:
+                        loud = _loud(chunk)
+                        if not pauses.packet(loop.time(), loud=loud):
+                            continue  # quiet, and the silence streamed already stands for it
+                        if not loud:
+                            self._maybe_start_early(transcription)
+                        elif transcription.provisional is not None:
                             self._withdraw_provisional(transcription)  # they went on: not done
             else:
                 chunk = await queue.get()
@@ -174,7 +168,16 @@ class Listening:
                 break
             yield chunk
         timings.mark_once("speech_end")
-        transcription.ahead = self._store.read_ahead()  # while the transcript is being finished
+        if transcription.ahead is None:
+            transcription.ahead = self._store.read_ahead()  # while the transcript is being finished
+
+    def _maybe_start_early(self, transcription: Transcription) -> None:
+        """Checked whenever the evidence may have changed (a pause goes on, the transcript grows):
+        the early start waits for nothing else than its conditions."""
+        pauses = transcription.pauses
+        if (self._server_turns and pauses is not None
+                and pauses.silent_for(asyncio.get_running_loop().time()) >= _EARLY_SILENCE):
+            self._start_early(transcription)
 
     def _start_early(self, transcription: Transcription) -> None:
         """Our eager end, ahead of the server's: a pause after a finished-looking sentence; the
@@ -184,16 +187,18 @@ class Listening:
                 or transcription.ended or not text.endswith(_SENTENCE_ENDS) or not words_of(text)):
             return
         transcription.starting = True
-        task = transcription.early = asyncio.create_task(self._provisional(transcription, text), name="early-turn")
+        task = transcription.early = asyncio.create_task(self._provisional(transcription, text, "early"),
+                                                         name="early-turn")
         self._transcriptions.add(task)
         task.add_done_callback(self._transcriptions.discard)
 
-    async def _provisional(self, transcription: Transcription, text: str) -> None:
+    async def _provisional(self, transcription: Transcription, text: str, trigger: Trigger) -> None:
         try:
             if self.gate is not None and not self.gate.admits(transcription.user_id, text):
                 return
             whole = self._with_carry(transcription.user_id, text, keep=True)
-            transcription.provisional = await self._new_turn(transcription, whole, provisional=True)
+            transcription.provisional = await self._new_turn(transcription, whole, provisional=True,
+                                                             trigger=trigger)
             if transcription.provisional is not None:
                 self._answerer.enqueue(transcription.provisional)
         finally:
@@ -238,6 +243,7 @@ class Listening:
 
         def partial(text: str) -> None:
             transcription.partial = text
+            self._maybe_start_early(transcription)  # the pause may be long enough already
             self._bus.publish(events.TranscriptPartial(guild_id=self._guild_id, at=self._clock(), user_id=user_id,
                                                        text=text))
 
@@ -318,7 +324,7 @@ class Listening:
         elif (event.kind == "eager_end" and transcription.provisional is None and not transcription.starting
               and not transcription.continued and words_of(event.text)):
             transcription.starting = True
-            await self._provisional(transcription, event.text.strip())
+            await self._provisional(transcription, event.text.strip(), "eager_end")
             log.debug("Guild %s: eager end of turn at %.2f s: provisional turn %s", self._guild_id, event.time_s,
                       transcription.provisional.turn_id if transcription.provisional else None)
 
@@ -334,7 +340,8 @@ class Listening:
             self._between.add(transcription.user_id)
             transcription.queue.put_nowait(None)
 
-    async def _new_turn(self, transcription: Transcription, text: str, *, provisional: bool) -> PendingTurn | None:
+    async def _new_turn(self, transcription: Transcription, text: str, *, provisional: bool,
+                        trigger: Trigger = "final") -> PendingTurn | None:
         user_id, settings, policy = transcription.user_id, transcription.settings, transcription.policy
         assert settings is not None and policy is not None and transcription.timings is not None
         name = self._roster.display_name(user_id)
@@ -343,7 +350,10 @@ class Listening:
                 self._reject(user_id, text, "not_addressed", name)  # kept as overheard context
             return None
         if not transcription.admitted and transcription.refusal is None:
-            # A turn that reaches the chat model counts against the limits; asked once per transcription.
+            # A turn that reaches the chat model counts against the limits; asked once per
+            # transcription. Its history is read meanwhile, not after the admit's round trips.
+            if transcription.ahead is None:
+                transcription.ahead = self._store.read_ahead()
             transcription.refusal = await self._meter.admit(self._guild_id, user_id)
             transcription.admitted = transcription.refusal is None
         if transcription.refusal is not None:
@@ -360,6 +370,7 @@ class Listening:
             timings = TurnTimings(clock=self._clock)
             timings.mark("speech_end")
             timings.mark("transcript_final")
+        timings.trigger = trigger
         return PendingTurn(turn_id=self._turn_ids, user_id=user_id, speaker_name=name, text=text,
                            timings=timings, persona=settings.persona,
                            ahead=ahead or self._store.read_ahead(), language=transcription.language,

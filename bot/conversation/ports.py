@@ -32,7 +32,11 @@ class Roster(Protocol):
 
 
 class ReplyPlayer(Protocol):
-    def begin_reply(self) -> None: ...
+    def begin_reply(self, *, held: bool = False) -> None: ...
+
+    def release(self) -> None:
+        """A reply begun ``held`` may now be heard."""
+        ...
 
     def feed(self, pcm: bytes) -> None: ...
 
@@ -51,6 +55,12 @@ class ReplyPlayer(Protocol):
 
     @property
     def first_packet_sent_at(self) -> float | None: ...
+
+    @property
+    def first_packet_ready_at(self) -> float | None:
+        """When the current (or else the last) reply's first packet was encoded, before the
+        playout prebuffer's wait."""
+        ...
 
     @property
     def played_seconds(self) -> float:

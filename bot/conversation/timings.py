@@ -20,11 +20,16 @@ Stage = Literal[
     "first_token",
     "first_sentence",
     "first_tts_audio",
+    "confirmed",
+    "first_packet_ready",
     "first_packet_sent",
     "done",
 ]
+Trigger = Literal["early", "eager_end", "final"]
 # In pipeline order (the order of the Literal above); durations are measured between
-# consecutive recorded stages.
+# consecutive recorded stages. "confirmed" (a provisional turn's end confirmed, so its held audio
+# may be heard) is recorded for provisional turns only and may come before the stages it follows
+# here; "first_packet_ready" is FFmpeg's first packet, before the playout prebuffer's wait.
 STAGES: tuple[Stage, ...] = get_args(Stage)
 DEFAULT_LOG_SIZE = 50
 
@@ -40,6 +45,9 @@ class TurnTimings:
 
     clock: Callable[[], float] = field(repr=False, compare=False)
     stamps: dict[Stage, float] = field(default_factory=dict)
+    # What started the reply: "early" (our finished-looking partial and a pause), "eager_end" (the
+    # server's), or "final" (the final transcript); speech_end is then when it fired.
+    trigger: Trigger | None = None
 
     def mark(self, stage: Stage) -> float:
         """Record ``stage`` as reached now, replacing an earlier mark."""

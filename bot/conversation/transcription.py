@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from bot.conversation.addressing import AddressingPolicy
 from bot.conversation.context import ReadAhead
+from bot.conversation.pauses import PauseStream
 from bot.conversation.timings import TurnTimings
 from bot.conversation.turn import PendingTurn
 from bot.store import GuildSettings
@@ -29,6 +30,7 @@ class Transcription:
     starting: bool = False  # a provisional turn is being made
     early: asyncio.Task[None] | None = None  # our eager end making one (awaited before concluding)
     partial: str = ""  # the transcript so far
+    pauses: PauseStream | None = None  # its audio against real time, once streaming
     ahead: ReadAhead | None = None  # history read while the transcript was being finished
     timings: TurnTimings | None = None
     settings: GuildSettings | None = None  # read as the utterance began

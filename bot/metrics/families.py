@@ -33,6 +33,16 @@ class Metrics:
             ["stage"], buckets=TURN_STAGE_BUCKETS, registry=r,
         )
         self.turns = Counter("voxcord_turns", "Finished turns, by outcome.", ["outcome"], registry=r)
+        self.preemptive_starts = Counter(
+            "voxcord_preemptive_starts",
+            "Replies started before their turn's end was confirmed: used (heard) or wasted (withdrawn unheard).",
+            ["outcome"], registry=r,
+        )
+        self.preemptive_wasted_cost_usd = Counter(
+            "voxcord_preemptive_wasted_cost_usd",
+            "Estimated USD spent on preemptive replies withdrawn unheard (chat tokens and speech, as metered).",
+            registry=r,
+        )
         self.stt_audio_seconds = Counter(
             "voxcord_stt_audio_seconds", "Seconds of speech sent for transcription.", registry=r
         )

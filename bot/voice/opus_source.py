@@ -79,6 +79,7 @@ class StreamingOpusSource(discord.FFmpegAudio):
         on_packet: Callable[[float], None] | None = None,
         playout: PlayoutHistory | None = None,
         sample_rate: int = TTS_SAMPLE_RATE,
+        start_threads: bool = True,
     ) -> None:
         self._clock = clock
         self._on_first_packet = on_first_packet
@@ -125,8 +126,21 @@ class StreamingOpusSource(discord.FFmpegAudio):
         pid = self._popen.pid
         self._writer = threading.Thread(target=self._write_loop, name=f"opus-pcm-writer:{pid}", daemon=True)
         self._pump = threading.Thread(target=self._pump_loop, name=f"opus-packet-pump:{pid}", daemon=True)
-        self._writer.start()
-        self._pump.start()
+        self._threads_started = False
+        if start_threads:
+            self.start_threads()
+
+    def start_threads(self) -> None:
+        """Start the writer and pump threads (``start_threads=False`` leaves it to the caller):
+        each ``Thread.start`` waits for its thread to run, 2-5 ms for both on a busy process,
+        which the event loop should not spend in a reply's critical path. Nothing after
+        ``cleanup``; fed audio waits in the queue until then."""
+        with self._cleanup_lock:
+            if self._cleaned or self._threads_started:
+                return
+            self._threads_started = True
+            self._writer.start()
+            self._pump.start()
 
     @property
     def process(self) -> Any:
@@ -323,8 +337,10 @@ class StreamingOpusSource(discord.FFmpegAudio):
             if self._popen.poll() is None:
                 self._popen.kill()
             self._popen.wait()
+            if not self._threads_started:
+                os.close(self._write_fd)  # the writer, which closes it, never ran
             for thread in (self._writer, self._pump):
-                if thread is not threading.current_thread():
+                if self._threads_started and thread is not threading.current_thread():
                     thread.join(JOIN_TIMEOUT)
             if not self._pump.is_alive():
                 self._stdout.close()

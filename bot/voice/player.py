@@ -61,9 +61,11 @@ class SpeechPlayer:
         self._reply: _Reply | None = None
         self._playout = PlayoutHistory()
         self._paused = False
+        self._held = False  # a provisional reply: encoded and buffered, not heard until ``release``
         self._start_timer: asyncio.TimerHandle | None = None
         self._last_played = 0.0
         self._last_first_packet_at: float | None = None
+        self._last_first_ready_at: float | None = None
 
     @property
     def played_seconds(self) -> float:
@@ -84,11 +86,19 @@ class SpeechPlayer:
         """Clock time the first packet of the current (or else the last) reply went to Discord."""
         return self._reply.source.first_packet_read_at if self._reply else self._last_first_packet_at
 
-    def begin_reply(self) -> None:
-        """Spawn FFmpeg for a new reply. A reply still playing is interrupted: the new one wins."""
+    @property
+    def first_packet_ready_at(self) -> float | None:
+        """Clock time FFmpeg's first packet of the current (or else the last) reply was ready."""
+        return self._reply.source.first_packet_ready_at if self._reply else self._last_first_ready_at
+
+    def begin_reply(self, *, held: bool = False) -> None:
+        """Spawn FFmpeg for a new reply. A reply still playing is interrupted: the new one wins.
+        ``held``: its speech is encoded and buffered as it comes but not heard until ``release``
+        (a provisional reply: its turn's end is not confirmed yet)."""
         if self._reply is not None:
             self.interrupt()
         self._paused = False
+        self._held = held
         loop = asyncio.get_running_loop()
         reply: _Reply | None = None
 
@@ -109,8 +119,11 @@ class SpeechPlayer:
 
         source = StreamingOpusSource(
             executable=self._executable, clock=self._clock, on_packet=on_packet, on_eof=on_eof,
-            playout=self._playout,
+            playout=self._playout, start_threads=False,
         )
+        # Its threads start in the loop's executor (pooled threads): started here, waiting for
+        # each to run cost the reply's chat request a few ms (the room benchmark).
+        loop.run_in_executor(None, source.start_threads).add_done_callback(_log_failure)
         reply = _Reply(source=source, done=asyncio.Event())
         self._reply = reply
 
@@ -151,6 +164,14 @@ class SpeechPlayer:
         else:
             self._maybe_start(self._reply)
 
+    def release(self) -> None:
+        """The held reply may be heard: it starts once its prebuffer is up, which is at once when
+        what was buffered while it was held already covers it (the prebuffer's only job is to
+        keep playback from running dry)."""
+        self._held = False
+        if self._reply is not None and not self._reply.started:
+            self._maybe_start(self._reply)
+
     def interrupt(self) -> float:
         """Barge-in: stop now, drop queued audio, kill FFmpeg. Returns seconds actually played."""
         reply, self._reply = self._reply, None
@@ -170,7 +191,7 @@ class SpeechPlayer:
 
     def _maybe_start(self, reply: _Reply) -> None:
         """Start once the buffered speech will not run dry, or schedule the check for then."""
-        if reply is not self._reply or reply.started or self._paused:
+        if reply is not self._reply or reply.started or self._paused or self._held:
             return
         start = reply.source.start_at()
         if start is None:
@@ -215,6 +236,7 @@ class SpeechPlayer:
             self._reply = None
             self._last_played = reply.source.played_seconds
             self._last_first_packet_at = reply.source.first_packet_read_at
+            self._last_first_ready_at = reply.source.first_packet_ready_at
         self._end(reply)
 
     @staticmethod
@@ -223,6 +245,11 @@ class SpeechPlayer:
         # finished `wait_done` never leaves an FFmpeg behind.
         reply.source.cleanup()
         reply.done.set()
+
+
+def _log_failure(future: asyncio.Future[None]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("Could not start a reply's playback threads", exc_info=future.exception())
 
 
 def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: Any) -> None:

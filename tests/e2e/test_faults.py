@@ -217,10 +217,15 @@ class RecordingPlayer:
         self.pcm = bytearray()
         self.replies = 0
         self._playing = False
+        self.held = False
 
-    def begin_reply(self) -> None:
+    def begin_reply(self, *, held: bool = False) -> None:
         self.replies += 1
         self._playing = True
+        self.held = held
+
+    def release(self) -> None:
+        self.held = False
 
     def feed(self, pcm: bytes) -> None:
         self.pcm += pcm
@@ -241,6 +246,10 @@ class RecordingPlayer:
 
     @property
     def first_packet_sent_at(self) -> float | None:
+        return None
+
+    @property
+    def first_packet_ready_at(self) -> float | None:
         return None
 
     @property

@@ -84,13 +84,21 @@ class InstantPlayer:
         self.replies = 0
         self._playing = False
         self.calls: list[str] = []
+        self.held = False  # begun held and not released yet
+        self.heard = 0  # PCM bytes fed while not held
 
-    def begin_reply(self) -> None:
+    def begin_reply(self, *, held: bool = False) -> None:
         self.replies += 1
         self._playing = True
+        self.held = held
+
+    def release(self) -> None:
+        self.held = False
 
     def feed(self, pcm: bytes) -> None:
         self.pcm += pcm
+        if not self.held:
+            self.heard += len(pcm)
 
     def finish(self) -> None:
         self._playing = False
@@ -115,6 +123,10 @@ class InstantPlayer:
 
     @property
     def first_packet_sent_at(self) -> float | None:
+        return None
+
+    @property
+    def first_packet_ready_at(self) -> float | None:
         return None
 
     @property

@@ -270,3 +270,93 @@ async def test_a_transcript_without_words_never_starts_an_early_reply(database: 
         await listening.stop()
     assert answerer.enqueued == []
     assert meter.admits == 1  # nothing was admitted as a turn
+
+
+class LatePartialTranscriber:
+    """The member's voice, then a pause: the finished sentence's text comes only once 0.12 s of
+    silence has been streamed (the server's text trails its audio), between two silence frames."""
+
+    turn_detection_available = True
+
+    def __init__(self, probe: Callable[[], int]) -> None:
+        self.probe = probe  # tasks listening runs for the member
+        self.tasks_after_partial: int | None = None
+        self.tasks_before_partial: int | None = None
+
+    async def transcribe(self, audio: AsyncIterator[bytes], *, on_partial=None, on_turn=None,  # noqa: ANN001
+                         on_language=None, options=None) -> Transcript:  # noqa: ANN001
+        assert on_partial is not None
+        received = silent = 0
+        async for chunk in audio:
+            received += len(chunk)
+            if any(chunk):
+                on_partial(QUESTION.rstrip("?"))  # mid-sentence while they talk
+                continue
+            silent += len(chunk)
+            if silent >= 3_840 and self.tasks_after_partial is None:  # 0.12 s of silence streamed
+                self.tasks_before_partial = self.probe()
+                on_partial(QUESTION)
+                self.tasks_after_partial = self.probe()
+        return Transcript(text=QUESTION, language="en", audio_seconds=received / 32_000, partial_updates=2)
+
+
+async def test_our_early_start_fires_when_the_finished_text_comes_into_a_long_enough_pause(
+    database: Database,
+) -> None:
+    # The pause was already long enough when the text ending the sentence came: the reply starts
+    # then, not at the next 20 ms of streamed silence (the room benchmark: up to 20 ms, and up to
+    # 50 ms before the silence was streamed at once after the client's silence frames).
+    meter, answerer = SlowMeter(), RecordingAnswerer()
+    meter.admits = 1  # let every admit through
+    listening: Listening
+    transcriber = LatePartialTranscriber(lambda: len(listening._transcriptions))
+    listening = server_listening(database, transcriber, meter, answerer)
+    now = time.monotonic()
+    listening.on_heard(7, SpeechStarted(at=now, detected_at=now))
+    listening.on_heard(7, UtteranceAudio(VOICE))
+    try:
+        async with asyncio.timeout(10):
+            while transcriber.tasks_after_partial is None:  # noqa: ASYNC110 - the transcriber runs on its own
+                await asyncio.sleep(0.01)
+            listening.on_heard(7, UtteranceEnded(duration=0.5, reason="silence", at=time.monotonic()))
+            while listening._transcriptions:
+                await asyncio.sleep(0.01)
+    finally:
+        await listening.stop()
+    assert transcriber.tasks_after_partial == (transcriber.tasks_before_partial or 0) + 1  # the early turn
+    assert [turn.text for turn in answerer.enqueued] == [QUESTION]
+    assert answerer.enqueued[0].timings.trigger == "early"
+
+
+class CountingStore(ConversationStore):
+    def __init__(self, database: Database) -> None:
+        super().__init__(database, GUILD, history_turns=10, history_chars=4000)
+        self.read_aheads = 0
+
+    def read_ahead(self):  # noqa: ANN201 - ReadAhead
+        self.read_aheads += 1
+        return super().read_ahead()
+
+
+async def test_the_history_is_read_while_the_turn_is_admitted_not_after(database: Database) -> None:
+    # The admit (rate limits, budget: database round trips) and the history read both stand
+    # between our early start and the chat request: they run side by side.
+    meter, answerer, transcriber = SlowMeter(), RecordingAnswerer(), TurnsTranscriber()
+    listening = server_listening(database, transcriber, meter, answerer)
+    store = listening._store = CountingStore(database)
+    now = time.monotonic()
+    listening.on_heard(7, SpeechStarted(at=now, detected_at=now))
+    listening.on_heard(7, UtteranceAudio(b"\0\x10" * 3_200))
+    try:
+        async with asyncio.timeout(10):
+            await meter.asked.wait()  # our early start is being admitted
+            assert store.read_aheads == 1  # and its history is being read already
+            meter.release.set()
+            while not answerer.enqueued:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+            listening.on_heard(7, UtteranceEnded(duration=0.5, reason="silence", at=time.monotonic()))
+            while listening._transcriptions:
+                await asyncio.sleep(0.01)
+    finally:
+        await listening.stop()
+    assert answerer.enqueued[0].ahead is not None  # the read-ahead went with the turn

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import time
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
-from bot.voice.opus_source import FRAME_SECONDS
+from bot.voice.opus_source import FRAME_SECONDS, StreamingOpusSource
 from bot.voice.player import SpeechPlayer
 from tests.bot.voice.playback_helpers import FFMPEG, FakeVoiceClient, chunks, decode, peaks, tone, until
 
@@ -86,3 +89,52 @@ async def test_a_new_reply_replaces_one_still_playing() -> None:
     assert player.source is not first and player.playing
     player.close()
     assert not player.playing
+
+
+class HeldExecutor(concurrent.futures.ThreadPoolExecutor):
+    """The loop's default executor, holding what is submitted until the test runs it."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=1)
+        self.held: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
+        self.held.append((fn, args))
+        return super().submit(lambda: None)
+
+    def run_held(self) -> None:
+        for fn, args in self.held:
+            fn(*args)
+        self.held.clear()
+
+
+async def test_begin_reply_leaves_the_playback_threads_to_the_executor() -> None:
+    # Each Thread.start waits for its thread to run (2-5 ms for both on a busy process): not on
+    # the event loop, between a reply's start and its chat request.
+    executor, loop = HeldExecutor(), asyncio.get_running_loop()
+    loop.set_default_executor(executor)
+    try:
+        voice = FakeVoiceClient()
+        player = SpeechPlayer(voice, ffmpeg_executable=FFMPEG)
+        player.begin_reply()
+        source = player.source
+        assert source is not None
+        assert not source._writer.is_alive() and not source._pump.is_alive()  # not on the loop
+        assert len(executor.held) == 1
+        player.feed(tone(0.3))  # fed meanwhile: kept for the writer
+        player.finish()
+        executor.run_held()
+        await asyncio.wait_for(player.wait_done(), 10)
+    finally:
+        loop.set_default_executor(concurrent.futures.ThreadPoolExecutor())
+        executor.shutdown(wait=False)
+    assert source.first_packet_ready_at is not None  # the threads did run
+    assert source.process.poll() is not None
+
+
+def test_a_source_cleaned_up_before_its_threads_start_leaves_nothing_behind() -> None:
+    source = StreamingOpusSource(executable=FFMPEG, start_threads=False)
+    source.cleanup()
+    source.start_threads()  # too late: nothing starts
+    assert source.process.poll() is not None
+    assert not source._writer.is_alive() and not source._pump.is_alive()

@@ -141,3 +141,25 @@ async def test_a_pause_before_playback_starts_holds_it_until_resume() -> None:
     await asyncio.wait_for(player.wait_done(), GUARD_S)
     assert voice.calls == ["play"]
     assert len(voice.audio()) >= 25
+
+
+async def test_a_held_reply_is_encoded_but_silent_until_release_then_starts_at_once() -> None:
+    # A provisional reply: FFmpeg encodes it while its turn is unconfirmed; neither the prebuffer
+    # being up nor a resume (an onset that proved noise) starts it. Released once what was
+    # buffered covers the prebuffer, it starts on the spot, without a second prebuffer wait.
+    voice = PlayerVoice(asyncio.get_running_loop())
+    player = SpeechPlayer(voice, ffmpeg_executable=FFMPEG, clock=time.monotonic)
+    player.begin_reply(held=True)
+    player.feed(speech(0.5))
+    player.finish()
+    source = player.source
+    assert source is not None
+    await until(lambda: source.first_packet_ready_at is not None, "a packet ready")
+    await asyncio.sleep(0.2)  # well past the prebuffer
+    player.pause()
+    player.resume()
+    assert voice.calls == [] and voice.audio() == []
+    player.release()
+    assert voice.calls == ["play"]  # in release itself: no timer, no second wait
+    await asyncio.wait_for(player.wait_done(), GUARD_S)
+    assert len(voice.audio()) >= 25

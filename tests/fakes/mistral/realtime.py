@@ -104,6 +104,7 @@ class _Stream:
         assert not isinstance(parsed, UnknownRealtimeEvent), parsed.error
         async with self.send_lock:
             self.record.sent.append(event)
+            self.record.sent_at.append(time.monotonic())
             await self.ws.send_str(json.dumps(event))
 
     async def error(self, message: str, code: int) -> None:

@@ -133,6 +133,8 @@ class RealtimeSession:
     request: RecordedRequest
     messages: list[dict[str, Any]] = field(default_factory=list)
     sent: list[dict[str, Any]] = field(default_factory=list)
+    sent_at: list[float] = field(default_factory=list)
+    """``time.monotonic()`` each event of ``sent`` went out (benchmarks time the turn events)."""
     audio: bytearray = field(default_factory=bytearray)
     settings: dict[str, Any] = field(default_factory=dict)
     """The session as last accepted (``session.updated``): audio_format, turn_detection, ..."""
