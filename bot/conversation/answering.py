@@ -282,8 +282,9 @@ class Answering:
             clock=self._clock,
             language=turn.language,
         )
-        audio.begin()  # FFmpeg starts while the model is still thinking (held if provisional)
-        sentences = self._sentences(turn, messages)
+        # FFmpeg starts once the chat request is out, while the model thinks (held if provisional):
+        # spawned before it, its 1-5 ms (and its threads' start) delayed the request (bench.room).
+        sentences = self._sentences(turn, messages, on_open=audio.begin)
         try:
             ledger = await speaker.speak(sentences)
             turn.timings.mark_at("first_tts_audio", ledger.first_audio_at)
@@ -326,9 +327,11 @@ class Answering:
         await self._questions.question_saved(turn.turn_id)
         audio.open()
 
-    async def _sentences(self, turn: PendingTurn, messages: list[ChatMessage]) -> AsyncGenerator[str, None]:
+    async def _sentences(
+        self, turn: PendingTurn, messages: list[ChatMessage], *, on_open: Callable[[], None]
+    ) -> AsyncGenerator[str, None]:
         splitter = SentenceSplitter()
-        stream = self._chat.stream(messages, max_tokens=self._limits.max_reply_tokens)
+        stream = self._chat.stream(messages, max_tokens=self._limits.max_reply_tokens, on_open=on_open)
         index = 0
         try:
             async for delta in stream:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -42,8 +42,10 @@ class ChatStream(AsyncIterator[str]):
     words already spoken cannot be taken back. Call ``aclose()`` when abandoning it (barge-in).
     """
 
-    def __init__(self, model: ChatModel, messages: list[ChatMessage], max_tokens: int) -> None:
+    def __init__(self, model: ChatModel, messages: list[ChatMessage], max_tokens: int,
+                 on_open: Callable[[], None] | None = None) -> None:
         self._model = model
+        self._on_open = on_open
         # SDK model instances, not dicts: for plain data the SDK re-walks every message against its
         # union of message types before sending (~2.5 ms for a 20-turn history, on the loop).
         self._messages = [_SDK_MESSAGE[message.role](content=message.content) for message in messages]
@@ -71,7 +73,7 @@ class ChatStream(AsyncIterator[str]):
         model = self._model
         self.usage = None
         self.finish_reason = None
-        return await model.client.chat.stream_async(
+        events = await model.client.chat.stream_async(
             model=model.model,
             messages=self._messages,
             max_tokens=self._max_tokens,
@@ -79,6 +81,13 @@ class ChatStream(AsyncIterator[str]):
             retries=NO_SDK_RETRIES,
             timeout_ms=round(model.idle_timeout * 1000),
         )
+        if self._on_open is not None:
+            try:
+                self._on_open()
+            except BaseException:
+                await events.close()  # type: ignore[no-untyped-call]  # the SDK leaves it unannotated
+                raise
+        return events
 
     def _absorb(self, event: CompletionEvent) -> str:
         chunk = event.data
@@ -121,8 +130,12 @@ class ChatModel:
         self.idle_timeout = idle_timeout
         self.temperature = temperature
 
-    def stream(self, messages: list[ChatMessage], *, max_tokens: int) -> ChatStream:
-        """Text deltas of the reply to ``messages``; see ``ChatStream`` for usage and errors."""
+    def stream(
+        self, messages: list[ChatMessage], *, max_tokens: int, on_open: Callable[[], None] | None = None
+    ) -> ChatStream:
+        """Text deltas of the reply to ``messages``; see ``ChatStream`` for usage and errors.
+        ``on_open`` is called when a request was sent and its response began (each attempt), while
+        the model is still thinking: work that need not delay the request waits for it."""
         if max_tokens < 1:
             raise ValueError("max_tokens must be at least 1")
-        return ChatStream(self, messages, max_tokens)
+        return ChatStream(self, messages, max_tokens, on_open)

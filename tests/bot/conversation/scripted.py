@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from bot.audio.frames import PcmFrame
 from bot.mistral import ChatUsage
@@ -34,8 +34,9 @@ class ScriptedTranscriber:
 
 
 class ScriptedStream:
-    def __init__(self, deltas: list[str]) -> None:
+    def __init__(self, deltas: list[str], on_open: Callable[[], None] | None = None) -> None:
         self._deltas = list(deltas)
+        self._on_open = on_open  # like ChatStream: called once the request is out
         self.usage: ChatUsage | None = None
 
     def __aiter__(self) -> ScriptedStream:
@@ -43,6 +44,9 @@ class ScriptedStream:
 
     async def __anext__(self) -> str:
         await asyncio.sleep(0)
+        on_open, self._on_open = self._on_open, None
+        if on_open is not None:
+            on_open()
         if not self._deltas:
             self.usage = ChatUsage(input_tokens=11, output_tokens=7)
             raise StopAsyncIteration
@@ -57,9 +61,10 @@ class ScriptedChat:
         self.replies = list(replies)
         self.requests: list[list[object]] = []
 
-    def stream(self, messages: list[object], *, max_tokens: int) -> ScriptedStream:
+    def stream(self, messages: list[object], *, max_tokens: int,
+               on_open: Callable[[], None] | None = None) -> ScriptedStream:
         self.requests.append(messages)
-        return ScriptedStream(self.replies.pop(0))
+        return ScriptedStream(self.replies.pop(0), on_open)
 
 
 class ScriptedSynthesizer:

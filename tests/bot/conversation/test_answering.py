@@ -54,9 +54,15 @@ class OrderedChat(ScriptedChat):
         super().__init__(*replies)
         self.log = log
 
-    def stream(self, messages: list[object], *, max_tokens: int):  # noqa: ANN201 - ScriptedStream
+    def stream(self, messages: list[object], *, max_tokens: int, on_open=None):  # noqa: ANN001, ANN201 - as ScriptedChat
         self.log.append("chat")
-        return super().stream(messages, max_tokens=max_tokens)
+
+        def opened() -> None:
+            self.log.append("chat sent")
+            if on_open is not None:
+                on_open()
+
+        return super().stream(messages, max_tokens=max_tokens, on_open=opened)
 
 
 def answering(database: Database, chat: ScriptedChat, player: InstantPlayer) -> Answering:
@@ -97,8 +103,26 @@ async def test_a_held_reply_is_encoded_while_held_and_heard_from_its_confirmatio
                 await asyncio.sleep(0.01)
     finally:
         await answers.stop()
-    assert log == ["begin held", "chat", "release"]
+    assert log == ["chat", "chat sent", "begin held", "release"]
     assert not player.held
+
+
+async def test_the_chat_request_goes_out_before_the_reply_spawns_ffmpeg(database: Database) -> None:
+    # Spawning FFmpeg (and starting its threads) took 1-5 ms of the loop; spawned first, it
+    # delayed the chat request by that much (bench.room). The model thinks ~300 ms: room enough.
+    log: list[str] = []
+    player = OrderedPlayer(log)
+    answers = answering(database, OrderedChat(log, ["It is noon."]), player)
+    answers.start()
+    try:
+        answers.enqueue(turn(1, provisional=False))
+        async with asyncio.timeout(10):
+            while not player.pcm:  # noqa: ASYNC110 - the reply is written and synthesised on its own
+                await asyncio.sleep(0.01)
+    finally:
+        await answers.stop()
+    assert log == ["chat", "chat sent", "begin"]
+    assert player.heard > 0
 
 
 class BufferingPlayer(InstantPlayer):

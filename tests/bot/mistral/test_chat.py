@@ -77,3 +77,19 @@ async def test_aclose_releases_the_stream(fake: FakeMistral, client: Mistral, po
     await stream.aclose()
     with pytest.raises(StopAsyncIteration):
         await anext(stream)
+
+
+async def test_on_open_runs_once_the_request_is_out_and_before_the_first_token(
+    fake: FakeMistral, client: Mistral, policy: RetryPolicy
+) -> None:
+    # The reply's FFmpeg is spawned from it: after the request (never delaying it), before text.
+    fake.faults.fail_next("chat", 1, status=503)  # a failed attempt has no response to open
+    seen: list[tuple[int, list[str]]] = []
+    deltas: list[str] = []
+
+    def opened() -> None:
+        seen.append((len(fake.requests_to("chat")), list(deltas)))
+
+    stream = chat(client, policy).stream(MESSAGES, max_tokens=64, on_open=opened)
+    deltas.extend([delta async for delta in stream])
+    assert seen == [(2, [])]
