@@ -59,7 +59,7 @@ class GuildConversation:
         self.events = bus if bus is not None else events.EventBus()
         self.timings = timings_log if timings_log is not None else TimingsLog()
         self._background = Background()
-        store = ConversationStore(
+        store = self._store = ConversationStore(
             database, guild_id, history_turns=limits.history_turns, history_chars=limits.history_chars
         )
         journal = TurnJournal(store, self._background, guild_id=guild_id, bot_name=bot_name, wall_clock=wall_clock)
@@ -86,6 +86,7 @@ class GuildConversation:
         self.listening.gate = self.interruptions
 
     def start(self) -> None:
+        self._background.spawn(self._store.warm())  # the first reply's context, from memory
         self.answering.start()
 
     async def stop(self) -> None:

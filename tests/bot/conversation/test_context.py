@@ -74,6 +74,17 @@ async def test_a_stale_read_ahead_is_refreshed_at_once_from_memory_and_keeps_its
     assert context.clip is not None and context.clip.audio == audio
 
 
+async def test_a_warmed_conversation_reads_its_context_without_a_loop_round_trip(db: Database) -> None:
+    await db.turns.add(turn("Already there"))
+    conversation = store(db)
+    await conversation.warm()
+    pending = conversation.context(None)
+    with pytest.raises(StopIteration) as finished:
+        pending.send(None)  # history and the absent clip come from the repositories' memory
+    assert [t.text for t in finished.value.value.history] == ["Already there"]
+    assert finished.value.value.clip is None
+
+
 async def test_writes_by_others_do_not_count_but_our_own_do(db: Database) -> None:
     conversation = store(db)
     ahead = conversation.read_ahead()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -12,8 +13,10 @@ import pytest
 
 from bot.audio.utterances import SpeechStarted, UtteranceAudio, UtteranceEnded
 from bot.conversation import events
+from bot.conversation.context import ConversationStore
 from bot.conversation.guild import GuildConversation
-from bot.store import Database
+from bot.conversation.turn import ConversationLimits
+from bot.store import Database, Turn
 from tests.bot.conversation.scripted import (
     Alone,
     Crowd,
@@ -112,6 +115,21 @@ def build(database: Database, transcriber: ScriptedTranscriber, chat: ScriptedCh
         synthesizer=ScriptedSynthesizer(), player=player or InstantPlayer(), roster=roster,  # type: ignore[arg-type]
         notify=notify, bot_name="Voxcord", clock=time.monotonic,
     )
+
+
+async def test_a_started_conversation_reads_ahead_for_its_first_reply(database: Database) -> None:
+    await database.turns.add(Turn(id=None, guild_id=GUILD, speaker_id=7, speaker_name="member7", role="user",
+                                  text="Earlier question?", created_at=dt.datetime(2026, 12, 1, tzinfo=dt.UTC),
+                                  interrupted=False))
+    conversation = build(database, ScriptedTranscriber(), ScriptedChat(), Alone())
+    conversation.start()
+    await conversation.stop()  # returns once its background work is done
+    limits = ConversationLimits()  # the conversation's own
+    pending = ConversationStore(database, GUILD, history_turns=limits.history_turns,
+                                history_chars=limits.history_chars).context(None)
+    with pytest.raises(StopIteration) as finished:
+        pending.send(None)  # served from the repositories' memory: no database round trip
+    assert [t.text for t in finished.value.value.history] == ["Earlier question?"]
 
 
 async def test_one_answered_turn_publishes_its_events_in_order(database: Database) -> None:
