@@ -104,7 +104,9 @@ async def assemble(settings: Settings, *, guild_ready_timeout: float = 2.0) -> A
     """
     point_discord_at(settings)
     tls = make_tls_context()
-    database = await Database.open(settings.database_url)
+    # Reads are kept in memory only when no other process writes the database: shard groups
+    # and REDIS_URL mean several processes, which may share a guild's rows (tests/bot/test_shared_limits.py).
+    database = await Database.open(settings.database_url, sole_writer=settings.sole_process)
     try:
         async with (
             aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=tls)) as http,

@@ -119,6 +119,11 @@ class Settings(BaseSettings):
     metrics_port: Annotated[int, Field(ge=0, le=65535)] | None = None
     metrics_host: str = "127.0.0.1"
 
+    @property
+    def sole_process(self) -> bool:
+        """Whether this process is the only one using the database (no shard groups, no Redis)."""
+        return self.redis_url is None and self.shard_count is None
+
     @field_validator("discord_token", "mistral_api_key")
     @classmethod
     def _not_blank(cls, value: SecretStr) -> SecretStr:

@@ -46,7 +46,8 @@ class MonthlyBudgets:
     """The month's spend is summed from the database once per guild and month, then kept up to
     date by ``recorded`` as the meter stores each usage row: the check runs twice per turn, and
     at 50 talking guilds the SUMs queued for the pool's connections in front of the STT connection
-    (bench/scaling.py). The process serving a guild is the one recording its usage."""
+    (bench/scaling.py). Only when this process is the database's sole writer (``Database.sole_writer``);
+    otherwise another process's usage counts too, so each check sums again."""
 
     def __init__(self, database: Database, *, wall_clock: Callable[[], dt.datetime]) -> None:
         self._db = database
@@ -70,7 +71,7 @@ class MonthlyBudgets:
         if spent is None:
             records = self._records.get(guild_id, 0)
             spent = await self._db.usage.total_cost(guild_id, since)
-            if self._records.get(guild_id, 0) == records:
+            if self._db.sole_writer and self._records.get(guild_id, 0) == records:
                 # Last month's total is never asked again.
                 for old in [k for k in self._spent if k[0] == guild_id]:
                     del self._spent[old]

@@ -46,13 +46,18 @@ class Database:
     privacy: PrivacyRepository
     captions: CaptionRepository
 
-    def __init__(self, engine: AsyncEngine, url: URL, *, clock: Callable[[], datetime]) -> None:
+    def __init__(self, engine: AsyncEngine, url: URL, *, clock: Callable[[], datetime],
+                 sole_writer: bool = True) -> None:
         self._engine = engine
         self._url = url
+        # True when no other process writes this database: reads of guild settings, recent
+        # history and clip absence are then kept in memory (see the repositories); with shard
+        # groups or REDIS_URL, other processes write it too and every read goes to the database.
+        self.sole_writer = sole_writer
         self._transactions = transactions = Transactions(engine)
-        self.guilds = GuildSettingsRepository(transactions, clock=clock)
-        self.turns = TurnRepository(transactions, clock=clock)
-        self.clips = VoiceClipRepository(transactions, clock=clock)
+        self.guilds = GuildSettingsRepository(transactions, clock=clock, remember=sole_writer)
+        self.turns = TurnRepository(transactions, clock=clock, remember=sole_writer)
+        self.clips = VoiceClipRepository(transactions, clock=clock, remember=sole_writer)
         self.usage = UsageRepository(transactions, clock=clock)
         self.privacy = PrivacyRepository(transactions, clock=clock)
         self.captions = CaptionRepository(transactions, clock=clock)
@@ -65,14 +70,16 @@ class Database:
         echo: bool = False,
         clock: Callable[[], datetime] = utc_now,
         migrations: Sequence[Migration] = MIGRATIONS,
+        sole_writer: bool = True,
     ) -> _OpenDatabase:
         """Connect to ``url`` (see ``parse_database_url``) and apply pending migrations.
 
         Await the result for a Database, or use it with ``async with`` to close it on exit.
         Raises ValueError for an unusable URL and DatabaseOpenError if the database cannot be
         reached or migrated. ``migrations`` is for tests of the migration mechanism.
+        ``sole_writer=False`` when other processes write the same database (no reads kept in memory).
         """
-        return _OpenDatabase(cls._open(url, echo=echo, clock=clock, migrations=migrations))
+        return _OpenDatabase(cls._open(url, echo=echo, clock=clock, migrations=migrations, sole_writer=sole_writer))
 
     @classmethod
     async def _open(
@@ -82,6 +89,7 @@ class Database:
         echo: bool,
         clock: Callable[[], datetime],
         migrations: Sequence[Migration],
+        sole_writer: bool,
     ) -> Database:
         parsed = parse_database_url(url)
         path = sqlite_path(parsed)
@@ -99,7 +107,7 @@ class Database:
                 ) from error
             raise
         log.info("Database %s ready at schema version %d", safe_url(parsed), version)
-        return cls(engine, parsed, clock=clock)
+        return cls(engine, parsed, clock=clock, sole_writer=sole_writer)
 
     @property
     def url(self) -> str:

@@ -25,10 +25,11 @@ class VoiceClipRepository(Repository):
     stored clip (up to ~1.4 MB of audio) is read each time, not kept in memory. Every write here
     forgets the guild's absence."""
 
-    __slots__ = ("_absent", "_changes")
+    __slots__ = ("_absent", "_changes", "_remember")
 
-    def __init__(self, transactions: Transactions, *, clock: Callable[[], datetime]) -> None:
+    def __init__(self, transactions: Transactions, *, clock: Callable[[], datetime], remember: bool = True) -> None:
         super().__init__(transactions, clock=clock)
+        self._remember = remember  # False: another process may set a clip, so every read is fresh
         self._absent: set[int] = set()
         self._changes: dict[int, int] = {}  # writes per guild: a read that overlapped one is not kept
 
@@ -44,7 +45,7 @@ class VoiceClipRepository(Repository):
         async with self._tx.read() as connection:
             row = (await connection.execute(statement)).mappings().one_or_none()
         if row is None:
-            if self._changes.get(guild_id, 0) == changes:
+            if self._remember and self._changes.get(guild_id, 0) == changes:
                 self._absent.add(guild_id)
             return None
         # Drivers may hand back memoryview (asyncpg: bytes; some: memoryview); callers want bytes.

@@ -96,10 +96,11 @@ class GuildSettingsRepository(Repository):
     writer of its settings (its commands reach the shard that serves it), through ``update`` here,
     which drops the cached copy; a change made outside the bot takes effect after a restart."""
 
-    __slots__ = ("_cache", "_writes")
+    __slots__ = ("_cache", "_remember", "_writes")
 
-    def __init__(self, transactions: Transactions, *, clock: Callable[[], datetime]) -> None:
+    def __init__(self, transactions: Transactions, *, clock: Callable[[], datetime], remember: bool = True) -> None:
         super().__init__(transactions, clock=clock)
+        self._remember = remember  # False: another process may write them, so every read is fresh
         self._cache: dict[int, GuildSettings] = {}
         self._writes: dict[int, int] = {}  # updates per guild: a read that overlapped one is not kept
 
@@ -113,7 +114,7 @@ class GuildSettingsRepository(Repository):
             result = await connection.execute(select(*_COLUMNS).where(guild_settings.c.guild_id == guild_id))
             row = result.mappings().one_or_none()
         settings = GuildSettings(guild_id=guild_id) if row is None else _to_settings(row)
-        if self._writes.get(guild_id, 0) == writes:
+        if self._remember and self._writes.get(guild_id, 0) == writes:
             self._cache[guild_id] = settings
         return settings
 

@@ -60,10 +60,11 @@ class TurnRepository(Repository):
     (bench/scaling.py, docs/decisions.md). Every delete drops what it may have touched, so an
     erased turn never reaches a prompt. The process serving a guild is the one writing its turns."""
 
-    __slots__ = ("_changes", "_epoch", "_windows")
+    __slots__ = ("_changes", "_epoch", "_keep", "_windows")
 
-    def __init__(self, transactions: Transactions, *, clock: Callable[[], datetime]) -> None:
+    def __init__(self, transactions: Transactions, *, clock: Callable[[], datetime], remember: bool = True) -> None:
         super().__init__(transactions, clock=clock)
+        self._keep = remember  # False: another process may write them, so every read is fresh
         self._windows: dict[int, _Window] = {}
         # Writes per guild, and deletes that may touch any guild: a read that overlapped one is
         # not kept.
@@ -139,7 +140,7 @@ class TurnRepository(Repository):
             async with self._tx.read() as connection:
                 rows = (await connection.execute(statement)).mappings().all()
             window = _Window(limit, [_to_turn(row) for row in rows])
-            if self._version(guild_id) == version:
+            if self._keep and self._version(guild_id) == version:
                 self._windows[guild_id] = window
         chosen: list[Turn] = []
         used = 0
