@@ -84,12 +84,18 @@ class ConversationStore:
         """Read once when the conversation starts: the repositories then serve its first reply's
         history and clipless guild from memory (the room benchmark's first question waited 2-8 ms
         for those database reads between its turn and its chat request)."""
+        if not self._db.sole_writer:
+            return  # nothing would be kept
         try:
             await self._read()
         except Exception:  # the first reply reads again; a failure there is the turn's
             log.warning("Guild %s: could not read the conversation ahead", self._guild_id, exc_info=True)
 
     async def _read(self) -> ReplyContext:
+        if not self._db.sole_writer:
+            # Nothing is kept in memory (other processes write): two database reads at once.
+            history, clip = await asyncio.gather(self._history(), self._db.clips.get(self._guild_id))
+            return ReplyContext(history=history, clip=clip)
         # One after the other, awaited directly: both usually come from the repositories' memory,
         # and then the read takes no loop round trip (gather's two tasks took several, 2-8 ms
         # under the room benchmark's load). A stored clip is a database read either way.

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -83,6 +86,25 @@ async def test_a_warmed_conversation_reads_its_context_without_a_loop_round_trip
         pending.send(None)  # history and the absent clip come from the repositories' memory
     assert [t.text for t in finished.value.value.history] == ["Already there"]
     assert finished.value.value.clip is None
+
+
+async def test_with_other_writers_history_and_clip_are_read_at_once() -> None:
+    # Nothing is kept in memory then: both are database reads, and one after the other would
+    # add a round trip to a reply whose read-ahead started late.
+    clip_asked = asyncio.Event()
+
+    async def recent(guild_id: int, **kwargs: Any) -> list[Turn]:
+        async with asyncio.timeout(2):
+            await clip_asked.wait()  # a sequential read never gets here
+        return []
+
+    async def get(guild_id: int) -> VoiceClip | None:
+        clip_asked.set()
+        return None
+
+    shared = SimpleNamespace(sole_writer=False, turns=SimpleNamespace(recent=recent), clips=SimpleNamespace(get=get))
+    context = await store(shared).context(None)  # type: ignore[arg-type]
+    assert context.history == [] and context.clip is None
 
 
 async def test_writes_by_others_do_not_count_but_our_own_do(db: Database) -> None:
