@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -20,12 +18,12 @@ from bot.services.privacy import (
     RetentionPurger,
 )
 from bot.store import CaptionMessage, Database
+from tests.bot.services.privacy.conftest import NOW
 from tests.bot.store.support import FakeClock
 
 GUILD, OTHER_GUILD = 10, 20
 CHANNEL = 55
 ALICE, BOB = 1001, 1002
-NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
 TOKEN = "Bot sEcReT.token.value"  # what a careless log line would leak from a request
 
 
@@ -73,20 +71,6 @@ class Monotonic:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(NOW)
-
-
-@pytest.fixture
-async def database(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Database]:
-    db = await Database.open(f"sqlite:///{tmp_path / 'voxcord.db'}", clock=clock)
-    try:
-        yield db
-    finally:
-        await db.close()
 
 
 @pytest.fixture

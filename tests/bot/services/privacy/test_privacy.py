@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -27,6 +25,7 @@ from bot.services.privacy import (
 from bot.store import Database
 from bot.store.models import Turn
 from bot.voice.receiver import VoiceReceiver
+from tests.bot.services.privacy.conftest import NOW
 from tests.bot.store.support import FakeClock
 from tests.fakes.voice.packets import (
     ALICE_ID,
@@ -41,21 +40,6 @@ from tests.fakes.voice.packets import (
 
 GUILD, OTHER_GUILD = 10, 20
 ALICE, BOB = 1001, 1002
-NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(NOW)
-
-
-@pytest.fixture
-async def database(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Database]:
-    db = await Database.open(f"sqlite:///{tmp_path / 'voxcord.db'}", clock=clock)
-    try:
-        yield db
-    finally:
-        await db.close()
 
 
 @pytest.fixture
