@@ -7,7 +7,8 @@ answering offers it the handles (``pause``, ``resume``, ``interrupt``, ``withdra
 
 A provisional turn (a server's eager end of turn) is answered at once, chat and speech, but its
 audio is held (``_HeldAudio``) until the turn is confirmed; withdrawn (the member went on), it is
-cancelled unheard. What was heard, and the turn's use, is published; bookkeeping subscribers
+cancelled unheard. Every reply is heard only once its question is stored (a crash while it is
+heard keeps the question); its speech is requested and encoded meanwhile. What was heard, and the turn's use, is published; bookkeeping subscribers
 store it, and the turn ends only once they have.
 """
 
@@ -36,9 +37,10 @@ TURN_FAILED = "Sorry, something went wrong answering that. I'm still listening."
 
 
 class _HeldAudio:
-    """The player as ``ReplySpeaker`` feeds it. A provisional turn's reply is begun held: its
-    speech is encoded and buffered as it comes, and heard only once ``open`` (the turn is
-    confirmed), at once if enough is buffered by then; a confirmed turn opens at once.
+    """The player as ``ReplySpeaker`` feeds it. A reply is begun held until ``open`` (its
+    question is stored and, a provisional turn's, the turn confirmed): its speech is encoded and
+    buffered as it comes, and heard once open, at once if enough is buffered by then; a reply
+    opened before its speech comes (the usual case) begins unheld.
     ``started`` once audio went through an open reply (it can no longer be withdrawn unheard)."""
 
     def __init__(self, player: ReplyPlayer) -> None:
@@ -255,9 +257,9 @@ class Answering:
                 bot_name=self._bot_name, language=turn.language,
             )
         ]
-        # The question's row is written while the model thinks (TurnJournal); the first sentence
-        # waits for the commit (a few ms against the model's hundreds), so a crash once the
-        # reply is being spoken still keeps the question.
+        # The question's row is written while the model thinks (TurnJournal); the reply is heard
+        # only once it is committed (_open_when_saved), so a crash once the reply is being heard
+        # still keeps the question. Its speech is requested and encoded meanwhile.
         self._bus.publish(events.ReplyStarted(guild_id=self._guild_id, at=self._clock(), turn_id=turn.turn_id,
                                               user_id=turn.user_id, speaker_name=turn.speaker_name, text=turn.text,
                                               provisional=turn.confirmed is not None))
@@ -269,11 +271,7 @@ class Answering:
             # A REST round trip; the reply need not wait.
             self._notices.spawn(post(self._notify, self._guild_id, NO_VOICE_HINT))
         audio = self._audio = _HeldAudio(self._player)
-        opener = None
-        if turn.confirmed is None:
-            audio.open()
-        else:
-            opener = asyncio.get_running_loop().create_task(self._open_when_confirmed(turn, audio), name="confirm")
+        opener = asyncio.get_running_loop().create_task(self._open_when_saved(turn, audio), name="open-reply")
         ref_audio, voice_id = clip.speech_voice() if clip else (None, self._default_voice_id)
         speaker = ReplySpeaker(
             self._tts, audio,
@@ -288,8 +286,7 @@ class Answering:
         try:
             ledger = await speaker.speak(sentences)
             turn.timings.mark_at("first_tts_audio", ledger.first_audio_at)
-            if turn.confirmed is not None:
-                await self._open_when_confirmed(turn, audio)  # all written and synthesised
+            await self._open_when_saved(turn, audio)  # all written and synthesised
             self._player.finish()
             await self._player.wait_done()
             turn.timings.mark_at("first_packet_ready", self._player.first_packet_ready_at)
@@ -312,18 +309,20 @@ class Answering:
             self._player.interrupt()
             raise
         finally:
-            if opener is not None:
-                opener.cancel()
+            opener.cancel()
             # A cancelled reader leaves the generator suspended; close it now, not at garbage
             # collection, so the chat stream's usage is published before the turn ends.
             await sentences.aclose()
             if speaker.ledger.characters:
                 self._usage(None, "tts_characters", speaker.ledger.characters)
 
-    async def _open_when_confirmed(self, turn: PendingTurn, audio: _HeldAudio) -> None:
-        """A provisional reply is heard once its turn is confirmed and its question is stored."""
-        assert turn.confirmed is not None
-        await turn.confirmed.wait()
+    async def _open_when_saved(self, turn: PendingTurn, audio: _HeldAudio) -> None:
+        """A reply is heard once its question is stored (and, a provisional one, once its turn
+        is confirmed). Until then its speech is requested, encoded and buffered (held): at 50
+        talking guilds a commit took up to seconds, and the first sentence's speech request used
+        to wait for it (docs/benchmarks.md section 6)."""
+        if turn.confirmed is not None:
+            await turn.confirmed.wait()
         await self._questions.question_saved(turn.turn_id)
         audio.open()
 
@@ -352,7 +351,6 @@ class Answering:
 
     async def _hand_over(self, turn: PendingTurn, index: int, sentence: str) -> None:
         turn.timings.mark_once("first_sentence")
-        await self._questions.question_saved(turn.turn_id)
         self._bus.publish(events.ReplySentence(guild_id=self._guild_id, at=self._clock(), turn_id=turn.turn_id,
                                                index=index, text=sentence))
 

@@ -72,8 +72,9 @@ class TurnJournal:
 
     async def question_saved(self, turn_id: int) -> None:
         """Wait until the question's row is committed (or its write failed and was logged). The
-        first sentence of the reply waits for this; a provisional question is written only once
-        confirmed (never, if withdrawn), so its first sentence does not wait."""
+        reply is heard only once this returns (its speech is requested and encoded meanwhile). A
+        provisional question is written only once confirmed (never, if withdrawn): asked before
+        that, this returns at once, so ask it after the confirmation."""
         asked = self._asked.get(turn_id)
         if asked is not None and asked.provisional:
             return

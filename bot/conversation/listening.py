@@ -139,41 +139,41 @@ class Listening:
         return transcription
 
     async def _audio(self, transcription: Transcription, timings: TurnTimings) -> AsyncIterator[bytes]:
-        """The utterance's audio as it arrives; with server turns, silence fills the pauses in
+        """The utterance's audio, all that is queued at once; with server turns, silence fills the pauses in
         real time (the server's clock is the audio it gets; ``PauseStream`` says when and how much)."""
-        queue, fill = transcription.queue, self._server_turns
+        fill = self._server_turns
         loop = asyncio.get_running_loop()
         pauses = transcription.pauses = PauseStream(loop.time())
         while True:
-            if fill:
-                try:
-                    chunk = await asyncio.wait_for(queue.get(), max(0.0, pauses.due() - loop.time()))
-                except TimeoutError:
-                    chunk = _SILENCE * pauses.fill(loop.time())
-                    self._maybe_start_early(transcription)
-                else:
-                    if transcription.ended:
-                        break  # a chunk taken as turn.end came (its stream was being cancelled)
-                    if chunk is not None:
-                        loud = _loud(chunk)
-                        if not pauses.packet(loop.time(), loud=loud):
-                            continue  # quiet, and the silence streamed already stands for it
-                        if not loud:
-                            self._maybe_start_early(transcription)
-                        elif transcription.provisional is not None:
-                            self._withdraw_provisional(transcription)  # they went on: not done
-            else:
-                chunk = await queue.get()
-            if chunk is None:
+            try:
+                async with asyncio.timeout_at(pauses.due() if fill else None):
+                    chunks = await transcription.arrived()
+            except TimeoutError:
+                self._maybe_start_early(transcription)
+                yield _SILENCE * pauses.fill(loop.time())
+                continue
+            audio, now, quiet = bytearray(), loop.time(), False
+            for chunk in filter(None, chunks):
+                if fill:
+                    loud = _loud(chunk)
+                    if not pauses.packet(now, loud=loud):
+                        continue  # quiet, and the silence streamed already stands for it
+                    quiet = not loud
+                    if loud and transcription.provisional is not None:
+                        self._withdraw_provisional(transcription)  # they went on: not done
+                audio += chunk
+            if quiet:
+                self._maybe_start_early(transcription)
+            if audio:
+                yield bytes(audio)
+            if chunks[-1] is None:
                 break
-            yield chunk
         timings.mark_once("speech_end")
         if transcription.ahead is None:
             transcription.ahead = self._store.read_ahead()  # while the transcript is being finished
 
     def _maybe_start_early(self, transcription: Transcription) -> None:
-        """Checked whenever the evidence may have changed (a pause goes on, the transcript grows):
-        the early start waits for nothing else than its conditions."""
+        """Checked whenever the evidence may have changed: a pause goes on, the transcript grows."""
         pauses = transcription.pauses
         if (self._server_turns and pauses is not None
                 and pauses.silent_for(asyncio.get_running_loop().time()) >= _EARLY_SILENCE):

@@ -127,7 +127,7 @@ class ReceivingVoice(Protocol):
 
 
 class QuestionLog(Protocol):
-    """Where the question of a turn is stored; the first sentence of its reply waits for it."""
+    """Where the question of a turn is stored; its reply is heard only once it is."""
 
     async def question_saved(self, turn_id: int) -> None: ...
 

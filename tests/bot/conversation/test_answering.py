@@ -65,14 +65,29 @@ class OrderedChat(ScriptedChat):
         return super().stream(messages, max_tokens=max_tokens, on_open=opened)
 
 
-def answering(database: Database, chat: ScriptedChat, player: InstantPlayer) -> Answering:
+class SlowCommit:
+    """The question's row commits only when the test says so (a batch stuck behind the write lock)."""
+
+    def __init__(self) -> None:
+        self.asked: list[int] = []
+        self.committed = asyncio.Event()
+
+    async def question_saved(self, turn_id: int) -> None:
+        self.asked.append(turn_id)
+        await self.committed.wait()
+
+
+def answering(database: Database, chat: ScriptedChat, player: InstantPlayer, *,
+              questions: Saved | SlowCommit | None = None,
+              synthesizer: ScriptedSynthesizer | None = None) -> Answering:
     async def notify(message: str) -> None:
         return None
 
     return Answering(
         guild_id=GUILD, bus=events.EventBus(),
         store=ConversationStore(database, GUILD, history_turns=10, history_chars=4000),
-        chat=chat, synthesizer=ScriptedSynthesizer(), player=player, questions=Saved(),  # type: ignore[arg-type]
+        chat=chat, synthesizer=synthesizer or ScriptedSynthesizer(), player=player,  # type: ignore[arg-type]
+        questions=questions or Saved(),
         notify=notify, bot_name="Voxcord", clock=time.monotonic, limits=ConversationLimits(),
         background=Background(), turn_detection=SERVER_TURN_DETECTION,
     )
@@ -180,3 +195,53 @@ async def test_a_reply_still_in_the_prebuffer_is_unheard_and_withdrawn_when_the_
         answers.interrupt()
     finally:
         await answers.stop()
+
+
+async def test_the_speech_is_requested_before_the_question_commits_and_heard_only_after(database: Database) -> None:
+    # At 50 talking guilds a group commit took up to seconds; the first sentence's TTS request
+    # waited for it (step_first_tts_audio p95 3.3 s against 0.3 s of TTS). Now the speech is
+    # requested and encoded (held) at once, and the reply is heard once the question is stored:
+    # a crash while it is being heard still keeps the question.
+    log: list[str] = []
+    player = OrderedPlayer(log)
+    commit, synthesizer = SlowCommit(), ScriptedSynthesizer()
+    answers = answering(database, OrderedChat(log, ["It is noon right now. ", "Time for lunch."]), player,
+                        questions=commit, synthesizer=synthesizer)
+    answers.start()
+    try:
+        answers.enqueue(turn(1, provisional=False))
+        async with asyncio.timeout(10):
+            while len(synthesizer.texts) < 2 or not player.pcm:  # noqa: ASYNC110 - written and synthesised on its own
+                await asyncio.sleep(0.01)
+        assert synthesizer.texts == ["It is noon right now.", "Time for lunch."]
+        assert set(commit.asked) == {1}
+        assert player.held and player.heard == 0 and not answers.audio_started
+        assert log == ["chat", "chat sent", "begin held"]
+        commit.committed.set()
+        async with asyncio.timeout(10):
+            while "release" not in log:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+    finally:
+        await answers.stop()
+    assert log == ["chat", "chat sent", "begin held", "release"]
+    assert not player.held
+
+
+async def test_a_question_already_committed_opens_its_reply_unheld(database: Database) -> None:
+    # The usual case at low load: the row commits while the model thinks, so FFmpeg starts
+    # unheld and the player's prebuffer alone decides the first packet, as before.
+    log: list[str] = []
+    player = OrderedPlayer(log)
+    commit = SlowCommit()
+    commit.committed.set()
+    answers = answering(database, OrderedChat(log, ["It is noon."]), player, questions=commit)
+    answers.start()
+    try:
+        answers.enqueue(turn(1, provisional=False))
+        async with asyncio.timeout(10):
+            while not player.pcm:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+    finally:
+        await answers.stop()
+    assert log == ["chat", "chat sent", "begin"]
+    assert player.heard == len(player.pcm) > 0

@@ -360,3 +360,76 @@ async def test_the_history_is_read_while_the_turn_is_admitted_not_after(database
     finally:
         await listening.stop()
     assert answerer.enqueued[0].ahead is not None  # the read-ahead went with the turn
+
+
+class LoopTurns:
+    """Counts the event loop's iterations: a callback that schedules itself again runs once in each."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._loop = asyncio.get_running_loop()
+        self._handle = self._loop.call_soon(self._tick)
+
+    def _tick(self) -> None:
+        self.count += 1
+        self._handle = self._loop.call_soon(self._tick)
+
+    def stop(self) -> None:
+        self._handle.cancel()
+
+
+class ArrivalTranscriber:
+    """Notes the loop turn at which each loud byte of the utterance reached it."""
+
+    turn_detection_available = True
+
+    def __init__(self, turns: LoopTurns) -> None:
+        self.turns = turns
+        self.loud_bytes = 0
+        self.changed = asyncio.Event()
+
+    async def transcribe(self, audio: AsyncIterator[bytes], *, on_partial=None, on_turn=None,  # noqa: ANN001
+                         on_language=None, options=None) -> Transcript:  # noqa: ANN001
+        async for chunk in audio:
+            self.loud_bytes += len(chunk.replace(b"\0", b""))  # PACKET's every other byte is loud
+            self.changed.set()
+        return Transcript(text=QUESTION, language="en", audio_seconds=0.0, partial_updates=0)
+
+
+PACKET = b"\0\x10" * 320  # 20 ms of loud 16 kHz audio: 320 non-zero bytes
+
+
+async def test_a_backlog_of_audio_reaches_the_transcriber_in_one_loop_turn_not_one_per_packet(
+    database: Database,
+) -> None:
+    # At 50 talking guilds each loop turn is long and packets queue up behind it. Taken one
+    # ``wait_for`` at a time (three loop turns per packet), a member's queue fell up to 34 packets
+    # (~0.7 s) behind their voice, and the end of their turn was noticed that much later.
+    meter = SlowMeter()
+    meter.release.set()
+    turns = LoopTurns()
+    transcriber = ArrivalTranscriber(turns)
+    listening = server_listening(database, transcriber, meter, RecordingAnswerer())
+    now = time.monotonic()
+    listening.on_heard(7, SpeechStarted(at=now, detected_at=now))
+    listening.on_heard(7, UtteranceAudio(PACKET))
+    try:
+        async with asyncio.timeout(10):
+            while transcriber.loud_bytes < 320:  # streaming: the first packet is through
+                transcriber.changed.clear()
+                await transcriber.changed.wait()
+            for _ in range(40):  # what arrived while the loop was busy with the other guilds
+                listening.on_heard(7, UtteranceAudio(PACKET))
+            queued_at = turns.count
+            while transcriber.loud_bytes < 41 * 320:
+                transcriber.changed.clear()
+                await transcriber.changed.wait()
+            took = turns.count - queued_at
+            listening.on_heard(7, UtteranceEnded(duration=0.8, reason="silence", at=time.monotonic()))
+            while listening._transcriptions:
+                await asyncio.sleep(0.01)
+    finally:
+        turns.stop()
+        await listening.stop()
+    assert transcriber.loud_bytes == 41 * 320  # every packet, once
+    assert took <= 3  # one wakeup for the lot (and the test's own)
