@@ -31,7 +31,7 @@ opened without the offer instead (the SDK's own ``connect`` with ``compression=N
 
 **Request hooks on the loop.** See ``install_inline_hooks``.
 
-**Lazy imports.** ``preload_sdk`` imports at start what the SDK imports on first use (below).
+Imports and first-call work done at start instead of in the first turn: ``sdk_preload.py``.
 
 Each of the other fixes replaces module-level names that the SDK looks up at call time,
 and nothing else; if a future SDK changes that shape, it is left alone.
@@ -49,30 +49,15 @@ import re
 import threading
 import typing
 from collections.abc import AsyncGenerator, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pydantic
-from mistralai.client import basesdk, models
+from mistralai.client import basesdk
 from mistralai.client._hooks import registration as hook_registration
 from mistralai.client._hooks.sdkhooks import SDKHooks
 from mistralai.client.utils import eventstreaming, serializers
 
-if TYPE_CHECKING:
-    from mistralai.client import Mistral
-
 log = logging.getLogger(__name__)
-
-# What the chat stream, the TTS stream and a realtime transcription build or parse (see preload_sdk).
-_PRELOADED_MODELS = (
-    "ChatCompletionStreamRequest", "CompletionEvent", "SpeechRequest", "SpeechStreamEvents",
-    "TranscriptionStreamEvents", "TranscriptionResponse", "AudioFormat", "Security",
-)
-_PRELOADED_MODULES = (
-    "anyio._backends._asyncio",  # httpcore opens its first connection through anyio
-    "mistralai.client.utils.headers",
-    "mistralai.client.utils.queryparams",
-    "mistralai.client.utils.unmarshal_json_response",
-)
 
 _lock = threading.Lock()
 _cache: dict[tuple[str, Any, tuple[tuple[str, Any], ...]], type[pydantic.BaseModel]] = {}
@@ -378,24 +363,3 @@ def install_sdk_speedups() -> None:
 
 def cached_model_count() -> int:
     return len(_cache)
-
-
-def preload_sdk(client: Mistral) -> None:
-    """Import now what the SDK would import on the event loop during the first turn after start.
-
-    The SDK loads its sub-clients, request and event models, and httpx's connection backend
-    lazily, on first use: ~120 modules and ~400 ms of the first turn after every restart (its
-    realtime STT took 287 ms instead of 6, its chat request 92 instead of 7, against the fake
-    Mistral), during which every guild's audio waits too. Touching them here makes no request; a name a future SDK no
-    longer has is skipped.
-    """
-    audio = client.audio
-    for sub_client in (client.chat, audio.speech, audio.transcriptions, audio.realtime):
-        log.debug("preloaded %s", type(sub_client).__name__)
-    for name in _PRELOADED_MODELS:
-        getattr(models, name, None)
-    for module in _PRELOADED_MODULES:
-        try:
-            importlib.import_module(module)
-        except ImportError:
-            log.debug("not preloaded: %s", module)
