@@ -50,7 +50,8 @@ from bot.metrics import (
 )
 from bot.mistral import ChatModel, RetryPolicy, SpeechSynthesizer, StreamingTranscriber
 from bot.mistral.redaction import install_log_redaction
-from bot.mistral.sdk_speedups import install_sdk_speedups, preload_sdk
+from bot.mistral.sdk_preload import preload_sdk, warm_sdk
+from bot.mistral.sdk_speedups import install_sdk_speedups
 from bot.mistral.voices import VoiceRegistry
 from bot.services.captions import CaptionsService
 from bot.services.clips import VoiceClipService
@@ -120,6 +121,8 @@ async def assemble(settings: Settings, *, guild_ready_timeout: float = 2.0) -> A
                 async_client=mistral_http,
             )
             preload_sdk(mistral)  # the first turn after a start would import ~120 SDK modules on the loop
+            # ... and build its first requests cold (bot/mistral/sdk_preload.py): in-process, no request
+            await warm_sdk(chat_model=settings.chat_model, tts_model=settings.tts_model)
             # Counted whether or not METRICS_PORT serves them: a counter costs well under a microsecond.
             metrics = Metrics()
             retry = RetryPolicy(

@@ -8,8 +8,9 @@ answering offers it the handles (``pause``, ``resume``, ``interrupt``, ``withdra
 A provisional turn (a server's eager end of turn) is answered at once, chat and speech, but its
 audio is held (``_HeldAudio``) until the turn is confirmed; withdrawn (the member went on), it is
 cancelled unheard. Every reply is heard only once its question is stored (a crash while it is
-heard keeps the question); its speech is requested and encoded meanwhile. What was heard, and the turn's use, is published; bookkeeping subscribers
-store it, and the turn ends only once they have.
+heard keeps the question); its speech is requested and encoded meanwhile. What was heard, and
+the turn's use, is published; bookkeeping subscribers store it, and the turn ends only once
+they have.
 """
 
 from __future__ import annotations

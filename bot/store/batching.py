@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from functools import partial
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from sqlalchemy import Column, Table, insert
 
 if TYPE_CHECKING:
-    from contextlib import AbstractAsyncContextManager
+    from sqlalchemy.engine import Connection
 
-    from sqlalchemy.ext.asyncio import AsyncConnection
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +49,7 @@ class WriteTransactions(Protocol):
 
     dialect_name: str
 
-    def write(self) -> AbstractAsyncContextManager[AsyncConnection]: ...
+    async def write_batch(self, work: Callable[[Connection], T]) -> T: ...
 
 
 class InsertBatcher:
@@ -95,8 +97,8 @@ class InsertBatcher:
 
     async def _write(self, batch: list[_Insert]) -> None:
         try:
-            async with self._tx.write() as connection:
-                results = await _insert_all(connection, batch, sqlite=self._tx.dialect_name == "sqlite")
+            results = await self._tx.write_batch(partial(_insert_all, batch=batch,
+                                                         sqlite=self._tx.dialect_name == "sqlite"))
         except Exception as error:
             if len(batch) == 1:
                 _settle(batch[0], error=error)
@@ -113,7 +115,7 @@ class InsertBatcher:
             _settle(item, result=result)
 
 
-async def _insert_all(connection: AsyncConnection, batch: list[_Insert], *, sqlite: bool) -> list[Any]:
+def _insert_all(connection: Connection, batch: list[_Insert], *, sqlite: bool) -> list[Any]:
     """One multi-row INSERT per (table, returning) group, in arrival order within each group."""
     results: list[Any] = [None] * len(batch)
     groups: dict[tuple[Table, Column[Any] | None], list[int]] = {}
@@ -122,21 +124,21 @@ async def _insert_all(connection: AsyncConnection, batch: list[_Insert], *, sqli
     for (table, returning), indexes in groups.items():
         rows = [batch[index].values for index in indexes]
         if returning is None:
-            await connection.execute(insert(table), rows)
+            connection.execute(insert(table), rows)
             continue
         if sqlite:
-            values = await _sqlite_returning(connection, table, returning, rows)
+            values = _sqlite_returning(connection, table, returning, rows)
         else:
             # sort_by_parameter_order: the ids come back in the order of the rows, so each
             # caller gets its own.
             statement = insert(table).returning(returning, sort_by_parameter_order=True)
-            values = (await connection.execute(statement, rows)).scalars().all()
+            values = list(connection.execute(statement, rows).scalars().all())
         for index, value in zip(indexes, values, strict=True):
             results[index] = value
     return results
 
 
-async def _sqlite_returning(connection: AsyncConnection, table: Table, returning: Column[Any],
+def _sqlite_returning(connection: Connection, table: Table, returning: Column[Any],
                             rows: list[dict[str, Any]]) -> list[Any]:
     """The generated ids of ``rows``, in their order, from one INSERT ... VALUES (...), (...) per
     chunk. SQLAlchemy cannot batch ``sort_by_parameter_order`` on SQLite without a sentinel column
@@ -148,7 +150,7 @@ async def _sqlite_returning(connection: AsyncConnection, table: Table, returning
     values: list[Any] = []
     for start in range(0, len(rows), _SQLITE_ROWS_PER_INSERT):
         chunk = rows[start:start + _SQLITE_ROWS_PER_INSERT]
-        ids = (await connection.execute(insert(table).values(chunk).returning(returning))).scalars().all()
+        ids = connection.execute(insert(table).values(chunk).returning(returning)).scalars().all()
         values.extend(sorted(ids))
     return values
 

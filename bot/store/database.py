@@ -124,7 +124,7 @@ class Database:
 
     async def close(self) -> None:
         """Write the inserts still queued, then close every pooled connection."""
-        await self._transactions.drain()
+        await self._transactions.close()
         await self._engine.dispose()
 
     async def __aenter__(self) -> Self:

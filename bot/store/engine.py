@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from sqlalchemy import Column, Table, event, pool
 from sqlalchemy.dialects import postgresql, sqlite
@@ -15,6 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from bot.store.batching import InsertBatcher
 from bot.store.url import is_sqlite, sqlite_path
+from bot.store.writer import SqliteWriterThread
+
+T = TypeVar("T")
 
 # Execution option that marks a connection as about to write; read by the SQLite BEGIN hook.
 _WRITE_OPTION: Final = "voxcord_write"
@@ -92,7 +95,7 @@ def _sqlite_on_begin(connection: Connection) -> None:
 class Transactions:
     """Opens read and write transactions on one engine; the only way repositories get a connection."""
 
-    __slots__ = ("_inserts", "_reader", "_write_turn", "_writer", "dialect_name")
+    __slots__ = ("_inserts", "_reader", "_write_turn", "_writer", "dialect_name", "writer_thread")
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._reader = engine
@@ -103,6 +106,13 @@ class Transactions:
         # 100 ms: with 20 talking guilds that turned into seconds and "database is locked"
         # (bench/scaling.py). busy_timeout still covers writers in other processes.
         self._write_turn: asyncio.Lock | None = asyncio.Lock() if self.dialect_name == "sqlite" else None
+        # Group commits on a SQLite file run on a thread of their own (bot/store/writer.py); an
+        # in-memory database is private to its connection, so there they take the async path.
+        self.writer_thread: SqliteWriterThread | None = None
+        if self.dialect_name == "sqlite" and sqlite_path(engine.url) is not None:
+            self.writer_thread = SqliteWriterThread(
+                engine.url, on_connect=_sqlite_on_connect, on_begin=_sqlite_on_begin,
+                write_options={_WRITE_OPTION: True})
         self._inserts = InsertBatcher(self)
 
     def read(self) -> AbstractAsyncContextManager[AsyncConnection]:
@@ -121,6 +131,17 @@ class Transactions:
         async with self._write_turn, self._writer.begin() as connection:
             yield connection
 
+    async def write_batch(self, work: Callable[[Connection], T]) -> T:
+        """``work`` (synchronous) in a write transaction, in its turn among this process's writers:
+        on a SQLite file in the writer thread (one hand-off to the event loop for the whole
+        transaction), else through the async driver."""
+        if self.writer_thread is not None:
+            assert self._write_turn is not None
+            async with self._write_turn:
+                return await self.writer_thread.run(work)
+        async with self.write() as connection:
+            return await connection.run_sync(work)
+
     async def insert(self, table: Table, values: dict[str, Any], *, returning: Column[Any] | None = None) -> Any:
         """Insert one row, committed together with the other rows queued meanwhile (group commit).
 
@@ -130,6 +151,12 @@ class Transactions:
     async def drain(self) -> None:
         """Wait for every queued insert to be committed."""
         await self._inserts.drain()
+
+    async def close(self) -> None:
+        """Write the inserts still queued, then end the writer thread."""
+        await self._inserts.drain()
+        if self.writer_thread is not None:
+            await self.writer_thread.close()
 
     def upsert(self, table: Table) -> sqlite.Insert | postgresql.Insert:
         """INSERT ... ON CONFLICT for this dialect; both spell on_conflict_do_update the same."""

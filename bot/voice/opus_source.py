@@ -191,15 +191,29 @@ class StreamingOpusSource(discord.FFmpegAudio):
         return self.played_seconds
 
     def read(self) -> bytes:
+        """discord.py's ``AudioSource.read``: waits up to ``UNDERRUN_WAIT`` for a late packet."""
+        packet = self._take(UNDERRUN_WAIT)
+        return OPUS_SILENCE if packet is None else packet
+
+    def poll(self, *, last_chance: bool) -> bytes | None:
+        """``read`` that never blocks, for ``bot.voice.sender``: ``None`` when the packet due is not
+        ready yet, unless it is the ``last_chance`` (then silence stands in for it)."""
+        packet = self._take(None, dry=last_chance)
+        if packet is None and last_chance:
+            return OPUS_SILENCE
+        return packet
+
+    def _take(self, timeout: float | None, *, dry: bool = True) -> bytes | None:
         if self._closed:
             return b""
         if self._rebuffering and not self._restart_due():
             return OPUS_SILENCE
         try:
-            packet = self._packets.get(timeout=UNDERRUN_WAIT)
+            packet = self._packets.get(timeout=timeout) if timeout else self._packets.get_nowait()
         except queue.Empty:
-            self._ran_dry()
-            return OPUS_SILENCE
+            if dry:
+                self._ran_dry()
+            return None
         if packet is _END:
             self._packets.put(_END)  # later reads see the end too
             self._check_process_returncode()  # a crash becomes the player's error, not an exception

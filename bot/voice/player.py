@@ -7,7 +7,8 @@ once enough speech is buffered that it will not run dry mid-sentence (``bot.voic
 small prebuffer learned from the guild's last replies); ``finish`` closes FFmpeg's stdin so the
 tail drains;
 ``interrupt`` (barge-in) stops the player, kills FFmpeg and drops what was queued. The thread
-side (FFmpeg writer and packet pump) is ``bot.voice.opus_source.StreamingOpusSource``.
+side (FFmpeg writer and packet pump) is ``bot.voice.opus_source.StreamingOpusSource``; the packets
+go out from the process's one sender thread (``bot.voice.sender``), not an ``AudioPlayer`` per reply.
 """
 
 from __future__ import annotations
@@ -17,32 +18,24 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
-
-import discord
+from typing import Any
 
 from bot.voice.opus_source import StreamingOpusSource
 from bot.voice.playout import PlayoutHistory
+from bot.voice.sender import PacketSender, Playback, VoiceLink, default_sender
 
 log = logging.getLogger(__name__)
-
-
-class VoiceOutput(Protocol):
-    """The part of ``discord.VoiceClient`` playback uses."""
-
-    def play(
-        self, source: discord.AudioSource, *, after: Callable[[Exception | None], Any] | None = None
-    ) -> None: ...
-    def stop(self) -> None: ...
-    def pause(self) -> None: ...
-    def resume(self) -> None: ...
 
 
 @dataclass(slots=True, eq=False)
 class _Reply:
     source: StreamingOpusSource
     done: asyncio.Event
-    started: bool = False
+    playback: Playback | None = None
+
+    @property
+    def started(self) -> bool:
+        return self.playback is not None
 
 
 class SpeechPlayer:
@@ -50,12 +43,14 @@ class SpeechPlayer:
 
     def __init__(
         self,
-        voice_client: VoiceOutput,
+        voice_client: VoiceLink,
         *,
         ffmpeg_executable: str,
         clock: Callable[[], float] = time.monotonic,
+        sender: PacketSender | None = None,
     ) -> None:
         self._voice = voice_client
+        self._sender = sender if sender is not None else default_sender()
         self._executable = ffmpeg_executable
         self._clock = clock
         self._reply: _Reply | None = None
@@ -147,11 +142,11 @@ class SpeechPlayer:
 
     def pause(self) -> None:
         """Fall quiet at once but keep the reply: someone may be starting to talk (a tentative
-        onset). discord.py's player stops reading packets; FFmpeg keeps encoding meanwhile. A reply
+        onset). The sender stops reading packets; FFmpeg keeps encoding meanwhile. A reply
         still buffering does not start until ``resume``."""
         self._paused = True
-        if self._reply is not None and self._reply.started:
-            self._voice.pause()
+        if self._reply is not None and self._reply.playback is not None:
+            self._reply.playback.pause()
 
     def resume(self) -> None:
         """The onset was not speech after all: carry on from the packet after the last one sent
@@ -159,8 +154,8 @@ class SpeechPlayer:
         self._paused = False
         if self._reply is None:
             return
-        if self._reply.started:
-            self._voice.resume()
+        if self._reply.playback is not None:
+            self._reply.playback.resume()
         else:
             self._maybe_start(self._reply)
 
@@ -179,8 +174,8 @@ class SpeechPlayer:
         if reply is None:
             return 0.0
         played = reply.source.stop_reading()
-        if reply.started:
-            self._voice.stop()
+        if reply.playback is not None:
+            reply.playback.stop()
         self._end(reply)
         self._last_played = played
         return played
@@ -213,12 +208,13 @@ class SpeechPlayer:
         if reply is not self._reply or reply.started:
             return  # interrupted before its first packet was ready
         loop = asyncio.get_running_loop()
-        reply.started = True
-        try:
-            self._voice.play(reply.source, after=lambda error: _call_soon(loop, self._on_played, reply, error))
-        except discord.ClientException as error:  # not connected, or something else is playing
-            log.warning("Cannot play reply: %s", error)
+        if not self._voice.is_connected():
+            log.warning("Cannot play reply: not connected to voice")
             self._finish_reply(reply)
+            return
+        reply.playback = self._sender.play(
+            self._voice, reply.source, after=lambda error: _call_soon(loop, self._on_played, reply, error), loop=loop,
+        )
 
     def _on_eof(self, reply: _Reply) -> None:
         # FFmpeg ended without a single packet: nothing will call `after`. (With packets, playback
@@ -241,8 +237,9 @@ class SpeechPlayer:
 
     @staticmethod
     def _end(reply: _Reply) -> None:
-        # The player thread also cleans up after `after`; waiting for the process here means a
-        # finished `wait_done` never leaves an FFmpeg behind.
+        # Here, not on the sender thread (shared by every guild, it must never wait for a
+        # process); waiting for the process here means a finished `wait_done` never leaves an
+        # FFmpeg behind.
         reply.source.cleanup()
         reply.done.set()
 

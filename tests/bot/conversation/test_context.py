@@ -88,6 +88,19 @@ async def test_a_warmed_conversation_reads_its_context_without_a_loop_round_trip
     assert finished.value.value.clip is None
 
 
+async def test_after_a_removed_question_the_next_reply_reads_its_history_from_memory(db: Database) -> None:
+    conversation = store(db)
+    await conversation.warm()
+    kept = await conversation.add_turn(turn("Earlier question?"))
+    withdrawn = await conversation.add_turn(turn("What is the capital of France?"))
+    assert withdrawn.id is not None and kept.id is not None
+    await conversation.remove_turn(withdrawn.id)  # its member went on talking
+    pending = conversation.context(None)
+    with pytest.raises(StopIteration) as finished:
+        pending.send(None)  # no database read: the removal read the history back
+    assert [t.text for t in finished.value.value.history] == ["Earlier question?"]
+
+
 async def test_with_other_writers_history_and_clip_are_read_at_once() -> None:
     # Nothing is kept in memory then: both are database reads, and one after the other would
     # add a round trip to a reply whose read-ahead started late.

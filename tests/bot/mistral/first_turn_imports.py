@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 from mistralai.client import Mistral  # noqa: E402
 
 from bot.mistral import ChatMessage, ChatModel, RetryPolicy, SpeechSynthesizer, StreamingTranscriber  # noqa: E402
-from bot.mistral.sdk_speedups import preload_sdk  # noqa: E402
+from bot.mistral.sdk_preload import preload_sdk  # noqa: E402
 from tests.fakes.mistral import FakeMistral  # noqa: E402
 
 WATCHED = ("mistralai", "anyio", "httpcore2", "httpx2", "websockets", "jsonpath")

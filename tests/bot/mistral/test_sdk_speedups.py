@@ -6,18 +6,23 @@ from __future__ import annotations
 import base64
 import json
 import random
+import threading
 import typing
 from collections.abc import AsyncIterator
 
 import pydantic
 import pytest
-from mistralai.client import Mistral, models, utils
+from mistralai.client import Mistral, basesdk, models, utils
+from mistralai.client._hooks.custom_user_agent import CustomUserAgentHook
 from mistralai.client.types import UNSET, OptionalNullable
 from mistralai.client.utils import eventstreaming, forms, queryparams, serializers, url
 from mistralai.extra.realtime import transcription as realtime_transcription
 
 from bot.mistral import sdk_speedups
 from bot.mistral.redaction import install_log_redaction
+from bot.mistral.sdk_speedups import (
+    _SDK_RUN_IN_THREAD as SDK_RUN_IN_THREAD,
+)
 from bot.mistral.sdk_speedups import (
     _SDK_STREAM_EVENTS as SDK_STREAM_EVENTS,
 )
@@ -29,6 +34,7 @@ from bot.mistral.sdk_speedups import (
     _stream_events_async,
     cached_model_count,
     install_fast_event_streams,
+    install_inline_hooks,
     install_model_cache,
     install_type_hint_cache,
     install_uncompressed_realtime,
@@ -246,3 +252,66 @@ def test_install_type_hint_cache_leaves_a_changed_sdk_alone(monkeypatch: pytest.
     monkeypatch.setattr(url, "get_type_hints", other)
     assert install_type_hint_cache() is False
     assert url.get_type_hints is other and queryparams.get_type_hints is sdk_speedups._cached_type_hints
+
+
+# -- request hooks ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def hook_threads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The SDK as shipped; the thread each request's user-agent hook (one of the SDK's own) ran in."""
+    monkeypatch.setattr(basesdk, "run_sync_in_thread", SDK_RUN_IN_THREAD)
+    threads: list[int] = []
+    real = CustomUserAgentHook.before_request
+
+    def spying(self: CustomUserAgentHook, *args: typing.Any) -> typing.Any:
+        threads.append(threading.get_ident())
+        return real(self, *args)
+
+    monkeypatch.setattr(CustomUserAgentHook, "before_request", spying)
+    return threads
+
+
+async def _chat(client: Mistral) -> str:
+    stream = await client.chat.stream_async(model="mistral-small-latest", messages=MESSAGES)
+    return "".join([event.data.choices[0].delta.content or "" async for event in stream])  # type: ignore[operator]
+
+
+async def test_the_sdks_own_request_hooks_run_on_the_loop(hook_threads: list[int]) -> None:
+    async with FakeMistral() as fake:
+        fake.latency.chat_first_token = 0.0
+        client = Mistral(api_key=fake.api_key, server_url=fake.url)
+        answer = await _chat(client)  # the SDK as shipped: a worker thread
+        assert hook_threads[0] != threading.get_ident()
+        assert install_inline_hooks() and install_inline_hooks()
+        assert await _chat(client) == answer
+        assert hook_threads[1] == threading.get_ident()
+    assert len(hook_threads) == 2
+
+
+async def test_unknown_hooks_and_a_client_without_key_keep_the_thread(hook_threads: list[int],
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    assert install_inline_hooks()
+    async with FakeMistral() as fake:
+        fake.latency.chat_first_token = 0.0
+        monkeypatch.setenv("MISTRAL_API_KEY", fake.api_key)  # no api_key: the SDK reads the environment
+        await _chat(Mistral(server_url=fake.url))  # may read a service-account token file: off the loop
+        keyed = Mistral(api_key=fake.api_key, server_url=fake.url)
+
+        class Other(CustomUserAgentHook):  # a hook we have not read may block
+            pass
+
+        keyed.sdk_configuration.__dict__["_hooks"].register_before_request_hook(Other())
+        await _chat(keyed)
+    loop_thread = threading.get_ident()
+    assert len(hook_threads) == 3  # Other runs the spy too
+    assert all(thread != loop_thread for thread in hook_threads)
+
+
+def test_install_inline_hooks_leaves_a_changed_sdk_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def other(func: typing.Any, *args: typing.Any) -> typing.Any:
+        return func(*args)
+
+    monkeypatch.setattr(basesdk, "run_sync_in_thread", other)
+    assert install_inline_hooks() is False
+    assert basesdk.run_sync_in_thread is other

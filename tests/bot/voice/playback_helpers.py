@@ -1,5 +1,5 @@
 """Shared by the playback tests: tones, a reader thread shaped like discord.py's AudioPlayer, a
-fake voice client, and PyAV decoding of what was played."""
+fake voice client for the packet sender, and PyAV decoding of what was played."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 import av
 import discord
@@ -15,7 +14,6 @@ import imageio_ffmpeg
 import numpy as np
 
 from bot.audio.frames import OPUS_SILENCE
-from bot.voice.opus_source import StreamingOpusSource
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 RATE = 24_000
@@ -95,35 +93,37 @@ class Reader(threading.Thread):
 
 
 class FakeVoiceClient:
-    """``play``/``stop`` like discord.VoiceClient: a reader thread, then ``after``, then cleanup."""
+    """What ``bot.voice.sender`` uses of discord.VoiceClient; records each packet sent (with its
+    time and the sending thread's name) and each SPEAKING update."""
 
-    def __init__(self, *, pace: float = 0.0) -> None:
-        self.pace = pace
-        self.plays: list[StreamingOpusSource] = []
-        self.ready_when_played: list[bool] = []
-        self.reader: Reader | None = None
-        self.thread: threading.Thread | None = None
-        self.stops = 0
+    def __init__(self) -> None:
+        self.sent: list[tuple[float, bytes]] = []
+        self.threads: set[str] = set()
+        self.speaking: list[discord.SpeakingState] = []
+        self.connected = True
+        self.timeout = 60.0
+        self.ws = self
+        self.lock = threading.Lock()
 
-    def play(self, source: Any, *, after: Callable[[Exception | None], Any] | None = None) -> None:
-        self.plays.append(source)
-        self.ready_when_played.append(source.first_packet_ready_at is not None)
-        reader = Reader(source, pace=self.pace)
-        self.reader = reader
+    async def speak(self, state: discord.SpeakingState) -> None:
+        self.speaking.append(state)
 
-        def run() -> None:
-            reader.run()
-            if after is not None:
-                after(reader.error)  # type: ignore[arg-type]
-            source.cleanup()
+    def is_connected(self) -> bool:
+        return self.connected
 
-        self.thread = threading.Thread(target=run, daemon=True)
-        self.thread.start()
+    def send_audio_packet(self, data: bytes, *, encode: bool = True) -> None:
+        assert not encode
+        with self.lock:
+            self.sent.append((time.monotonic(), bytes(data)))
+            self.threads.add(threading.current_thread().name)
 
-    def stop(self) -> None:
-        self.stops += 1
-        if self.reader is not None:
-            self.reader.stop_event.set()
+    def audio(self) -> list[bytes]:
+        with self.lock:
+            return [data for _, data in self.sent if data != OPUS_SILENCE]
+
+    def silences(self) -> int:
+        with self.lock:
+            return sum(1 for _, data in self.sent if data == OPUS_SILENCE)
 
 
 async def until(predicate: Callable[[], bool], what: str, steps: int = 2000) -> None:

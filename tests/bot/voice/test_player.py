@@ -1,94 +1,132 @@
-"""SpeechPlayer (the loop side of playback) against the real bundled FFmpeg and a fake voice client."""
+"""SpeechPlayer (the loop side of playback) against the real bundled FFmpeg, a fake voice client
+and the packet sender (sped up: a packet every 5 ms, so a second of speech plays in a quarter)."""
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
+import discord
 import pytest
 
 from bot.voice.opus_source import FRAME_SECONDS, StreamingOpusSource
 from bot.voice.player import SpeechPlayer
+from bot.voice.sender import SILENCE_FRAMES, PacketSender
 from tests.bot.voice.playback_helpers import FFMPEG, FakeVoiceClient, chunks, decode, peaks, tone, until
+
+
+def fast_player(voice: FakeVoiceClient, *, frame: float = 0.005) -> SpeechPlayer:
+    return SpeechPlayer(voice, ffmpeg_executable=FFMPEG, clock=time.monotonic, sender=PacketSender(frame=frame))
 
 
 async def test_player_plays_a_reply_of_several_sentences_through_one_stream() -> None:
     voice = FakeVoiceClient()
-    player = SpeechPlayer(voice, ffmpeg_executable=FFMPEG, clock=time.monotonic)
+    player = fast_player(voice)
     player.begin_reply()
-    assert voice.plays == []  # nothing to play until FFmpeg has a packet
-    process = player.source.process if player.source else None
+    source = player.source
+    assert source is not None
     for sentence in (tone(0.6), tone(0.4, 440.0)):
+        assert voice.sent == [] or source.first_packet_ready_at is not None  # nothing before a packet
         for chunk in chunks(sentence, [2400, 4800, 9600]):
             player.feed(chunk)
             await asyncio.sleep(0.01)
     player.finish()
     played = await asyncio.wait_for(player.wait_done(), 10)
 
-    assert len(voice.plays) == 1 and voice.ready_when_played == [True]
-    assert voice.reader is not None and voice.reader.error is None
     assert played == pytest.approx(1.0, abs=0.04)
     assert player.played_seconds == played
     assert not player.playing
-    assert process is not None and process.poll() is not None
-    audio = decode(voice.reader.packets)
+    assert source.process.poll() is not None
+    audio = decode(voice.audio())
     assert peaks(audio)[0] == pytest.approx(440, abs=5)
-    assert len(audio) / 48_000 - voice.plays[0].padded_seconds == pytest.approx(1.0, abs=0.04)
+    assert len(audio) / 48_000 - source.padded_seconds == pytest.approx(1.0, abs=0.04)
+    assert voice.sent[-SILENCE_FRAMES:] == [(t, discord.opus.OPUS_SILENCE) for t, _ in voice.sent[-SILENCE_FRAMES:]]
+    await until(lambda: len(voice.speaking) == 2, "speaking on and off")
+    assert voice.speaking == [discord.SpeakingState.voice, discord.SpeakingState.none]
 
 
 async def test_interrupt_stops_at_once_and_reports_what_was_played() -> None:
-    voice = FakeVoiceClient(pace=0.005)
-    player = SpeechPlayer(voice, ffmpeg_executable=FFMPEG, clock=time.monotonic)
+    voice = FakeVoiceClient()
+    player = fast_player(voice)
     player.begin_reply()
     source = player.source
     assert source is not None
     player.feed(tone(3.0))
-    await until(lambda: voice.reader is not None and len(voice.reader.packets) >= 10, "10 packets played")
+    await until(lambda: len(voice.audio()) >= 10, "10 packets played")
 
     played = player.interrupt()
+    sent_at_interrupt = len(voice.audio())
 
-    assert voice.stops == 1
     assert not player.playing
     assert source.process.poll() is not None
-    reader = voice.reader
-    assert reader is not None and voice.thread is not None
-    voice.thread.join(5)
-    assert not voice.thread.is_alive() and reader.error is None
-    # The reader may have had one packet in hand when playback stopped.
-    assert len(reader.packets) * FRAME_SECONDS - played in (pytest.approx(0.0), pytest.approx(FRAME_SECONDS))
-    assert played < 3.0 - 1.0  # most of the reply was never sent
     assert await asyncio.wait_for(player.wait_done(), 1) == played
+    await until(lambda: voice.silences() >= SILENCE_FRAMES, "the silence that ends speech")
+    await asyncio.sleep(0.05)
+    # Nothing after the interrupt; the sender may have had one packet in hand when it came.
+    assert len(voice.audio()) - sent_at_interrupt in (0, 1)
+    assert len(voice.audio()) * FRAME_SECONDS - played in (pytest.approx(0.0), pytest.approx(FRAME_SECONDS))
+    assert played < 3.0 - 1.0  # most of the reply was never sent
     player.feed(tone(0.1))  # late TTS chunks after barge-in are dropped
     assert player.interrupt() == 0.0
 
 
 async def test_reply_without_audio_finishes_without_playing() -> None:
     voice = FakeVoiceClient()
-    player = SpeechPlayer(voice, ffmpeg_executable=FFMPEG, clock=time.monotonic)
+    player = fast_player(voice)
     player.begin_reply()
     source = player.source
     assert source is not None
     player.finish()
     assert await asyncio.wait_for(player.wait_done(), 10) == 0.0
-    assert voice.plays == []
+    assert voice.sent == [] and voice.speaking == []
     assert source.process.poll() is not None
 
 
 async def test_a_new_reply_replaces_one_still_playing() -> None:
-    voice = FakeVoiceClient(pace=0.005)
-    player = SpeechPlayer(voice, ffmpeg_executable=FFMPEG, clock=time.monotonic)
+    voice = FakeVoiceClient()
+    player = fast_player(voice)
     player.begin_reply()
     first = player.source
     player.feed(tone(2.0))
-    await until(lambda: bool(voice.plays), "first reply playing")
+    await until(lambda: bool(voice.audio()), "first reply playing")
     player.begin_reply()
     assert first is not None and first.process.poll() is not None
     assert player.source is not first and player.playing
     player.close()
     assert not player.playing
+
+
+async def test_a_reply_is_not_played_while_disconnected() -> None:
+    voice = FakeVoiceClient()
+    voice.connected = False
+    player = fast_player(voice)
+    player.begin_reply()
+    player.feed(tone(0.3))
+    player.finish()
+    assert await asyncio.wait_for(player.wait_done(), 10) == 0.0
+    assert voice.sent == []
+
+
+async def test_every_guild_plays_from_one_sender_thread() -> None:
+    # discord.py's VoiceClient.play starts an AudioPlayer thread per reply (50 guilds: 50 threads
+    # waking every 20 ms, fighting the event loop for the GIL); the sender is one thread for all.
+    sender = PacketSender(frame=0.005)
+    voices = [FakeVoiceClient() for _ in range(8)]
+    players = [SpeechPlayer(v, ffmpeg_executable=FFMPEG, clock=time.monotonic, sender=sender) for v in voices]
+    for player in players:
+        player.begin_reply()
+        player.feed(tone(0.3))
+        player.finish()
+    await asyncio.wait_for(asyncio.gather(*(p.wait_done() for p in players)), 20)
+    names = set().union(*(v.threads for v in voices))
+    assert names == {"voice-packet-sender"}
+    assert not any(t.name.startswith("audio-player") for t in threading.enumerate())
+    for voice in voices:
+        assert len(voice.audio()) >= 14  # 0.3 s: every guild's reply was played
 
 
 class HeldExecutor(concurrent.futures.ThreadPoolExecutor):
@@ -115,7 +153,7 @@ async def test_begin_reply_leaves_the_playback_threads_to_the_executor() -> None
     loop.set_default_executor(executor)
     try:
         voice = FakeVoiceClient()
-        player = SpeechPlayer(voice, ffmpeg_executable=FFMPEG)
+        player = fast_player(voice)
         player.begin_reply()
         source = player.source
         assert source is not None
