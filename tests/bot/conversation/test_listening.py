@@ -471,7 +471,7 @@ async def test_a_pause_counts_from_when_its_packets_arrived_not_from_when_a_late
             listening.on_heard(7, UtteranceAudio(PACKET))
             for _ in range(5):  # the client's Opus-silence frames that end a talk spurt
                 listening.on_heard(7, UtteranceAudio(bytes(640)))
-            time.sleep(0.15)  # the loop is busy elsewhere: nothing here runs meanwhile
+            time.sleep(0.15)  # noqa: ASYNC251  (the loop busy elsewhere: nothing here runs meanwhile)
             woke = turns.count
             while not answerer.enqueued:  # noqa: ASYNC110  (counting loop turns, not waiting for time)
                 await asyncio.sleep(0)
