@@ -30,7 +30,6 @@ from bot.conversation import events
 from bot.conversation.addressing import AddressingPolicy
 from bot.conversation.backchannel import words_of
 from bot.conversation.context import ConversationStore
-from bot.conversation.pauses import PauseStream
 from bot.conversation.ports import Answerer, Notify, Roster, TurnGate, TurnMeter
 from bot.conversation.timings import Trigger, TurnTimings
 from bot.conversation.transcription import Transcription, made
@@ -42,7 +41,6 @@ from bot.store import Database, GuildSettings
 log = logging.getLogger(__name__)
 
 TRANSCRIPTION_FAILED = "Sorry, I couldn't make out what was said: the transcription service failed."
-_SILENCE = bytes(640)  # 20 ms of 16 kHz mono int16 silence
 # Our eager end: from this long after the last voiced packet, as soon as the transcript (160 ms
 # behind its audio) ends like a finished sentence, the reply is prepared.
 _EARLY_SILENCE = 0.1
@@ -116,19 +114,19 @@ class Listening:
                 self._bus.publish(events.SpeechStarted(guild_id=guild, at=now, user_id=user_id, began_at=now))
                 current = self._open_transcription(user_id)
             if current is not None:
-                current.queue.put_nowait(event.pcm)
+                current.put(event.pcm)
         elif isinstance(event, utterances.UtteranceEnded):
             self._between.discard(user_id)
             self._bus.publish(events.SpeechEnded(guild_id=guild, at=event.at, user_id=user_id,
                                                  duration=event.duration, reason=event.reason))
             current = self._open.pop(user_id, None)
             if current is not None:
-                current.queue.put_nowait(None)
+                current.close()
 
     def _open_transcription(self, user_id: int) -> Transcription:
         previous = self._open.pop(user_id, None)
         if previous is not None:
-            previous.queue.put_nowait(None)
+            previous.close()
         unfinished = self._running.get(user_id)
         if unfinished is not None:
             unfinished.continued = True  # its text will lead this one's
@@ -139,35 +137,15 @@ class Listening:
         return transcription
 
     async def _audio(self, transcription: Transcription, timings: TurnTimings) -> AsyncIterator[bytes]:
-        """The utterance's audio, all that is queued at once; with server turns, silence fills the pauses in
-        real time (the server's clock is the audio it gets; ``PauseStream`` says when and how much)."""
-        fill = self._server_turns
-        loop = asyncio.get_running_loop()
-        pauses = transcription.pauses = PauseStream(loop.time())
-        while True:
-            try:
-                async with asyncio.timeout_at(pauses.due() if fill else None):
-                    chunks = await transcription.arrived()
-            except TimeoutError:
-                self._maybe_start_early(transcription)
-                yield _SILENCE * pauses.fill(loop.time())
-                continue
-            audio, now, quiet = bytearray(), loop.time(), False
-            for chunk in filter(None, chunks):
-                if fill:
-                    loud = _loud(chunk)
-                    if not pauses.packet(now, loud=loud):
-                        continue  # quiet, and the silence streamed already stands for it
-                    quiet = not loud
-                    if loud and transcription.provisional is not None:
-                        self._withdraw_provisional(transcription)  # they went on: not done
-                audio += chunk
-            if quiet:
-                self._maybe_start_early(transcription)
-            if audio:
-                yield bytes(audio)
-            if chunks[-1] is None:
-                break
+        """The utterance's audio (``Transcription.audio``), then the transcript is being finished."""
+
+        def voice() -> None:
+            if transcription.provisional is not None:
+                self._withdraw_provisional(transcription)  # they went on: not done
+
+        async for chunk in transcription.audio(fill=self._server_turns, on_voice=voice,
+                                               on_pause=lambda: self._maybe_start_early(transcription)):
+            yield chunk
         timings.mark_once("speech_end")
         if transcription.ahead is None:
             transcription.ahead = self._store.read_ahead()  # while the transcript is being finished
@@ -206,8 +184,8 @@ class Listening:
 
     async def _drain_until_pause(self, transcription: Transcription) -> None:
         quiet = 0
-        while (chunk := await transcription.queue.get()) is not None:
-            quiet = 0 if _loud(chunk) else quiet + len(chunk)
+        while (item := await transcription.queue.get()) is not None:
+            quiet = 0 if _loud(item[1]) else quiet + len(item[1])
             if quiet >= _REFUSED_PAUSE_BYTES and self._open.get(transcription.user_id) is transcription:
                 del self._open[transcription.user_id]
                 self._between.add(transcription.user_id)
@@ -338,7 +316,7 @@ class Listening:
         if self._open.get(transcription.user_id) is transcription:
             del self._open[transcription.user_id]
             self._between.add(transcription.user_id)
-            transcription.queue.put_nowait(None)
+            transcription.close()
 
     async def _new_turn(self, transcription: Transcription, text: str, *, provisional: bool,
                         trigger: Trigger = "final") -> PendingTurn | None:

@@ -36,7 +36,9 @@ _SQLITE_ROWS_PER_INSERT = 100
 
 
 @dataclass(slots=True)
-class _Insert:
+class PendingInsert:
+    """A row waiting for its commit; ``done`` gets its ``returning`` value (or the error)."""
+
     table: Table
     values: dict[str, Any]
     returning: Column[Any] | None
@@ -59,7 +61,7 @@ class InsertBatcher:
 
     def __init__(self, transactions: WriteTransactions) -> None:
         self._tx = transactions
-        self._pending: list[_Insert] = []
+        self._pending: list[PendingInsert] = []
         self._flusher: asyncio.Task[None] | None = None
 
     async def insert(self, table: Table, values: dict[str, Any], *, returning: Column[Any] | None = None) -> Any:
@@ -68,7 +70,7 @@ class InsertBatcher:
         A caller cancelled while waiting does not take its row back: it is written anyway.
         """
         loop = asyncio.get_running_loop()
-        item = _Insert(table, values, returning, loop.create_future())
+        item = PendingInsert(table, values, returning, loop.create_future())
         self._pending.append(item)
         if self._flusher is None:
             self._flusher = loop.create_task(self._flush(), name="store-insert-batch")
@@ -95,13 +97,13 @@ class InsertBatcher:
                 item.done.cancel()
             self._pending = []
 
-    async def _write(self, batch: list[_Insert]) -> None:
+    async def _write(self, batch: list[PendingInsert]) -> None:
         try:
-            results = await self._tx.write_batch(partial(_insert_all, batch=batch,
+            results = await self._tx.write_batch(partial(insert_all, batch=batch,
                                                          sqlite=self._tx.dialect_name == "sqlite"))
         except Exception as error:
             if len(batch) == 1:
-                _settle(batch[0], error=error)
+                settle(batch[0], error=error)
                 return
             log.warning("A batch of %d inserts failed (%s); writing them one by one", len(batch), error)
             for item in batch:
@@ -112,10 +114,10 @@ class InsertBatcher:
                 item.done.cancel()
             raise
         for item, result in zip(batch, results, strict=True):
-            _settle(item, result=result)
+            settle(item, result=result)
 
 
-def _insert_all(connection: Connection, batch: list[_Insert], *, sqlite: bool) -> list[Any]:
+def insert_all(connection: Connection, batch: list[PendingInsert], *, sqlite: bool) -> list[Any]:
     """One multi-row INSERT per (table, returning) group, in arrival order within each group."""
     results: list[Any] = [None] * len(batch)
     groups: dict[tuple[Table, Column[Any] | None], list[int]] = {}
@@ -160,7 +162,7 @@ def _retrieve(done: asyncio.Future[Any]) -> None:
         log.error("An insert whose caller had gone failed: %s", error)
 
 
-def _settle(item: _Insert, *, result: Any = None, error: BaseException | None = None) -> None:
+def settle(item: PendingInsert, *, result: Any = None, error: BaseException | None = None) -> None:
     if item.done.done():
         return
     if error is not None:

@@ -104,16 +104,19 @@ class Transactions:
         # SQLite has one writer at a time. Writers of this process queue here, in order, instead
         # of each holding a pooled connection inside SQLite's busy handler, whose sleeps grow to
         # 100 ms: with 20 talking guilds that turned into seconds and "database is locked"
-        # (bench/scaling.py). busy_timeout still covers writers in other processes.
+        # (bench/scaling.py). busy_timeout still covers writers in other processes, and the
+        # group-commit thread below, which does not wait for the event loop to take its turn.
         self._write_turn: asyncio.Lock | None = asyncio.Lock() if self.dialect_name == "sqlite" else None
-        # Group commits on a SQLite file run on a thread of their own (bot/store/writer.py); an
-        # in-memory database is private to its connection, so there they take the async path.
+        # Group commits on a SQLite file are driven by a thread of their own (bot/store/writer.py);
+        # an in-memory database is private to its connection, so there they take the async path.
         self.writer_thread: SqliteWriterThread | None = None
+        self._inserts: InsertBatcher | SqliteWriterThread
         if self.dialect_name == "sqlite" and sqlite_path(engine.url) is not None:
-            self.writer_thread = SqliteWriterThread(
+            self._inserts = self.writer_thread = SqliteWriterThread(
                 engine.url, on_connect=_sqlite_on_connect, on_begin=_sqlite_on_begin,
                 write_options={_WRITE_OPTION: True})
-        self._inserts = InsertBatcher(self)
+        else:
+            self._inserts = InsertBatcher(self)
 
     def read(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """A transaction for queries: one consistent snapshot for all statements in it."""
@@ -132,13 +135,7 @@ class Transactions:
             yield connection
 
     async def write_batch(self, work: Callable[[Connection], T]) -> T:
-        """``work`` (synchronous) in a write transaction, in its turn among this process's writers:
-        on a SQLite file in the writer thread (one hand-off to the event loop for the whole
-        transaction), else through the async driver."""
-        if self.writer_thread is not None:
-            assert self._write_turn is not None
-            async with self._write_turn:
-                return await self.writer_thread.run(work)
+        """``work`` (synchronous) in a write transaction, in its turn among this process's writers."""
         async with self.write() as connection:
             return await connection.run_sync(work)
 
