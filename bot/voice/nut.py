@@ -69,6 +69,24 @@ class _Bytes:
     def byte(self) -> int:
         return self.take(1)[0]
 
+    # Push mode (``NutParser``): bytes are appended, and a unit that runs out of them is re-read.
+    def append(self, data: bytes) -> None:
+        if self._pos:
+            del self._buffer[: self._pos]
+            self._pos = 0
+        self._buffer += data
+
+    @property
+    def pos(self) -> int:
+        return self._pos
+
+    def rewind(self, pos: int) -> None:
+        self._pos = pos
+
+    @property
+    def left(self) -> int:
+        return len(self._buffer) - self._pos
+
     def varint(self) -> int:
         value = 0
         while True:
@@ -220,3 +238,45 @@ class NutReader:
         if flags & FLAG_SM_DATA:
             raise NutError("side data in frames is not expected from FFmpeg's NUT version 3")
         return header + read.take(size - len(header))
+
+
+def _no_more(_size: int) -> bytes:
+    return b""
+
+
+class NutParser:
+    """``NutReader`` fed by whoever reads the pipe (a selector): ``feed`` returns the frames the
+    bytes so far complete. Parsing a unit has no effect until the unit is complete, so one cut
+    short is simply parsed again when more bytes come."""
+
+    def __init__(self) -> None:
+        self._reader = NutReader(_no_more)
+        self._started = False
+
+    @property
+    def leftover(self) -> int:
+        """Bytes of an unfinished unit (at the end of the stream: it was cut short)."""
+        return self._reader._in.left
+
+    def feed(self, data: bytes) -> list[bytes]:
+        source, reader = self._reader._in, self._reader
+        source.append(data)
+        packets: list[bytes] = []
+        while True:
+            mark = source.pos
+            try:
+                if not self._started:
+                    if source.take(len(FILE_ID)) != FILE_ID:
+                        raise NutError("not a NUT stream")
+                    self._started = True
+                    continue
+                code = source.byte()
+                if code == STARTCODE_PREFIX:
+                    reader._startcode_packet(code)
+                    continue
+                packets.append(reader._frame(code))
+            except EOFError:
+                source.rewind(mark)
+                return packets
+            except IndexError as error:  # a header field past the end of its packet
+                raise NutError("malformed packet") from error

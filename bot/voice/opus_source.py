@@ -1,11 +1,14 @@
 """One reply's speech as a discord.py ``AudioSource``: TTS PCM in, 20 ms Opus packets out, through
 one FFmpeg (command line in ``bot.audio.ffmpeg.ffmpeg_args``).
 
-Threads: discord.py's ``AudioPlayer`` calls ``read`` from its own thread every 20 ms. A writer
-thread feeds FFmpeg's stdin (a write blocks when FFmpeg's pipe is full, which must not stall the
-event loop) and a pump thread parses stdout into a packet queue, so ``read`` never waits on FFmpeg.
-The loop-side owner of a source is ``bot.voice.player.SpeechPlayer``, which starts playback when
-the source's ``start_at`` says the buffered speech will not run dry (``bot.voice.playout``).
+Threads: the packet sender (``bot.voice.sender``, one thread for every guild) takes a packet
+every 20 ms with ``poll``, which never waits (discord.py's ``read``, which waits up to
+``UNDERRUN_WAIT``, is kept for other players). FFmpeg's stdin is written without blocking by
+whoever has audio for it (``feed`` on the event loop; padding on the sender's thread) and its
+stdout is parsed into a packet queue by the process's one pipe thread (``bot.voice.pipes``), so
+nothing waits on FFmpeg. The loop-side owner of a source is ``bot.voice.player.SpeechPlayer``,
+which starts playback when the source's ``start_at`` says the buffered speech will not run dry
+(``bot.voice.playout``).
 
 Nothing here inserts silence into a sentence: FFmpeg gets each TTS chunk in 5 ms blocks and writes
 each packet as soon as it is encoded, so no audio waits inside FFmpeg for more to come, except the
@@ -29,7 +32,8 @@ import numpy as np
 
 from bot.audio.ffmpeg import INPUT_BLOCK_BYTES, INPUT_SAMPLE_BYTES, ffmpeg_args, wav_stream_header
 from bot.audio.frames import FRAME_DURATION_S, OPUS_SILENCE, SAMPLE_WIDTH, TTS_SAMPLE_RATE
-from bot.voice.nut import NutError, NutReader
+from bot.voice.nut import NutError, NutParser
+from bot.voice.pipes import READ_SIZE, PipeHub, PipeWriter, default_hub
 from bot.voice.playout import REJOIN, PlayoutHistory, PlayoutSegment
 
 log = logging.getLogger(__name__)
@@ -47,12 +51,9 @@ UNDERRUN_WAIT = 0.005
 FRAME_INPUT_SAMPLES = round(TTS_SAMPLE_RATE * FRAME_DURATION_S)  # 480
 LOOKAHEAD_SAMPLES = 156
 BLOCK_SAMPLES = INPUT_BLOCK_BYTES // INPUT_SAMPLE_BYTES  # 120
-JOIN_TIMEOUT = 2.0
 INT16_SCALE = 1.0 / 32768.0
 
-_END = object()  # pump -> reader: FFmpeg's output has ended
-_PAD = object()  # reader -> writer: push stuck audio out with silence
-_CLOSE = object()  # -> writer: close FFmpeg's stdin
+_END = object()  # pipe thread -> reader: FFmpeg's output has ended
 
 
 def pad_samples(written: int) -> int:
@@ -66,7 +67,7 @@ class StreamingOpusSource(discord.FFmpegAudio):
     """An Opus ``AudioSource`` fed with PCM while it plays. One instance per reply.
 
     ``on_packet(at)`` (until playback has started), ``on_first_packet(at)`` and ``on_eof()`` are
-    called from the pump thread. ``playout`` is the guild's history of what its replies needed.
+    called from the pipe thread. ``playout`` is the guild's history of what its replies needed.
     """
 
     def __init__(
@@ -79,7 +80,7 @@ class StreamingOpusSource(discord.FFmpegAudio):
         on_packet: Callable[[float], None] | None = None,
         playout: PlayoutHistory | None = None,
         sample_rate: int = TTS_SAMPLE_RATE,
-        start_threads: bool = True,
+        hub: PipeHub | None = None,
     ) -> None:
         self._clock = clock
         self._on_first_packet = on_first_packet
@@ -92,10 +93,11 @@ class StreamingOpusSource(discord.FFmpegAudio):
         self._rebuffering = False  # ran dry for long: wait for the new segment's start
         self.underruns = 0  # reads that found no packet once playback had started
         self.restarts = 0  # segments begun after a long dry spell
-        self._audio_written_at = -math.inf  # the writer's last write of speech (not padding)
+        self._audio_written_at = -math.inf  # the last write of speech (not padding)
         self._on_eof = on_eof
         self._sample_rate = sample_rate
-        self._pcm: queue.SimpleQueue[bytes | object] = queue.SimpleQueue()
+        self._write_lock = threading.Lock()  # speech (the loop) and padding (the sender), in order
+        self._written = 0  # samples written to FFmpeg's stdin, padding included
         self._packets: queue.SimpleQueue[bytes | object] = queue.SimpleQueue()
         self._odd_byte = b""
         self._finished = False
@@ -114,33 +116,21 @@ class StreamingOpusSource(discord.FFmpegAudio):
         args = ffmpeg_args(executable)[1:]
         # Our own pipe rather than stdin=PIPE: FFmpegAudio would then start its own writer thread
         # reading a file-like source, which we cannot wake or stop cleanly on barge-in.
-        read_fd, self._write_fd = os.pipe()
+        read_fd, write_fd = os.pipe()
         try:
             super().__init__("pipe:", executable=executable, args=args, stdin=read_fd)
         except BaseException:
-            os.close(self._write_fd)
+            os.close(write_fd)
             raise
         finally:
             os.close(read_fd)
         self._popen = self._process
-        pid = self._popen.pid
-        self._writer = threading.Thread(target=self._write_loop, name=f"opus-pcm-writer:{pid}", daemon=True)
-        self._pump = threading.Thread(target=self._pump_loop, name=f"opus-packet-pump:{pid}", daemon=True)
-        self._threads_started = False
-        if start_threads:
-            self.start_threads()
-
-    def start_threads(self) -> None:
-        """Start the writer and pump threads (``start_threads=False`` leaves it to the caller):
-        each ``Thread.start`` waits for its thread to run, 2-5 ms for both on a busy process,
-        which the event loop should not spend in a reply's critical path. Nothing after
-        ``cleanup``; fed audio waits in the queue until then."""
-        with self._cleanup_lock:
-            if self._cleaned or self._threads_started:
-                return
-            self._threads_started = True
-            self._writer.start()
-            self._pump.start()
+        self._parser = NutParser()
+        hub = hub if hub is not None else default_hub()
+        self._input = PipeWriter(write_fd, hub)
+        self._input.write(wav_stream_header(sample_rate))
+        os.set_blocking(self._stdout.fileno(), False)
+        hub.watch_read(self._stdout, self._on_readable)
 
     @property
     def process(self) -> Any:
@@ -164,21 +154,31 @@ class StreamingOpusSource(discord.FFmpegAudio):
         return True
 
     def feed(self, pcm: bytes) -> None:
-        """Queue s16le mono PCM; returns at once. Chunks may split samples."""
+        """Write s16le mono PCM to FFmpeg; returns at once. Chunks may split samples."""
         if self._finished or self._closed:
             return
         data = self._odd_byte + pcm
         cut = len(data) - len(data) % SAMPLE_WIDTH
         # Whole samples only, so a padding block can never land between a sample's two bytes.
         self._odd_byte = data[cut:]
-        if cut:
-            self._pcm.put(data[:cut])
+        if not cut:
+            return
+        samples = np.frombuffer(data[:cut], "<i2").astype("<f4")
+        samples *= INT16_SCALE
+        with self._write_lock:
+            self._input.write(samples.tobytes())
+            self._written += len(samples)
+            self._audio_written_at = now = self._clock()
+            self._pad_armed = True
+            if self.first_pcm_written_at is None:
+                self.first_pcm_written_at = now
 
     def finish(self) -> None:
         """No more audio: FFmpeg encodes what it has, flushes and exits."""
         if not self._finished:
             self._finished = True
-            self._pcm.put(_CLOSE)
+            with self._write_lock:
+                self._input.close()
 
     def start_at(self) -> float | None:
         """Clock time from which playback will not run dry (``None`` before any packet)."""
@@ -247,77 +247,65 @@ class StreamingOpusSource(discord.FFmpegAudio):
             return True
 
     def _request_padding(self) -> None:
-        if self._pad_armed and not self._finished:
+        with self._write_lock:
+            if not self._pad_armed or self._finished:
+                return
             self._pad_armed = False
-            self._pcm.put(_PAD)
+            pad = pad_samples(self._written)
+            self._input.write(bytes(pad * INPUT_SAMPLE_BYTES))
+            self._pads.append((self._written / self._sample_rate, pad / self._sample_rate))
+            self._padded_samples += pad
+            self._written += pad
 
-    def _write_loop(self) -> None:
-        written = 0  # samples
+    def _on_readable(self) -> bool:
+        """FFmpeg's stdout is readable (on the pipe thread): queue the packets it completes.
+        False at the end of its output (the hub then closes the pipe)."""
         try:
-            self._write(wav_stream_header(self._sample_rate))
-            while True:
-                item = self._pcm.get()
-                if item is _CLOSE:
-                    return
-                if item is _PAD:
-                    pad = pad_samples(written)
-                    self._write(bytes(pad * INPUT_SAMPLE_BYTES))
-                    self._pads.append((written / self._sample_rate, pad / self._sample_rate))
-                    self._padded_samples += pad
-                    written += pad
-                    continue
-                assert isinstance(item, bytes)
-                samples = np.frombuffer(item, "<i2").astype("<f4")
-                samples *= INT16_SCALE
-                self._write(samples.tobytes())
-                written += len(samples)
-                self._audio_written_at = self._clock()
-                self._pad_armed = True
-                if self.first_pcm_written_at is None:
-                    self.first_pcm_written_at = self._clock()
+            data = os.read(self._stdout.fileno(), READ_SIZE)
+        except BlockingIOError:
+            return True
         except OSError:
-            # EPIPE: FFmpeg exited or was killed; the pump reports the end to the reader.
-            log.debug("FFmpeg stdin closed early", exc_info=True)
-        finally:
-            os.close(self._write_fd)
+            data = b""
+        if data:
+            try:
+                packets = self._parser.feed(data)
+            except NutError:
+                log.warning("FFmpeg's output is not NUT as expected; ending the reply", exc_info=True)
+                self._end_of_output()
+                return False
+            for packet in packets:
+                self._packet_ready(packet)
+            return True
+        if self._parser.leftover:  # a killed FFmpeg leaves a truncated packet
+            log.debug("FFmpeg output ended mid-packet (%d bytes left)", self._parser.leftover)
+        self._end_of_output()
+        return False
 
-    def _write(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self._write_fd, view) :]
+    def _packet_ready(self, packet: bytes) -> None:
+        at = self._clock()
+        with self._state_lock:
+            if self._dry_since is not None and at - self._dry_since > REJOIN and not self._rebuffering:
+                # The next sentence was late: TTS latency, not jitter. Learn nothing from it and
+                # give its speech a start of its own.
+                self._segment.close()
+                self._segment = PlayoutSegment(self._history)
+                self._rebuffering = True
+                self.restarts += 1
+            # While the stream is dry, packets with no speech written since it ran dry are the
+            # padding's (the end of a sentence), not late speech.
+            late_speech = self._dry_since is None or self._audio_written_at >= self._dry_since
+            self._segment.packet_ready(at, learn=late_speech)
+            waiting = self._packets_read == 0
+        self._packets.put(packet)
+        if self.first_packet_ready_at is None:
+            self.first_packet_ready_at = at
+            self._notify(self._on_first_packet, at)
+        if waiting:
+            self._notify(self._on_packet, at)
 
-    def _pump_loop(self) -> None:
-        try:
-            for packet in NutReader(self._read_stdout).iter_packets():
-                at = self._clock()
-                with self._state_lock:
-                    if self._dry_since is not None and at - self._dry_since > REJOIN and not self._rebuffering:
-                        # The next sentence was late: TTS latency, not jitter. Learn nothing from
-                        # it and give its speech a start of its own.
-                        self._segment.close()
-                        self._segment = PlayoutSegment(self._history)
-                        self._rebuffering = True
-                        self.restarts += 1
-                    # While the stream is dry, packets with no speech written since it ran dry
-                    # are the padding's (the end of a sentence), not late speech.
-                    late_speech = self._dry_since is None or self._audio_written_at >= self._dry_since
-                    self._segment.packet_ready(at, learn=late_speech)
-                    waiting = self._packets_read == 0
-                self._packets.put(packet)
-                if self.first_packet_ready_at is None:
-                    self.first_packet_ready_at = at
-                    self._notify(self._on_first_packet, at)
-                if waiting:
-                    self._notify(self._on_packet, at)
-        except (NutError, OSError, ValueError):
-            # A killed FFmpeg leaves a truncated packet (NutError) or a closed pipe.
-            log.debug("FFmpeg output ended mid-stream", exc_info=True)
-        finally:
-            self._packets.put(_END)
-            self._notify(self._on_eof)
-
-    def _read_stdout(self, size: int) -> bytes:
-        return os.read(self._stdout.fileno(), size)
+    def _end_of_output(self) -> None:
+        self._packets.put(_END)
+        self._notify(self._on_eof)
 
     @staticmethod
     def _notify(callback: Callable[..., None] | None, *args: Any) -> None:
@@ -329,7 +317,8 @@ class StreamingOpusSource(discord.FFmpegAudio):
             log.exception("Playback callback failed")
 
     def cleanup(self) -> None:
-        """Stop FFmpeg and both threads; idempotent, safe from any thread, leaves no process."""
+        """Stop FFmpeg; idempotent, safe from any thread, leaves no process. The pipe thread
+        closes stdout once the killed FFmpeg's output has ended."""
         with self._cleanup_lock:
             if self._cleaned or not hasattr(self, "_popen"):
                 return
@@ -342,19 +331,8 @@ class StreamingOpusSource(discord.FFmpegAudio):
                       [round(need * 1000) for need in self._history.needs])
             self._stopped = True  # tells FFmpegAudio the exit below is not a failure
             self._finished = True
-            while True:  # drop queued audio so the writer reaches the close marker at once
-                try:
-                    self._pcm.get_nowait()
-                except queue.Empty:
-                    break
-            self._pcm.put(_CLOSE)
+            with self._write_lock:
+                self._input.abort()  # queued audio is dropped
             if self._popen.poll() is None:
                 self._popen.kill()
             self._popen.wait()
-            if not self._threads_started:
-                os.close(self._write_fd)  # the writer, which closes it, never ran
-            for thread in (self._writer, self._pump):
-                if self._threads_started and thread is not threading.current_thread():
-                    thread.join(JOIN_TIMEOUT)
-            if not self._pump.is_alive():
-                self._stdout.close()

@@ -6,8 +6,8 @@ sentence of the reply into the same FFmpeg so no encoder restart separates them;
 once enough speech is buffered that it will not run dry mid-sentence (``bot.voice.playout``: a
 small prebuffer learned from the guild's last replies); ``finish`` closes FFmpeg's stdin so the
 tail drains;
-``interrupt`` (barge-in) stops the player, kills FFmpeg and drops what was queued. The thread
-side (FFmpeg writer and packet pump) is ``bot.voice.opus_source.StreamingOpusSource``; the packets
+``interrupt`` (barge-in) stops the player, kills FFmpeg and drops what was queued. FFmpeg's pipes
+are ``bot.voice.opus_source.StreamingOpusSource``'s (on the process's one pipe thread); the packets
 go out from the process's one sender thread (``bot.voice.sender``), not an ``AudioPlayer`` per reply.
 """
 
@@ -97,7 +97,7 @@ class SpeechPlayer:
         loop = asyncio.get_running_loop()
         reply: _Reply | None = None
 
-        # Called from the pump thread; `reply` is read when the loop runs them, after it is set.
+        # Called from the pipe thread; `reply` is read when the loop runs them, after it is set.
         def maybe_start() -> None:
             if reply is not None:
                 self._maybe_start(reply)
@@ -112,13 +112,11 @@ class SpeechPlayer:
         def on_eof() -> None:
             _call_soon(loop, ended)
 
+        # No thread of its own: its pipes join the process's pipe thread (bot.voice.pipes).
         source = StreamingOpusSource(
             executable=self._executable, clock=self._clock, on_packet=on_packet, on_eof=on_eof,
-            playout=self._playout, start_threads=False,
+            playout=self._playout,
         )
-        # Its threads start in the loop's executor (pooled threads): started here, waiting for
-        # each to run cost the reply's chat request a few ms (the room benchmark).
-        loop.run_in_executor(None, source.start_threads).add_done_callback(_log_failure)
         reply = _Reply(source=source, done=asyncio.Event())
         self._reply = reply
 
@@ -242,11 +240,6 @@ class SpeechPlayer:
         # FFmpeg behind.
         reply.source.cleanup()
         reply.done.set()
-
-
-def _log_failure(future: asyncio.Future[None]) -> None:
-    if not future.cancelled() and future.exception() is not None:
-        log.error("Could not start a reply's playback threads", exc_info=future.exception())
 
 
 def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: Any) -> None:

@@ -4,11 +4,8 @@ and the packet sender (sped up: a packet every 5 ms, so a second of speech plays
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
 
 import discord
 import pytest
@@ -129,50 +126,36 @@ async def test_every_guild_plays_from_one_sender_thread() -> None:
         assert len(voice.audio()) >= 14  # 0.3 s: every guild's reply was played
 
 
-class HeldExecutor(concurrent.futures.ThreadPoolExecutor):
-    """The loop's default executor, holding what is submitted until the test runs it."""
-
-    def __init__(self) -> None:
-        super().__init__(max_workers=1)
-        self.held: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
-        self.held.append((fn, args))
-        return super().submit(lambda: None)
-
-    def run_held(self) -> None:
-        for fn, args in self.held:
-            fn(*args)
-        self.held.clear()
-
-
-async def test_begin_reply_leaves_the_playback_threads_to_the_executor() -> None:
-    # Each Thread.start waits for its thread to run (2-5 ms for both on a busy process): not on
-    # the event loop, between a reply's start and its chat request.
-    executor, loop = HeldExecutor(), asyncio.get_running_loop()
-    loop.set_default_executor(executor)
-    try:
-        voice = FakeVoiceClient()
-        player = fast_player(voice)
+async def test_a_reply_starts_no_thread_of_its_own() -> None:
+    # A writer and a pump thread per FFmpeg, and an AudioPlayer per reply, were 150 threads at
+    # 50 answering guilds; now the process's pipe thread and sender thread serve every reply.
+    voice = FakeVoiceClient()
+    sender = PacketSender(frame=0.005)
+    warm = SpeechPlayer(voice, ffmpeg_executable=FFMPEG, sender=sender)  # starts the shared threads
+    warm.begin_reply()
+    warm.feed(tone(0.1))
+    warm.finish()
+    await asyncio.wait_for(warm.wait_done(), 10)
+    before = threading.active_count()
+    players = [SpeechPlayer(FakeVoiceClient(), ffmpeg_executable=FFMPEG, sender=sender) for _ in range(5)]
+    for player in players:
         player.begin_reply()
-        source = player.source
-        assert source is not None
-        assert not source._writer.is_alive() and not source._pump.is_alive()  # not on the loop
-        assert len(executor.held) == 1
-        player.feed(tone(0.3))  # fed meanwhile: kept for the writer
-        player.finish()
-        executor.run_held()
-        await asyncio.wait_for(player.wait_done(), 10)
-    finally:
-        loop.set_default_executor(concurrent.futures.ThreadPoolExecutor())
-        executor.shutdown(wait=False)
-    assert source.first_packet_ready_at is not None  # the threads did run
-    assert source.process.poll() is not None
+        player.feed(tone(0.3))
+    await until(lambda: all(p.source is not None and p.source.first_packet_read_at for p in players), "all playing")
+    assert threading.active_count() == before
+    for player in players:
+        player.close()
 
 
-def test_a_source_cleaned_up_before_its_threads_start_leaves_nothing_behind() -> None:
-    source = StreamingOpusSource(executable=FFMPEG, start_threads=False)
+def test_a_source_cleaned_up_at_once_leaves_no_process_and_no_pipe_open() -> None:
+    source = StreamingOpusSource(executable=FFMPEG)
+    source.feed(tone(0.2))
     source.cleanup()
-    source.start_threads()  # too late: nothing starts
+    source.cleanup()  # idempotent
     assert source.process.poll() is not None
-    assert not source._writer.is_alive() and not source._pump.is_alive()
+    assert source._input.closed
+    deadline = time.monotonic() + 5
+    while not source._stdout.closed and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert source._stdout.closed  # the pipe thread saw the killed FFmpeg's output end
+    assert source.read() == b""
