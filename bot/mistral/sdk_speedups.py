@@ -48,9 +48,10 @@ import logging
 import re
 import threading
 import typing
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
+import httpx2
 import pydantic
 from mistralai.client import basesdk
 from mistralai.client._hooks import registration as hook_registration
@@ -99,6 +100,9 @@ _BOUNDARIES: list[bytes] = list(getattr(eventstreaming, "MESSAGE_BOUNDARIES", []
 _BOUNDARY = re.compile(b"|".join(re.escape(boundary) for boundary in _BOUNDARIES)) if _BOUNDARIES else None
 # Every SSE boundary begins with CR or LF, so only those bytes can start one.
 _CR_LF_FIRST = bool(_BOUNDARIES) and all(boundary[:1] in (b"\r", b"\n") for boundary in _BOUNDARIES)
+# The end of the body follows the sentinel at once from Mistral (and the fake); this only bounds a
+# server that leaves it open.
+_DRAIN_SECONDS = 0.05
 _EVENT_FIELDS = tuple(field.name for field in dataclasses.fields(eventstreaming.ServerEvent))
 
 
@@ -125,7 +129,8 @@ async def _stream_events_async(
     sentinel: str | None = None,
     data_required: bool = True,
 ) -> AsyncGenerator[Any, None]:
-    """``eventstreaming.stream_events_async`` with its per-byte boundary scan done by ``find``."""
+    """``eventstreaming.stream_events_async`` with its per-byte boundary scan done by ``find``, and
+    the body read to its end after the sentinel (``_drain``)."""
     assert _BOUNDARY is not None
     parse_event = _parse_event
     bom, max_boundary = eventstreaming.UTF8_BOM, eventstreaming.MAX_BOUNDARY_LEN
@@ -133,7 +138,8 @@ async def _stream_events_async(
         buffer = bytearray()
         position = 0
         event_id: str | None = None
-        async for chunk in response.aiter_bytes():
+        chunks = response.aiter_bytes()
+        async for chunk in chunks:
             data = chunk[len(bom):] if len(buffer) == 0 and chunk.startswith(bom) else chunk
             old_len = len(buffer)
             buffer += data
@@ -150,6 +156,7 @@ async def _stream_events_async(
                 if event is not None:
                     yield event
                 if discard:
+                    await _drain(chunks)
                     return
                 index += 1
             if position > 0:
@@ -162,6 +169,21 @@ async def _stream_events_async(
             yield event
     finally:
         await response.aclose()
+
+
+async def _drain(chunks: AsyncIterator[bytes]) -> None:
+    """Read what follows the sentinel (``[DONE]``) to the end of the body. The SDK closes the
+    response there unread, and httpx then closes its connection: every chat stream cost a new
+    connection (TCP and TLS) for a later request, and the close itself ran on the loop just as the
+    reply's first speech request was sent (~1 ms of its 3 ms connect, bench.room traces); read to
+    the end, the connection goes back to the pool, where that speech request finds it. A server
+    that keeps the body open after the sentinel is closed on as before after ``_DRAIN_SECONDS``."""
+    try:
+        async with asyncio.timeout(_DRAIN_SECONDS):
+            async for _ in chunks:
+                pass
+    except (TimeoutError, httpx2.HTTPError):
+        pass  # closed unread, as the SDK does
 
 
 def _parse_event(
