@@ -34,7 +34,7 @@ import asyncio
 import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mistralai.client.models import (
@@ -55,6 +55,7 @@ from bot.audio.wav import pcm16_to_wav
 
 from .redaction import install_log_redaction
 from .retry import NO_SDK_RETRIES, RetryPolicy
+from .stt_audio import Utterance
 from .stt_types import (
     LanguageCallback,
     PartialCallback,
@@ -76,8 +77,6 @@ log = logging.getLogger(__name__)
 
 SAMPLE_RATE = STT_SAMPLE_RATE
 _BYTES_PER_SECOND = SAMPLE_RATE * 2
-# Keeps each append well under WebSocket message limits even after a slow connect let audio pile up.
-_MAX_APPEND_BYTES = 64 * 1024
 
 _TURN_KINDS: dict[type[Any], TurnKind] = {
     TurnDetectionStartEvent: "start",
@@ -100,40 +99,6 @@ class _Callbacks:
     partial: PartialCallback | None
     turn: TurnCallback | None
     language: LanguageCallback | None
-
-
-@dataclass(slots=True)
-class _Utterance:
-    """Audio received so far, shared by the pump (writer) and the realtime sender (reader)."""
-
-    buffer: bytearray = field(default_factory=bytearray)
-    ended: bool = False
-    source_error: BaseException | None = None
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
-    deadlines: list[asyncio.Timeout] = field(default_factory=list)
-    end_reason: str | None = None
-    """Who ended the utterance: the server's turn.end reason, or "local" (the audio ran out)."""
-    pump: asyncio.Task[None] | None = None
-    stop_requested: bool = False
-
-    def stop(self, reason: str) -> None:
-        """The server ended the turn: stop pulling audio (cancels a pending ``__anext__``)."""
-        if self.end_reason is not None:
-            return
-        self.end_reason = reason
-        self.stop_requested = True
-        if self.pump is not None:
-            self.pump.cancel()
-
-    def finish(self, final_timeout: float) -> None:
-        if self.end_reason is None:
-            self.end_reason = "local"
-        self.ended = True
-        self.changed.set()
-        # From here the realtime session has ``final_timeout`` to deliver transcription.done.
-        loop = asyncio.get_running_loop()
-        for deadline in self.deadlines:
-            deadline.reschedule(loop.time() + final_timeout)
 
 
 class StreamingTranscriber:
@@ -194,7 +159,7 @@ class StreamingTranscriber:
         language. Raises ``MistralError`` only when the batch fallback fails too.
         """
         callbacks = _Callbacks(on_partial or self._on_partial, on_turn, on_language)
-        state = _Utterance()
+        state = Utterance()
         async with asyncio.TaskGroup() as group:
             state.pump = group.create_task(self._pump(audio, state))
             transcript = await self._realtime(state, callbacks, options or SessionOptions())
@@ -206,15 +171,14 @@ class StreamingTranscriber:
             return transcript
         return await self._batch(state)
 
-    async def _pump(self, audio: AsyncIterator[bytes], state: _Utterance) -> None:
+    async def _pump(self, audio: AsyncIterator[bytes], state: Utterance) -> None:
         try:
             async for chunk in audio:
                 if state.stop_requested:
                     # Python 3.11's wait_for (in the caller's iterator) may swallow our cancel
                     # when its own wait completed at the same moment: stop pulling anyway.
                     break
-                state.buffer.extend(chunk)
-                state.changed.set()
+                await state.pulled(chunk)
         except asyncio.CancelledError:
             if not state.stop_requested:
                 raise
@@ -226,7 +190,7 @@ class StreamingTranscriber:
     # -- realtime ------------------------------------------------------------------------------
 
     async def _realtime(
-        self, state: _Utterance, callbacks: _Callbacks, options: SessionOptions
+        self, state: Utterance, callbacks: _Callbacks, options: SessionOptions
     ) -> Transcript | None:
         turn_detection = options.turn_detection if self.turn_detection_available else None
         try:
@@ -248,7 +212,7 @@ class StreamingTranscriber:
         return fields
 
     async def _session(
-        self, state: _Utterance, callbacks: _Callbacks, options: SessionOptions,
+        self, state: Utterance, callbacks: _Callbacks, options: SessionOptions,
         turn_detection: TurnDetectionSettings | None,
     ) -> Transcript | None:
         try:
@@ -267,7 +231,7 @@ class StreamingTranscriber:
                     deadline.reschedule(asyncio.get_running_loop().time() + self._final_timeout)
                 try:
                     async with asyncio.TaskGroup() as group:
-                        sender = group.create_task(self._send(connection, state))
+                        sender = group.create_task(state.send_all(connection))
                         # The SDK's event iterator swallows CancelledError, so it runs in its own
                         # task: cancelling transcribe() must cancel us, not end the stream quietly.
                         receiver = group.create_task(
@@ -286,22 +250,8 @@ class StreamingTranscriber:
             log.warning("realtime transcription failed (%s); using batch", _describe(exc))
             return None
 
-    async def _send(self, connection: RealtimeConnection, state: _Utterance) -> None:
-        sent = 0
-        while True:
-            await state.changed.wait()
-            state.changed.clear()
-            while sent < len(state.buffer):
-                chunk = bytes(state.buffer[sent:sent + _MAX_APPEND_BYTES])
-                await connection.send_audio(chunk)
-                sent += len(chunk)
-            if state.ended and sent == len(state.buffer):
-                break
-        await connection.flush_audio()
-        await connection.end_audio()
-
     async def _receive(
-        self, connection: RealtimeConnection, state: _Utterance, callbacks: _Callbacks, turn_detection: bool
+        self, connection: RealtimeConnection, state: Utterance, callbacks: _Callbacks, turn_detection: bool
     ) -> Transcript:
         parts: list[str] = []
         language: str | None = None
@@ -339,7 +289,7 @@ class StreamingTranscriber:
 
     # -- batch fallback ------------------------------------------------------------------------
 
-    async def _batch(self, state: _Utterance) -> Transcript:
+    async def _batch(self, state: Utterance) -> Transcript:
         seconds = len(state.buffer) / _BYTES_PER_SECOND
         if not state.buffer:
             return Transcript("", None, 0.0, 0, source="empty", end_reason=state.end_reason)
