@@ -55,7 +55,7 @@ def test_command_is_low_latency_opus_in_nut_from_a_float_wav_stream() -> None:
     joined = " ".join(args)
     for flag in (
         "-f wav", "-max_size 480", "-ignore_length 1", "-probesize 32", "-analyzeduration 0",
-        "-fflags nobuffer", "-i pipe:", "-f nut", "-acodec libopus", "-ar 24000", "-ac 1",
+        "-fflags nobuffer", "-i pipe:", "-f nut", "-acodec libopus", "-ar 24000", "-ac 2",
         "-frame_duration 20", "-application voip", "-flush_packets 1",
     ):  # fmt: skip
         assert flag in joined
@@ -74,7 +74,7 @@ def test_wav_stream_header_is_read_as_float_mono_at_the_tts_rate() -> None:
     np.testing.assert_array_equal(decoded, tone)
 
 
-def test_mono_packets_play_on_both_channels_of_discord_s_stereo_decoder_at_the_tts_level() -> None:
+def test_mono_speech_plays_on_both_channels_of_discord_s_stereo_decoder_at_the_tts_level() -> None:
     from bot.audio.opus import OpusDecoder  # noqa: PLC0415 - only this test decodes Opus
     from bot.voice.opus_source import StreamingOpusSource  # noqa: PLC0415
 
@@ -89,7 +89,7 @@ def test_mono_packets_play_on_both_channels_of_discord_s_stereo_decoder_at_the_t
     source.cleanup()
     voiced = [p for p in packets if len(p) > 3]
     assert len(voiced) >= 45
-    assert all(not packet[0] & 0x04 for packet in voiced)  # TOC "s" bit: coded mono
+    assert all(packet[0] & 0x04 for packet in voiced)  # TOC "s" bit: coded stereo, as Discord asks
     decoder = OpusDecoder()  # 48 kHz stereo, as Discord decodes
     pcm = np.frombuffer(b"".join(decoder.decode(p) for p in voiced), "<i2").reshape(-1, 2)
     middle = pcm[len(pcm) // 4 : 3 * len(pcm) // 4].astype(np.float64) / 32768
