@@ -1,8 +1,10 @@
-"""Playback CPU per talking guild (issue 15): the bot's side (PCM writer, NUT pump and a player
-thread taking a packet every 20 ms, as discord.py's AudioPlayer does) and its FFmpeg, for N replies
-streamed at once at real time in the fake TTS's 62.5 ms chunks.
+"""Playback CPU per talking guild (issue 15): the bot's side (feeding FFmpeg, the pipe thread
+parsing its NUT, the packet sender taking a packet every 20 ms per reply, as the bot plays since
+session 5) and its FFmpeg, for N replies streamed at once at real time in the fake TTS's 62.5 ms
+chunks. ``--threads``: a player thread per reply instead of the sender (discord.py's AudioPlayer
+way, the bot's before session 5).
 
-    .venv/bin/python -m bench.playback_cpu [guilds ...]     # default: 1 10
+    .venv/bin/python -m bench.playback_cpu [--threads] [guilds ...]     # default: 1 10
 
 The bot-side figure is this process's CPU time (all threads) over the run; FFmpeg's is the
 children's CPU time once every FFmpeg has exited. Both as a share of one core, per guild.
@@ -20,6 +22,7 @@ import numpy as np
 
 from bot.audio.ffmpeg import ffmpeg_executable
 from bot.voice.opus_source import StreamingOpusSource
+from bot.voice.sender import PacketSender
 
 SECONDS = 5.0
 CHUNK_SAMPLES = 1500  # 62.5 ms at 24 kHz
@@ -44,13 +47,29 @@ def _player(source: StreamingOpusSource, packets: list[int]) -> None:
         time.sleep(max(0.0, start + 0.020 * loops - time.perf_counter()))
 
 
-def measure(guilds: int, executable: str) -> dict[str, float]:
+class _Link:
+    """A connected voice client that counts what it is sent (the UDP send is not measured)."""
+
+    ws = None  # SPEAKING updates are skipped: no event loop here
+
+    def __init__(self, packets: list[int]) -> None:
+        self.packets = packets
+
+    def is_connected(self) -> bool:
+        return True
+
+    def send_audio_packet(self, data: bytes, *, encode: bool = True) -> None:
+        self.packets[0] += 1
+
+
+def measure(guilds: int, executable: str, *, threads: bool = False) -> dict[str, float | str]:
     pcm = _speech(SECONDS)
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu_before, wall_before = time.process_time(), time.perf_counter()
     sources = [StreamingOpusSource(executable=executable) for _ in range(guilds)]
     counts = [[0] for _ in sources]
     players = [threading.Thread(target=_player, args=(s, c), daemon=True) for s, c in zip(sources, counts, strict=True)]
+    sender, ended = PacketSender(), threading.Semaphore(0)
     step = CHUNK_SAMPLES * 2
     started = time.perf_counter()
     for index, offset in enumerate(range(0, len(pcm), step)):
@@ -58,12 +77,18 @@ def measure(guilds: int, executable: str) -> dict[str, float]:
         for source in sources:
             source.feed(pcm[offset : offset + step])
         if index == 1:  # playback starts after the prebuffer, as SpeechPlayer would start it
-            for player in players:
-                player.start()
+            for player, source, count in zip(players, sources, counts, strict=True):
+                if threads:
+                    player.start()
+                else:
+                    sender.play(_Link(count), source, after=lambda _error: ended.release())
     for source in sources:
         source.finish()
     for player in players:
-        player.join(SECONDS * 4)
+        if threads:
+            player.join(SECONDS * 4)
+        else:
+            ended.acquire(timeout=SECONDS * 4)
     for source in sources:
         source.cleanup()
     wall = time.perf_counter() - wall_before
@@ -72,6 +97,7 @@ def measure(guilds: int, executable: str) -> dict[str, float]:
     ffmpeg = (children_after.ru_utime + children_after.ru_stime) - (children_before.ru_utime + children_before.ru_stime)
     return {
         "guilds": guilds,
+        "players": "a thread per reply" if threads else "one sender thread",
         "packets_per_guild": round(sum(c[0] for c in counts) / guilds, 1),
         "wall_s": round(wall, 2),
         "bot_core_pct_per_guild": round(100 * cpu / wall / guilds, 2),
@@ -80,9 +106,10 @@ def measure(guilds: int, executable: str) -> dict[str, float]:
 
 
 def main() -> None:
-    levels = [int(arg) for arg in sys.argv[1:]] or [1, 10]
+    threads = "--threads" in sys.argv[1:]
+    levels = [int(arg) for arg in sys.argv[1:] if arg != "--threads"] or [1, 10]
     executable = ffmpeg_executable()
-    print(json.dumps([measure(n, executable) for n in levels], indent=1))
+    print(json.dumps([measure(n, executable, threads=threads) for n in levels], indent=1))
 
 
 if __name__ == "__main__":
