@@ -20,6 +20,7 @@ from bot.conversation.turn_detection import SERVER_TURN_DETECTION
 from bot.mistral.stt import Transcript, TurnEvent
 from bot.store import Database
 from tests.bot.conversation.scripted import Alone
+from tests.loop_turns import LoopTurns
 
 GUILD = 5
 QUESTION = "Voxcord, what time is it?"
@@ -360,22 +361,6 @@ async def test_the_history_is_read_while_the_turn_is_admitted_not_after(database
     finally:
         await listening.stop()
     assert answerer.enqueued[0].ahead is not None  # the read-ahead went with the turn
-
-
-class LoopTurns:
-    """Counts the event loop's iterations: a callback that schedules itself again runs once in each."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self._loop = asyncio.get_running_loop()
-        self._handle = self._loop.call_soon(self._tick)
-
-    def _tick(self) -> None:
-        self.count += 1
-        self._handle = self._loop.call_soon(self._tick)
-
-    def stop(self) -> None:
-        self._handle.cancel()
 
 
 class ArrivalTranscriber:

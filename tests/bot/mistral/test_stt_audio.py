@@ -11,24 +11,9 @@ from typing import Any
 from mistralai.client.models import TranscriptionStreamDone, UsageInfo
 
 from bot.mistral import RetryPolicy, StreamingTranscriber
+from tests.loop_turns import LoopTurns
 
 PIECE = b"\x01\x10" * 320  # 20 ms of 16 kHz s16le
-
-
-class LoopTurns:
-    """Counts the event loop's iterations: a callback that schedules itself again runs once in each."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self._loop = asyncio.get_running_loop()
-        self._handle = self._loop.call_soon(self._tick)
-
-    def _tick(self) -> None:
-        self.count += 1
-        self._handle = self._loop.call_soon(self._tick)
-
-    def stop(self) -> None:
-        self._handle.cancel()
 
 
 class RecordingConnection:
