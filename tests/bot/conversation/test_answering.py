@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -99,6 +99,13 @@ def turn(turn_id: int, *, provisional: bool) -> PendingTurn:
                        confirmed=asyncio.Event() if provisional else None)
 
 
+async def until(done: Callable[[], bool]) -> None:
+    """Wait (at most 10 s) for what the answering tasks do on their own."""
+    async with asyncio.timeout(10):
+        while not done():  # noqa: ASYNC110 - polled: the tasks signal nothing a test could await
+            await asyncio.sleep(0.01)
+
+
 async def test_a_held_reply_is_encoded_while_held_and_heard_from_its_confirmation(database: Database) -> None:
     # Its speech goes to the player (FFmpeg encodes it, the prebuffer fills) while the turn is
     # unconfirmed, so a late confirmation finds it ready to play at once; nothing is heard first.
@@ -109,13 +116,10 @@ async def test_a_held_reply_is_encoded_while_held_and_heard_from_its_confirmatio
     pending = turn(1, provisional=True)
     try:
         answers.enqueue(pending)
-        async with asyncio.timeout(10):
-            while not player.pcm:  # noqa: ASYNC110 - the reply is written and synthesised on its own
-                await asyncio.sleep(0.01)
-            assert player.held and player.heard == 0 and not answers.audio_started
-            answers.confirm(1)
-            while "release" not in log:  # noqa: ASYNC110
-                await asyncio.sleep(0.01)
+        await until(lambda: bool(player.pcm))  # the reply is written and synthesised on its own
+        assert player.held and player.heard == 0 and not answers.audio_started
+        answers.confirm(1)
+        await until(lambda: "release" in log)
     finally:
         await answers.stop()
     assert log == ["chat", "chat sent", "begin held", "release"]
@@ -131,9 +135,7 @@ async def test_the_chat_request_goes_out_before_the_reply_spawns_ffmpeg(database
     answers.start()
     try:
         answers.enqueue(turn(1, provisional=False))
-        async with asyncio.timeout(10):
-            while not player.pcm:  # noqa: ASYNC110 - the reply is written and synthesised on its own
-                await asyncio.sleep(0.01)
+        await until(lambda: bool(player.pcm))  # the reply is written and synthesised on its own
     finally:
         await answers.stop()
     assert log == ["chat", "chat sent", "begin"]
@@ -178,17 +180,13 @@ async def test_a_reply_still_in_the_prebuffer_is_unheard_and_withdrawn_when_the_
     answers.start()
     try:
         answers.enqueue(turn(1, provisional=False))
-        async with asyncio.timeout(10):
-            while not player.pcm:  # noqa: ASYNC110
-                await asyncio.sleep(0.01)
+        await until(lambda: bool(player.pcm))
         assert not answers.audio_started  # fed, not heard
         assert answers.withdraw(7) == "What time is it?"  # so the member's next words join it
 
         fed = len(player.pcm)
         answers.enqueue(turn(2, provisional=False))
-        async with asyncio.timeout(10):
-            while len(player.pcm) == fed:  # noqa: ASYNC110 - the second reply's speech
-                await asyncio.sleep(0.01)
+        await until(lambda: len(player.pcm) != fed)  # the second reply's speech
         player.sent_at = time.monotonic()  # the first packet went out
         assert answers.audio_started
         assert answers.withdraw(7) is None  # heard: a barge-in's business, not a withdrawal
@@ -210,17 +208,13 @@ async def test_the_speech_is_requested_before_the_question_commits_and_heard_onl
     answers.start()
     try:
         answers.enqueue(turn(1, provisional=False))
-        async with asyncio.timeout(10):
-            while len(synthesizer.texts) < 2 or not player.pcm:  # noqa: ASYNC110 - written and synthesised on its own
-                await asyncio.sleep(0.01)
+        await until(lambda: len(synthesizer.texts) >= 2 and bool(player.pcm))  # written and synthesised on its own
         assert synthesizer.texts == ["It is noon right now.", "Time for lunch."]
         assert set(commit.asked) == {1}
         assert player.held and player.heard == 0 and not answers.audio_started
         assert log == ["chat", "chat sent", "begin held"]
         commit.committed.set()
-        async with asyncio.timeout(10):
-            while "release" not in log:  # noqa: ASYNC110
-                await asyncio.sleep(0.01)
+        await until(lambda: "release" in log)
     finally:
         await answers.stop()
     assert log == ["chat", "chat sent", "begin held", "release"]
@@ -238,9 +232,7 @@ async def test_a_question_already_committed_opens_its_reply_unheld(database: Dat
     answers.start()
     try:
         answers.enqueue(turn(1, provisional=False))
-        async with asyncio.timeout(10):
-            while not player.pcm:  # noqa: ASYNC110
-                await asyncio.sleep(0.01)
+        await until(lambda: bool(player.pcm))
     finally:
         await answers.stop()
     assert log == ["chat", "chat sent", "begin"]
