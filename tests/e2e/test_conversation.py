@@ -108,7 +108,10 @@ async def test_two_guilds_at_once_keep_their_own_history_and_voice(
 
     assert all(t.guild_id == first.guild.id for t in first_turns)
     assert all("blue door" not in t.text for t in second_turns)
-    chats = [r.body for r in fake_mistral.requests_to("chat")]
+    # The replies' chat streams, one per guild. A reply begun on our early end of turn and
+    # withdrawn when the member went on (the fake transcribes every pause as the whole question)
+    # is cancelled mid-stream and never completes; two guilds at once on a busy machine saw three.
+    chats = [r.body for r in fake_mistral.requests_to("chat") if r.status == 200]
     assert len(chats) == 2
     with_door = [c for c in chats if "blue door" in str(c["messages"])]
     assert len(with_door) == 1
