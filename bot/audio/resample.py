@@ -76,6 +76,19 @@ class DownmixResampler:
         out: bytes = self._resample(_EMPTY, last=True).tobytes()
         return out
 
+    def drain(self, pcm: bytes) -> bytes:
+        """``process`` for the client's silence frames that end a talk spurt: returns everything,
+        the filter's held output too, and starts a fresh stream for the next spurt.
+
+        soxr emits in ~490-sample blocks, so it holds 7-36 ms of a stream at any time (its group
+        delay included); in a pause nothing pushes that out until the member speaks again, and
+        the silence that tells the speech recogniser the turn may be over reached it that much
+        late. The samples are the same (the stream is drained as at its end; silence follows).
+        """
+        out = self.process(pcm) + self.flush()
+        self._stream.clear()  # ~17 us, five times per talk spurt
+        return out
+
 
 class AlreadyMono16k:
     """The resampler stage when the decoder already outputs 16 kHz mono (``OpusDecoder(
@@ -84,6 +97,9 @@ class AlreadyMono16k:
     __slots__ = ()
 
     def process(self, pcm: bytes) -> bytes:
+        return pcm
+
+    def drain(self, pcm: bytes) -> bytes:
         return pcm
 
     def flush(self) -> bytes:

@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from bot.audio.frames import OPUS_SILENCE
 from bot.audio.opus import OpusDecodeError, OpusDecoder
 from bot.audio.resample import DownmixResampler
 from bot.voice.dave import NO_VALID_CRYPTOR, DaveConnection, DaveFrameDecryptor
@@ -337,7 +338,9 @@ class VoiceReceiver:
             return
         self.stats.decoded += 1
         speaker.end_ts = end = ts + SAMPLES_PER_FRAME
-        out = speaker.resampler.process(pcm)
+        # The client's silence frames end a talk spurt: the resampler's held-back audio goes now,
+        # not when the member next speaks (the pause that ends a turn is heard 7-36 ms sooner).
+        out = speaker.resampler.drain(pcm) if opus == OPUS_SILENCE else speaker.resampler.process(pcm)
         if out:
             self._post(speaker.user_id, out, end - (len(out) >> 1) * 3)
 

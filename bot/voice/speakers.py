@@ -31,6 +31,9 @@ class Decoder(Protocol):
 
 class Resampler(Protocol):
     def process(self, pcm48k_stereo: bytes) -> bytes: ...
+    def drain(self, pcm48k_stereo: bytes) -> bytes:
+        """``process``, plus all the output held back, ready for a new stream (a talk spurt ended)."""
+        ...
     def flush(self) -> bytes: ...
 
 

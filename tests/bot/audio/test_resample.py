@@ -135,3 +135,27 @@ def test_downmix_left_only_right_only_and_anti_phase() -> None:
     assert np.sqrt(np.mean(cancelled**2)) < 2.0
     loud = np.full(IN_RATE, 32767, dtype=np.int16)
     assert np.all(_mono_out(loud, loud) > 32000)
+
+
+def test_drain_gives_what_the_stream_holds_and_the_samples_of_one_stream() -> None:
+    """A spurt, drained on a silence frame, then the next spurt: the same samples as one stream
+    with that silence in it (a few LSB: soxr's dither), and nothing held after the drain. Except the
+    ~1.2 ms before the next spurt: one stream rings ahead of it there (its linear-phase filter
+    looks ahead), which the drained stream, having sent those samples already, cannot."""
+    spurt = _both(_tone(440.0, seconds=0.5))
+    silence = np.zeros(FRAME_SAMPLES * 2, dtype=np.int16)
+    resampler = DownmixResampler()
+    out = b"".join(resampler.process(f) for f in frames(spurt, FRAME_SAMPLES * 2))
+    assert len(out) // 2 < spurt.size // 2 // 3  # soxr holds part of it back
+    out += resampler.drain(silence.tobytes())
+    assert len(out) // 2 == (spurt.size // 2 + FRAME_SAMPLES) // 3  # everything, at once
+    out += b"".join(resampler.process(f) for f in frames(spurt, FRAME_SAMPLES * 2)) + resampler.flush()
+    whole = _run(np.concatenate([spurt, silence, spurt]))
+    drained = np.frombuffer(out, dtype=np.int16)
+    assert drained.size == whole.size
+    difference = np.abs(drained.astype(np.int32) - whole)
+    restart = (spurt.size // 2 + FRAME_SAMPLES) // 3
+    look_ahead = round(0.0015 * OUT_RATE)
+    assert difference[: restart - look_ahead].max() <= 4
+    assert difference[restart:].max() <= 4
+    assert difference.max() < 0.01 * 32767 * 0.5  # the pre-ring, 40 dB under the tone

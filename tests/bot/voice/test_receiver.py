@@ -353,3 +353,25 @@ async def test_the_16k_decode_mode_delivers_the_same_timeline_without_a_resample
     assert [n for _, n in frames] == [STT_BYTES_PER_FRAME] * FRAMES  # one 20 ms frame per packet
     assert [ts - frames[0][0] for ts, _ in frames] == [960 * i for i in range(FRAMES)]
     assert rig.stats.decoded == FRAMES and rig.stats.decode_errors == 0
+
+
+async def test_a_talk_spurts_silence_frames_deliver_everything_received_at_once():
+    # soxr holds 7-36 ms of a stream at any time; in a pause nothing pushed it out, so the speech
+    # recogniser heard the end of a turn's silence that much late (issue 12's room latency).
+    rig = Rig()
+    await rig.start()
+    speech = opus_packets(FRAMES, seed=3)
+    rig.feed([rig.packet(seq, speech[seq]) for seq in range(FRAMES)])
+    await settle()
+    held = FRAMES * STT_BYTES_PER_FRAME - len(rig.sink.pcm(ALICE_ID))
+    assert held > 0  # the resampler holds part of the speech while the member talks
+    for index in range(5):  # the client's five silence frames end the talk spurt
+        rig.feed([rig.packet(FRAMES + index, SILENCE)])
+        await settle()
+        assert len(rig.sink.pcm(ALICE_ID)) == (FRAMES + index + 1) * STT_BYTES_PER_FRAME
+    speech_again = opus_packets(FRAMES, seed=4)
+    rig.feed([rig.packet(FRAMES + 5 + seq, speech_again[seq]) for seq in range(FRAMES)])
+    rig.receiver.stop()
+    await settle()
+    # The next spurt starts a fresh stream: nothing is lost or doubled, the timeline is whole.
+    assert len(rig.sink.pcm(ALICE_ID)) == (2 * FRAMES + 5) * STT_BYTES_PER_FRAME
