@@ -25,7 +25,7 @@ TTS_CHANNELS = 1
 SAMPLE_WIDTH = 2  # bytes per int16 sample
 SampleFormat = Literal["s16le", "f32le"]
 S16LE: SampleFormat = "s16le"
-F32LE: SampleFormat = "f32le"  # TTS speech to the player (float32 in [-1, 1])
+F32LE: SampleFormat = "f32le"  # TTS speech to the player (float32, may exceed [-1, 1]: the player clips)
 SAMPLE_WIDTHS: dict[SampleFormat, int] = {S16LE: SAMPLE_WIDTH, F32LE: 4}
 # A 20 ms Opus frame of silence: what Discord sends (never DAVE-encrypted) when a speaker stops,
 # and what discord.py's player sends when playback ends.

@@ -1,36 +1,28 @@
-"""PCM conversions the Mistral services need at their boundary (pure, no I/O)."""
+"""PCM handling the Mistral services need at their boundary (pure, no I/O)."""
 
 from __future__ import annotations
-
-import numpy as np
 
 _FLOAT32_BYTES = 4
 
 
-class Float32Clipper:
-    """Cleans a stream of float32 little-endian PCM chunks for playback, chunk by chunk, and keeps
-    it float32 (what FFmpeg reads: no int16 round trip, which cost two conversions per chunk on the
-    event loop).
+class Float32Chunks:
+    """Re-cuts a stream of float32 PCM chunks on sample boundaries, and nothing else: the samples
+    stay as the API sent them, float32 as FFmpeg reads them, and the player clips them on its pipe
+    thread (``bot.audio.playback_pcm``). Converting them to int16 here cost two numpy conversions
+    per chunk on the event loop (float32 → int16 here, back to float32 for FFmpeg).
 
     Chunks from the network need not end on a sample boundary: the remainder is carried into the
-    next chunk. Values are clipped to [-1, 1] (±inf too); NaN becomes silence.
+    next chunk.
     """
 
     def __init__(self) -> None:
         self._carry = b""
 
-    def convert(self, chunk: bytes) -> bytes:
+    def whole_samples(self, chunk: bytes) -> bytes:
         data = self._carry + chunk if self._carry else chunk
         usable = len(data) - len(data) % _FLOAT32_BYTES
         self._carry = data[usable:]
-        if not usable:
-            return b""
-        samples = np.clip(np.frombuffer(data, dtype="<f4", count=usable // _FLOAT32_BYTES), -1.0, 1.0)
-        nan = np.isnan(samples)
-        if nan.any():
-            samples[nan] = 0.0
-        clipped: bytes = samples.tobytes()
-        return clipped
+        return data if usable == len(data) else data[:usable]
 
     @property
     def pending(self) -> int:

@@ -1,5 +1,5 @@
 """Streaming speech synthesis: Voxtral TTS audio as float32 24 kHz mono ``PcmFrame``s, chunk by chunk
-(float32 as the API sends it and FFmpeg reads it, clipped to [-1, 1]).
+(float32 as the API sends it and FFmpeg reads it; the player clips it, off the event loop).
 
 Each chunk carries its own rate and channel count, so a consumer can refuse audio in a format it
 does not play instead of playing it at the wrong pitch."""
@@ -16,7 +16,7 @@ from mistralai.client.types import UNSET
 
 from bot.audio.frames import F32LE, TTS_CHANNELS, TTS_SAMPLE_RATE, PcmFrame
 
-from .pcm import Float32Clipper
+from .pcm import Float32Chunks
 from .retry import NO_SDK_RETRIES, RetryPolicy
 from .streams import stream_items
 
@@ -92,11 +92,11 @@ class SpeechSynthesizer:
     async def _stream(
         self, text: str, ref_audio: str | None, voice_id: str | None
     ) -> AsyncGenerator[PcmFrame, None]:
-        converter = Float32Clipper()
+        converter = Float32Chunks()
 
         async def open_stream() -> EventStreamAsync[SpeechStreamEvents]:
             nonlocal converter
-            converter = Float32Clipper()  # a retried request starts on a sample boundary again
+            converter = Float32Chunks()  # a retried request starts on a sample boundary again
             return await self._client.audio.speech.complete_async(
                 input=text,
                 model=self._model,
@@ -119,8 +119,8 @@ class SpeechSynthesizer:
             log.warning("speech stream ended mid-sample; dropped %d trailing bytes", converter.pending)
 
 
-def _audio_of(event: SpeechStreamEvents, converter: Float32Clipper) -> bytes:
+def _audio_of(event: SpeechStreamEvents, converter: Float32Chunks) -> bytes:
     data = event.data
     if isinstance(data, SpeechStreamAudioDelta):
-        return converter.convert(base64.b64decode(data.audio_data))
+        return converter.whole_samples(base64.b64decode(data.audio_data))
     return b""

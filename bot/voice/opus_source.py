@@ -28,7 +28,6 @@ from collections.abc import Callable
 from typing import Any
 
 import discord
-import numpy as np
 
 from bot.audio.ffmpeg import INPUT_BLOCK_BYTES, INPUT_SAMPLE_BYTES, ffmpeg_args, wav_stream_header
 from bot.audio.frames import (
@@ -40,6 +39,7 @@ from bot.audio.frames import (
     TTS_SAMPLE_RATE,
     SampleFormat,
 )
+from bot.audio.playback_pcm import clip_float32, int16_to_float32
 from bot.voice.nut import NutError, NutParser
 from bot.voice.pipes import READ_SIZE, PipeHub, PipeWriter, default_hub
 from bot.voice.playout import REJOIN, PlayoutHistory, PlayoutSegment
@@ -59,7 +59,6 @@ UNDERRUN_WAIT = 0.005
 FRAME_INPUT_SAMPLES = round(TTS_SAMPLE_RATE * FRAME_DURATION_S)  # 480
 LOOKAHEAD_SAMPLES = 156
 BLOCK_SAMPLES = INPUT_BLOCK_BYTES // INPUT_SAMPLE_BYTES  # 120
-INT16_SCALE = 1.0 / 32768.0
 
 _END = object()  # pipe thread -> reader: FFmpeg's output has ended
 
@@ -162,9 +161,9 @@ class StreamingOpusSource(discord.FFmpegAudio):
         return True
 
     def feed(self, pcm: bytes, sample_format: SampleFormat = S16LE) -> None:
-        """Queue mono PCM for FFmpeg; returns at once, with no syscall (the pipe thread writes it).
-        ``F32LE`` (TTS speech, already clipped) goes in as it is; ``S16LE`` is converted to the
-        float32 FFmpeg reads. Chunks may split samples."""
+        """Queue mono PCM for FFmpeg; returns at once, with no syscall and no numpy: the pipe thread
+        converts it to the float32 FFmpeg reads (``F32LE``, TTS speech: clipped to [-1, 1]) and
+        writes it. Chunks may split samples."""
         if self._finished or self._closed:
             return
         width = SAMPLE_WIDTHS[sample_format]
@@ -174,14 +173,11 @@ class StreamingOpusSource(discord.FFmpegAudio):
         self._carry = data[cut:]
         if not cut:
             return
-        if sample_format == F32LE:
-            audio = data[:cut] if cut < len(data) else data
-        else:
-            samples = np.frombuffer(data, "<i2", count=cut // width).astype("<f4")
-            samples *= INT16_SCALE
-            audio = samples.tobytes()
+        audio = data[:cut] if cut < len(data) else data
+        # Converted on the pipe thread: numpy on the loop lets go of the GIL (bot.audio.playback_pcm).
+        convert = clip_float32 if sample_format == F32LE else int16_to_float32
         with self._write_lock:
-            self._input.write(audio)
+            self._input.write(audio, convert)
             self._written += cut // width
             self._audio_written_at = now = self._clock()
             self._pad_armed = True

@@ -8,7 +8,7 @@ from mistralai.client import Mistral
 
 from bot.audio.frames import PcmFrame
 from bot.mistral import RetryPolicy, ServiceUnavailable, SpeechSynthesizer
-from bot.mistral.pcm import Float32Clipper
+from bot.mistral.pcm import Float32Chunks
 from tests.bot.mistral.conftest import VirtualClock
 from tests.fakes.mistral import FakeMistral, speech_samples, wav_bytes
 
@@ -20,10 +20,10 @@ def tts(client: Mistral, policy: RetryPolicy) -> SpeechSynthesizer:
 
 
 def expected_float32(text: str) -> np.ndarray:
-    return np.clip(speech_samples(text), -1, 1).astype("<f4")
+    return speech_samples(text).astype("<f4")
 
 
-async def test_streams_float32_clipped_as_the_player_reads_it(
+async def test_streams_float32_as_sent_in_whole_samples(
     fake: FakeMistral, client: Mistral, policy: RetryPolicy
 ) -> None:
     assert fake.tts_chunk_bytes % 4 != 0  # chunks split float32 samples: the carry must work
@@ -70,16 +70,16 @@ async def test_cut_after_first_audio_raises(fake: FakeMistral, client: Mistral, 
     assert len(fake.requests_to("speech")) == 1
 
 
-def test_float_clipper_handles_split_samples_clipping_and_nan() -> None:
-    values = np.array([0.0, 0.5, -0.5, 1.0, -1.0, 2.0, -3.0, np.nan, 1e-6, np.inf, -np.inf], dtype="<f4")
+def test_float32_chunks_are_recut_on_sample_boundaries_and_left_as_sent() -> None:
+    values = np.array([0.0, 0.5, -0.5, 1.0, -1.0, 2.0, -3.0, 1e-6], dtype="<f4")
     raw = values.tobytes()
-    converter = Float32Clipper()
-    out = b"".join(converter.convert(raw[i:i + 3]) for i in range(0, len(raw), 3))
-    assert converter.pending == 0
-    assert np.frombuffer(out, dtype="<f4").tolist() == [0.0, 0.5, -0.5, 1.0, -1.0, 1.0, -1.0, 0.0,
-                                                        np.float32(1e-6), 1.0, -1.0]
-    whole = Float32Clipper().convert(raw)  # a chunk of whole samples: the same, in one piece
-    assert whole == out
+    chunks = Float32Chunks()
+    pieces = [chunks.whole_samples(raw[i:i + 3]) for i in range(0, len(raw), 3)]
+    assert chunks.pending == 0
+    assert all(len(piece) % 4 == 0 for piece in pieces)
+    assert b"".join(pieces) == raw  # not clipped here: the player clips, on its pipe thread
+    half = Float32Chunks()
+    assert half.whole_samples(raw[:6]) == raw[:4] and half.pending == 2
 
 
 async def test_without_a_voice_the_reply_language_picks_the_preset(
