@@ -28,13 +28,13 @@ SETTLE_S = 2.0
 
 async def _settled_rss(stack: Stack) -> float:
     await asyncio.sleep(SETTLE_S)
-    return stack.bot.rss_mb()
+    return stack.rss_mb()
 
 
 async def _sample_peak(stack: Stack, stop: asyncio.Event) -> float:
     peak = 0.0
     while not stop.is_set():
-        peak = max(peak, stack.bot.rss_mb())
+        peak = max(peak, stack.rss_mb())
         await asyncio.sleep(0.1)
     return peak
 

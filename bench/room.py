@@ -67,7 +67,7 @@ async def run_mode(mode: str, rooms: list[Room], repeat: int,
             trace = await play(r, seated, fake_discord=stack.fake_discord, fake_voice=stack.fake_voice,
                                fake_mistral=stack.fake_mistral)
             outcome = score(trace)
-            bot = await stack.bot.call("timings", guild=seated.guild_id)
+            bot = await stack.bot_for(seated.guild_id).call("timings", guild=seated.guild_id)
             steps[id(outcome)] = breakdown(trace, outcome, bot["turns"], bot.get("triggers", []))
             for note in outcome.notes:
                 print(f"    {note}", file=sys.stderr, flush=True)

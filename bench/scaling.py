@@ -1,24 +1,29 @@
 """Turn latency as concurrent talking guilds grow (issue 5, benchmark 6), plus 50-guild memory.
 
-    .venv/bin/python -m bench.scaling [--levels 1 5 20 50] [--rounds 3] [--no-profile]
+    .venv/bin/python -m bench.scaling [--levels 1 5 20 50] [--rounds 3] [--no-profile] [--processes N]
 
-One bot process (bench/botproc.py) joins 50 guilds; at each level, that many guilds have their
-simulated user ask questions at the same time (each guild starts at a random offset within 1.5 s,
-then asks ``rounds`` times, waiting for each full answer). The fakes run in this process, the bot
-in its own, but all share the machine's 2 cores, as do the FFmpeg encoders (one per reply).
+One bot process (bench/botproc.py) joins 50 guilds (``--processes N``: N processes, one shard
+group each, sharing PostgreSQL and Redis as docs/scaling.md deploys them: bench/shards.py); at each
+level, that many guilds have their simulated user ask questions at the same time (each guild
+starts at a random offset within 1.5 s, then asks ``rounds`` times, waiting for each full
+answer). The fakes run in this process, the bot in its own, but all share the machine's 2
+cores, as do the FFmpeg encoders (one per reply).
 Reported per level: first-audio latency and overhead p50/p95, the bot process's CPU use (also per
 answered turn, with its FFmpeg encoders' per reply: what a loaded machine distorts least) and the
 whole machine's (and how much of it went to the FFmpeg encoders and to the fakes), how late the
 bot's event loop ran a 10 ms timer, how long its main thread waited for a free core, and (at the
 top level) a cProfile of the bot's event loop thread. Top-level keys ``scaling_<N>_overhead_p95_ms``
-(issue 15's goal: ``scaling_50_overhead_p95_ms`` <= 150 ms on 2 cores), ``scaling_<N>_bot_cpu_ms_per_turn``
-and ``scaling_<N>_ffmpeg_cpu_ms_per_reply``.
+(issue 15's goal: ``scaling_50_overhead_p95_ms`` <= 150 ms on 2 cores), ``scaling_<N>_bot_cpu_ms_per_turn``,
+``scaling_<N>_ffmpeg_cpu_ms_per_reply`` and ``scaling_<N>_processes``. With several processes the
+CPU figures are their sums, the loop lag pools their samples, the run-queue fraction is their
+mean, and each level adds ``per_process`` and ``services_cpu_cores`` (PostgreSQL + Redis).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -29,6 +34,7 @@ from typing import Any
 
 from bench.botproc import LoopLag
 from bench.memory import measure_stack
+from bench.shards import service_pids
 from bench.stack import Member, Stack, running_stack, utterance_opus
 from bench.turns import TURN_TIMEOUT, UTTERANCE_S, analyse, configure_streaming, one_turn, streaming_critical_path
 
@@ -92,20 +98,28 @@ async def level(stack: Stack, members: list[Member], count: int, rounds: int, *,
                 profile: bool) -> dict[str, Any]:
     opus = utterance_opus(UTTERANCE_S, 21)
     rng = random.Random(count)
+    bots = stack.bots
     if profile:
-        await stack.bot.call("profile", start=True)
-    await stack.bot.call("lag", start=True)
+        await bots[0].call("profile", start=True)  # with several processes: the first's only
+    for bot in bots:
+        await bot.call("lag", start=True)
     fakes_lag = LoopLag()  # the fakes' own loop (this process): it drives endpointing and the replies' timing
-    print(f"{count} guilds: level started (bot pid {stack.bot.pid})", file=sys.stderr, flush=True)
-    pid, here = stack.bot.pid, os.getpid()
-    (cpu0, children0), fakes0, wait0 = _cpu_split(pid), _cpu_split(here)[0], _runqueue_wait_s(pid)
+    pids, here = [bot.pid for bot in bots], os.getpid()
+    print(f"{count} guilds: level started (bot pid {', '.join(map(str, pids))})", file=sys.stderr, flush=True)
+    services = service_pids(stack.services_env)
+    split0, fakes0, wait0 = [_cpu_split(p) for p in pids], _cpu_split(here)[0], [_runqueue_wait_s(p) for p in pids]
+    services0 = _cpu_of(services)
     (busy0, total0), wall0 = _machine_busy(), time.monotonic()
     results = await asyncio.gather(*(_guild_loop(stack, m, opus, rounds, rng) for m in members[:count]))
-    (cpu1, children1), fakes1, wait1 = _cpu_split(pid), _cpu_split(here)[0], _runqueue_wait_s(pid)
+    split1, fakes1, wait1 = [_cpu_split(p) for p in pids], _cpu_split(here)[0], [_runqueue_wait_s(p) for p in pids]
+    services1 = _cpu_of(services)
     (busy1, total1), wall1 = _machine_busy(), time.monotonic()
-    lag = (await stack.bot.call("lag", start=False))["lag_ms"]
+    lags = [(await bot.call("lag", start=False))["lag_ms"] for bot in bots]
     fakes_lag_ms = await fakes_lag.stop()
     wall = wall1 - wall0
+    cpu = [after[0] - before[0] for before, after in zip(split0, split1, strict=True)]
+    children = [after[1] - before[1] for before, after in zip(split0, split1, strict=True)]
+    waits = [after - before for before, after in zip(wait0, wait1, strict=True)]
     samples = [s for r in results for s in r]
     answered = [s for s in samples if not s.get("missed")]
     report: dict[str, Any] = {
@@ -113,27 +127,48 @@ async def level(stack: Stack, members: list[Member], count: int, rounds: int, *,
         "turns_asked": len(samples),
         "turns_missed": len(samples) - len(answered),
         "turns": analyse(answered, streaming_critical_path()),
-        "bot_cpu_cores": round((cpu1 - cpu0) / wall, 2),
+        # With several processes, the CPU figures are their sums (each per turn of all of them).
+        "bot_cpu_cores": round(sum(cpu) / wall, 2),
         # Per answered turn, which a loaded machine changes far less than latency: the bot
         # process's CPU (all its threads, the other guilds' idle work included) and its FFmpeg's.
-        "bot_cpu_ms_per_turn": round(1000 * (cpu1 - cpu0) / max(1, len(answered)), 1),
-        "ffmpeg_cpu_ms_per_reply": round(1000 * (children1 - children0) / max(1, len(answered)), 1),
+        "bot_cpu_ms_per_turn": round(1000 * sum(cpu) / max(1, len(answered)), 1),
+        "ffmpeg_cpu_ms_per_reply": round(1000 * sum(children) / max(1, len(answered)), 1),
         # The FFmpeg encoders (one per reply) the bot reaped during the level, and this process:
         # the fakes (simulated users' DAVE and Opus, the fake Mistral) on the same two cores.
-        "ffmpeg_cpu_cores": round((children1 - children0) / wall, 2),
+        "ffmpeg_cpu_cores": round(sum(children) / wall, 2),
         "fakes_cpu_cores": round((fakes1 - fakes0) / wall, 2),
-        "bot_main_thread_runqueue_fraction": round((wait1 - wait0) / wall, 2),
-        "bot_loop_lag_ms": _lag_summary(lag),
+        # Several processes: the mean over their main threads; the loop lag pools their samples.
+        "bot_main_thread_runqueue_fraction": round(sum(waits) / len(waits) / wall, 2),
+        "bot_loop_lag_ms": _lag_summary([ms for lag in lags for ms in lag]),
         "fakes_loop_lag_ms": _lag_summary(fakes_lag_ms),
         "machine_busy_fraction": round((busy1 - busy0) / max(1, total1 - total0), 2),
     }
+    if len(bots) > 1:
+        report["processes"] = len(bots)
+        services_s = sum(services1[p] - services0[p] for p in services1 if p in services0)
+        report["services_cpu_cores"] = round(services_s / wall, 2)
+        report["per_process"] = [{
+            "shard": index, "pid": bot.pid,
+            "guilds": sum(1 for m in members[:count] if stack.bot_for(m.guild_id) is bot),
+            "bot_cpu_cores": round(cpu[index] / wall, 2), "ffmpeg_cpu_cores": round(children[index] / wall, 2),
+            "main_thread_runqueue_fraction": round(waits[index] / wall, 2), "loop_lag_ms": _lag_summary(lags[index]),
+        } for index, bot in enumerate(bots)]
     if profile:
-        report["profile"] = (await stack.bot.call("profile", start=False, lines=30))["profile"]
+        report["profile"] = (await bots[0].call("profile", start=False, lines=30))["profile"]
     return report
 
 
-async def measure(levels: list[int], rounds: int, *, profile: bool = True) -> dict[str, Any]:
-    async with running_stack(max(levels), log_name="scaling") as stack:
+def _cpu_of(pids: list[int]) -> dict[int, float]:
+    """Own + reaped children's CPU seconds of each process still running."""
+    out = {}
+    for pid in pids:
+        with contextlib.suppress(OSError, IndexError):
+            out[pid] = sum(_cpu_split(pid))
+    return out
+
+
+async def measure(levels: list[int], rounds: int, *, profile: bool = True, processes: int = 1) -> dict[str, Any]:
+    async with running_stack(max(levels), log_name="scaling", processes=processes) as stack:
         memory = await measure_stack(stack)
         members: list[Member] = stack.members  # type: ignore[attr-defined]
         configure_streaming(stack)
@@ -150,15 +185,23 @@ async def measure(levels: list[int], rounds: int, *, profile: bool = True) -> di
                   f"(fakes' {out[-1]['fakes_loop_lag_ms']['p95']:.0f} ms), "
                   f"machine {out[-1]['machine_busy_fraction']}",
                   file=sys.stderr, flush=True)
-    return {"memory": memory, "levels": out, **headline(out)}
+            for one in out[-1].get("per_process", []):
+                print(f"  shard {one['shard']}: {one['guilds']} guilds, bot {one['bot_cpu_cores']} cores, "
+                      f"runqueue {one['main_thread_runqueue_fraction']}, "
+                      f"loop lag p99 {one['loop_lag_ms']['p99']:.0f} ms", file=sys.stderr, flush=True)
+            if "services_cpu_cores" in out[-1]:
+                print(f"  PostgreSQL + Redis {out[-1]['services_cpu_cores']} cores", file=sys.stderr, flush=True)
+    return {"memory": memory, "levels": out, **headline(out, processes)}
 
 
-def headline(levels: list[dict[str, Any]]) -> dict[str, Any]:
+def headline(levels: list[dict[str, Any]], processes: int = 1) -> dict[str, Any]:
     """Issue 15's goal (50 simultaneously answering guilds, turn overhead p95 <= 150 ms) and the
-    per-turn CPU that decides it, when the run had those levels."""
+    per-turn CPU that decides it, when the run had those levels, and how many bot processes
+    (shard groups) served them."""
     out: dict[str, Any] = {}
     for level in levels:
         guilds = level["guilds"]
+        out[f"scaling_{guilds}_processes"] = processes
         if "overhead" in level["turns"]:
             out[f"scaling_{guilds}_overhead_p95_ms"] = level["turns"]["overhead"]["p95"]
         out[f"scaling_{guilds}_bot_cpu_ms_per_turn"] = level["bot_cpu_ms_per_turn"]
@@ -171,8 +214,13 @@ def main() -> None:
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 5, 20, 50])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="bot processes, one shard group each, on a shared PostgreSQL and Redis (bench/shards.py)")
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(measure(args.levels, args.rounds, profile=not args.no_profile)), indent=1))
+    if args.processes < 1:
+        parser.error("--processes must be at least 1")
+    print(json.dumps(asyncio.run(measure(args.levels, args.rounds, profile=not args.no_profile,
+                                         processes=args.processes)), indent=1))
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.shards import process_env, shared_services, spread_guild_ids
+from bot.sharding import shard_of
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord.world import TEST_DISCORD_TOKEN, World, build_world
 from tests.fakes.mistral import FakeMistral
@@ -62,8 +64,9 @@ def utterance_opus(seconds: float, seed: int) -> list[bytes]:
 
 
 class BotProcess:
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
+    def __init__(self, process: asyncio.subprocess.Process, log: Path) -> None:
         self.process = process
+        self.log = log
         self.pid = process.pid
         self._lock = asyncio.Lock()
 
@@ -100,6 +103,9 @@ def rss_mb(pid: int) -> float:
 
 @dataclass
 class Stack:
+    """``bots``: one process per shard group (bench/shards.py); ``bot`` is the first, the only
+    one unless ``running_stack(processes=N)``. A guild's commands and voice reach ``bot_for(it)``."""
+
     fake_discord: FakeDiscord
     fake_voice: FakeVoiceServer
     fake_mistral: FakeMistral
@@ -107,6 +113,18 @@ class Stack:
     worlds: list[World]
     workdir: Path
     seated: Any = None
+    bots: list[BotProcess] = field(default_factory=list)
+    services_env: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.bots = self.bots or [self.bot]
+
+    def bot_for(self, guild_id: int) -> BotProcess:
+        """The process whose shard Discord routes the guild to."""
+        return self.bots[shard_of(guild_id, len(self.bots))]
+
+    def rss_mb(self) -> float:
+        return sum(bot.rss_mb() for bot in self.bots)
 
     async def join(self, world: World, *, seed: int = 0) -> Member:
         """The simulated user is in the voice channel; /join brings the bot in; DAVE settles."""
@@ -125,17 +143,24 @@ class Stack:
 
 @contextlib.asynccontextmanager
 async def running_stack(guilds: int = 1, *, log_name: str = "bot", env_overrides: dict[str, str] | None = None,
-                        seat: Callable[[FakeDiscord], Awaitable[object]] | None = None) -> AsyncIterator[Stack]:
+                        seat: Callable[[FakeDiscord], Awaitable[object]] | None = None,
+                        processes: int = 1) -> AsyncIterator[Stack]:
     """``seat`` sets up more guilds on the fake Discord before the bot connects (its result is
-    ``Stack.seated``); ``env_overrides`` adds to the bot process's environment."""
+    ``Stack.seated``); ``env_overrides`` adds to the bot processes' environment; ``processes``
+    runs that many shard-group bot processes on a shared PostgreSQL and Redis (bench/shards.py)."""
     workdir = Path(tempfile.mkdtemp(prefix="voxcord-bench-"))
     certs = make_test_certificates(workdir / "tls")
     async with contextlib.AsyncExitStack() as stack:
+        services = stack.enter_context(shared_services(processes))
         fake_discord = await stack.enter_async_context(FakeDiscord(certs))
         fake_voice = await stack.enter_async_context(FakeVoiceServer(certs))
         fake_discord.attach_voice_server(fake_voice)
         fake_mistral = await stack.enter_async_context(FakeMistral())
-        worlds = [build_world(fake_discord, f"Guild {i}") for i in range(guilds)]
+        if processes == 1:
+            worlds = [build_world(fake_discord, f"Guild {i}") for i in range(guilds)]
+        else:
+            ids = spread_guild_ids(fake_discord.snowflakes.next, guilds, processes)
+            worlds = [build_world(fake_discord, f"Guild {i}", guild_id=gid) for i, gid in enumerate(ids)]
         for world in worlds:
             await fake_discord.set_voice_state(world.guild.id, world.member_id, world.voice.id)
         seated = await seat(fake_discord) if seat is not None else None
@@ -154,30 +179,45 @@ async def running_stack(guilds: int = 1, *, log_name: str = "bot", env_overrides
             # to Silero only ~90 % of the time: with the default VAD it splits or cuts 12 of 40
             # questions short. SpectralVad was calibrated on it; Silero's cost is bench.vad's.
             "VAD": "spectral",
+            **services,
             **(env_overrides or {}),
         }
-        stderr = (workdir / f"{log_name}.log").open("wb")
-        stack.callback(stderr.close)
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bench.botproc", cwd=ROOT, env=env,
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=stderr,
-        )
-        bot = BotProcess(process)
+        bots = []
+        for index in range(processes):
+            name = log_name if processes == 1 else f"{log_name}-{index}"
+            bots.append(await _start_bot(stack, {**env, **process_env(index, processes)}, workdir / f"{name}.log"))
+        # Started together, as a deployment's processes are: the first applies the migrations
+        # under PostgreSQL's advisory lock while the others wait for it.
+        await asyncio.gather(*(_wait_ready(bot) for bot in bots))
+        yield Stack(fake_discord, fake_voice, fake_mistral, bots[0], worlds, workdir, seated, bots, services)
 
-        async def stop_bot() -> None:
+
+async def _start_bot(stack: contextlib.AsyncExitStack, env: dict[str, str], log: Path) -> BotProcess:
+    stderr = log.open("wb")
+    stack.callback(stderr.close)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.botproc", cwd=ROOT, env=env,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=stderr,
+    )
+    bot = BotProcess(process, log)
+
+    async def stop_bot() -> None:
+        if process.returncode is None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(bot.call("quit"), 15)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(process.wait(), 15)
             if process.returncode is None:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(bot.call("quit"), 15)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(process.wait(), 15)
-                if process.returncode is None:
-                    process.kill()
-                    await process.wait()
+                process.kill()
+                await process.wait()
 
-        stack.push_async_callback(stop_bot)
-        try:
-            ready = await asyncio.wait_for(bot._line(), 60)
-        except Exception as error:
-            raise RuntimeError(f"bot did not start; log: {workdir / (log_name + '.log')}") from error
-        assert ready.get("ready"), ready
-        yield Stack(fake_discord, fake_voice, fake_mistral, bot, worlds, workdir, seated)
+    stack.push_async_callback(stop_bot)
+    return bot
+
+
+async def _wait_ready(bot: BotProcess) -> None:
+    try:
+        ready = await asyncio.wait_for(bot._line(), 60)
+    except Exception as error:
+        raise RuntimeError(f"bot did not start; log: {bot.log}") from error
+    assert ready.get("ready"), ready

@@ -111,7 +111,7 @@ async def _wait_turn(stack: Stack, guild_id: int, after: float, *, poll: float =
     """The bot's TurnTimings of the first turn whose speech ended after ``after`` (once recorded)."""
     async with asyncio.timeout(TURN_TIMEOUT):
         while True:
-            for turn in reversed(await stack.bot.turns(guild_id)):
+            for turn in reversed(await stack.bot_for(guild_id).turns(guild_id)):
                 if turn.get("speech_end", 0.0) > after:
                     return turn
             await asyncio.sleep(poll)
@@ -286,7 +286,7 @@ async def run_clip_turns(stack: Stack, member: Member, count: int, critical: flo
     await asyncio.to_thread(wav.write_bytes, pcm16_to_wav(pcm, sample_rate=TTS_SAMPLE_RATE))
     stack.fake_mistral.voice_creation_refused = refuse_voices
     try:
-        prepared = await stack.bot.call("set_clip", guild=member.guild_id, wav=str(wav))
+        prepared = await stack.bot_for(member.guild_id).call("set_clip", guild=member.guild_id, wav=str(wav))
     finally:
         stack.fake_mistral.voice_creation_refused = None
     before = len(stack.fake_mistral.requests_to("speech"))
@@ -298,7 +298,7 @@ async def run_clip_turns(stack: Stack, member: Member, count: int, critical: flo
 async def measure(turns: int, sequential: int, bargein: int) -> dict[str, Any]:
     async with running_stack(4, log_name="turns") as stack:
         streaming_world, sequential_world, voice_world, reference_world = stack.worlds
-        await stack.bot.call("sequential", guild=sequential_world.guild.id)
+        await stack.bot_for(sequential_world.guild.id).call("sequential", guild=sequential_world.guild.id)
         member = await stack.join(streaming_world, seed=1)
         baseline = await stack.join(sequential_world, seed=2)
         configure_streaming(stack)

@@ -1,5 +1,5 @@
 """bench/ runs as ``python -m bench...`` from the repository root against the installed project:
-it may import bot/, cogs/, tests/fakes/ and itself, and must not edit sys.path to reach more."""
+it may import bot/, cogs/, tests/fakes/, tests/services.py and itself, and must not edit sys.path to reach more."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import ast
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
-ALLOWED = ("bot", "cogs", "tests.fakes", "bench")
+# tests.services: the real PostgreSQL and Redis starters, for `bench.scaling --processes N`.
+ALLOWED = ("bot", "cogs", "tests.fakes", "tests.services", "bench")
 
 
 def _project_imports(tree: ast.AST) -> list[str]:

@@ -1,4 +1,4 @@
-"""Six fixes for the ``mistralai`` SDK's hot paths, installed once by the entry point.
+"""Seven fixes for the ``mistralai`` SDK's hot paths and its HTTP client, installed once by the entry point.
 
 **Wrapper models.** The SDK stops building a pydantic model class on every call.
 
@@ -31,6 +31,8 @@ opened without the offer instead (the SDK's own ``connect`` with ``compression=N
 
 **Request hooks on the loop.** See ``install_inline_hooks``.
 
+**Idle connections probed once each.** In its own module: ``pool_probe.py``.
+
 Imports and first-call work done at start instead of in the first turn: ``sdk_preload.py``.
 
 Each of the other fixes replaces module-level names that the SDK looks up at call time,
@@ -57,6 +59,8 @@ from mistralai.client import basesdk
 from mistralai.client._hooks import registration as hook_registration
 from mistralai.client._hooks.sdkhooks import SDKHooks
 from mistralai.client.utils import eventstreaming, serializers
+
+from bot.mistral.pool_probe import install_cheap_idle_probe
 
 log = logging.getLogger(__name__)
 
@@ -381,6 +385,7 @@ def install_sdk_speedups() -> None:
     install_uncompressed_realtime()
     install_type_hint_cache()
     install_inline_hooks()
+    install_cheap_idle_probe()
 
 
 def cached_model_count() -> int:

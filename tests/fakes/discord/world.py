@@ -27,8 +27,9 @@ class World:
     other_voice: FakeChannel
 
 
-def build_world(fake: FakeDiscord, name: str = "Test guild") -> World:
-    guild = fake.add_guild(name)
+def build_world(fake: FakeDiscord, name: str = "Test guild", *, guild_id: int | None = None) -> World:
+    """``guild_id`` places the guild on a chosen shard (``(id >> 22) % shard_count``); else a fresh id."""
+    guild = fake.add_guild(name, id=guild_id)
     moderators = guild.add_role("moderators", permissions=MANAGE_GUILD)
     admin = fake.snowflakes.next()
     member = fake.snowflakes.next()

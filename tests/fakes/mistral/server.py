@@ -53,8 +53,11 @@ class FakeMistral:
     """The fake API server. All knobs are plain attributes a test may set at any time."""
 
     def __init__(self, *, api_key: str = "fake-mistral-key-0123456789abcdef", tts_chunk_bytes: int = 6001,
-                 sleep: Sleep = asyncio.sleep) -> None:
+                 sleep: Sleep = asyncio.sleep, keepalive_timeout: float = 75.0) -> None:
         self.api_key = api_key
+        self.keepalive_timeout = keepalive_timeout
+        """Seconds before the fake closes an idle keep-alive connection, as servers do (75 s is
+        nginx's default; aiohttp's own is an hour). Read at ``start``."""
         self.latency = Latency()
         self.faults = Faults()
         self.requests: list[RecordedRequest] = []
@@ -106,7 +109,8 @@ class FakeMistral:
         batch = self._wrap("transcriptions", self._batch_transcription)
         app.router.add_post("/v1/audio/transcriptions", batch)
         app.router.add_get("/v1/audio/transcriptions/realtime", self._wrap("realtime", self._realtime.handle))
-        self._runner = web.AppRunner(app, shutdown_timeout=1.0, access_log=None)
+        self._runner = web.AppRunner(app, shutdown_timeout=1.0, access_log=None,
+                                     keepalive_timeout=self.keepalive_timeout)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
@@ -135,6 +139,11 @@ class FakeMistral:
 
     def knows_voice(self, voice_id: str) -> bool:
         return self._voices.is_known(voice_id)
+
+    @property
+    def open_connections(self) -> int:
+        """HTTP connections the fake holds open now (busy or idle keep-alive)."""
+        return 0 if self._runner is None or self._runner.server is None else len(self._runner.server.connections)
 
     def requests_to(self, endpoint: Endpoint) -> list[RecordedRequest]:
         return [request for request in self.requests if request.endpoint == endpoint]
