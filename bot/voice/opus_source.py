@@ -18,10 +18,12 @@ last partial frame pushed out with the least silence that completes it.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
 import queue
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -35,6 +37,7 @@ from bot.audio.frames import FRAME_DURATION_S, OPUS_SILENCE, SAMPLE_WIDTH, TTS_S
 from bot.voice.nut import NutError, NutParser
 from bot.voice.pipes import READ_SIZE, PipeHub, PipeWriter, default_hub
 from bot.voice.playout import REJOIN, PlayoutHistory, PlayoutSegment
+from bot.voice.spawn import Spawn, in_background
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +84,7 @@ class StreamingOpusSource(discord.FFmpegAudio):
         playout: PlayoutHistory | None = None,
         sample_rate: int = TTS_SAMPLE_RATE,
         hub: PipeHub | None = None,
+        spawn: Spawn | None = None,
     ) -> None:
         self._clock = clock
         self._on_first_packet = on_first_packet
@@ -113,28 +117,51 @@ class StreamingOpusSource(discord.FFmpegAudio):
         self.first_packet_ready_at: float | None = None
         self.first_packet_read_at: float | None = None
 
-        args = ffmpeg_args(executable)[1:]
         # Our own pipe rather than stdin=PIPE: FFmpegAudio would then start its own writer thread
-        # reading a file-like source, which we cannot wake or stop cleanly on barge-in.
+        # reading a file-like source, which we cannot wake or stop cleanly on barge-in. Made here,
+        # so ``feed`` writes into it before FFmpeg runs; FFmpeg is started by ``spawn``
+        # (``bot.voice.spawn``: off the event loop by default).
         read_fd, write_fd = os.pipe()
-        try:
-            super().__init__("pipe:", executable=executable, args=args, stdin=read_fd)
-        except BaseException:
-            os.close(write_fd)
-            raise
-        finally:
-            os.close(read_fd)
-        self._popen = self._process
+        self._popen: subprocess.Popen[bytes] | None = None
+        self._spawn_lock = threading.Lock()
+        self._spawn_state = "pending"  # -> "spawning" -> "done", or "cancelled" by an early cleanup
+        self._spawned = threading.Event()
         self._parser = NutParser()
-        hub = hub if hub is not None else default_hub()
-        self._input = PipeWriter(write_fd, hub)
+        self._hub = hub if hub is not None else default_hub()
+        self._input = PipeWriter(write_fd, self._hub)
         self._input.write(wav_stream_header(sample_rate))
+        args = ffmpeg_args(executable)[1:]
+        (spawn or in_background)(functools.partial(self._spawn, executable, args, read_fd))
+
+    def _spawn(self, executable: str, args: list[str], read_fd: int) -> None:
+        with self._spawn_lock:
+            cancelled = self._spawn_state == "cancelled"
+            self._spawn_state = "spawning"
+        try:
+            if not cancelled:
+                super().__init__("pipe:", executable=executable, args=args, stdin=read_fd)
+                self._popen = self._process
+        except Exception:
+            log.exception("FFmpeg could not be started; the reply ends unheard")
+        finally:
+            os.close(read_fd)  # FFmpeg has its copy; without FFmpeg, feeding now fails silently (EPIPE)
+            with self._spawn_lock:
+                self._spawn_state = "done"
+            self._spawned.set()
+        if cancelled:
+            return
+        if self._popen is None:
+            self._input.abort()
+            self._end_of_output()
+            return
         os.set_blocking(self._stdout.fileno(), False)
-        hub.watch_read(self._stdout, self._on_readable)
+        self._hub.watch_read(self._stdout, self._on_readable)
 
     @property
-    def process(self) -> Any:
-        """The FFmpeg ``Popen``, kept after clean-up so callers can check it has exited."""
+    def process(self) -> subprocess.Popen[bytes] | None:
+        """The FFmpeg ``Popen``, kept after clean-up so callers can check it has exited; waits for
+        a spawn under way. None if it could not start or was cleaned up before it was started."""
+        self._spawned.wait()
         return self._popen
 
     @property
@@ -320,7 +347,7 @@ class StreamingOpusSource(discord.FFmpegAudio):
         """Stop FFmpeg; idempotent, safe from any thread, leaves no process. The pipe thread
         closes stdout once the killed FFmpeg's output has ended."""
         with self._cleanup_lock:
-            if self._cleaned or not hasattr(self, "_popen"):
+            if self._cleaned or not hasattr(self, "_spawned"):
                 return
             self._cleaned = True
             self._closed = True
@@ -329,10 +356,19 @@ class StreamingOpusSource(discord.FFmpegAudio):
             log.debug("Reply playback ended: %d packets, %d underruns, %.0f ms padding, playout needs %s",
                       self._packets_read, self.underruns, self.padded_seconds * 1000,
                       [round(need * 1000) for need in self._history.needs])
-            self._stopped = True  # tells FFmpegAudio the exit below is not a failure
             self._finished = True
             with self._write_lock:
                 self._input.abort()  # queued audio is dropped
-            if self._popen.poll() is None:
-                self._popen.kill()
-            self._popen.wait()
+            with self._spawn_lock:
+                if self._spawn_state == "pending":
+                    self._spawn_state = "cancelled"  # never started: nothing to stop
+                    self._spawned.set()
+                    return
+            self._spawned.wait()  # a spawn under way (~1 ms): then stop what it started
+            self._stopped = True  # tells FFmpegAudio the exit below is not a failure
+            popen = self._popen
+            if popen is None:
+                return
+            if popen.poll() is None:
+                popen.kill()
+            popen.wait()

@@ -1,7 +1,8 @@
 """Streamed speech into a voice channel, loop side: one reply at a time, one FFmpeg per reply.
 
 Flow per reply: ``SpeechPlayer.begin_reply`` spawns FFmpeg before any audio exists (spawning
-costs ~12 ms, measured in bench/playback_latency.py); TTS chunks are fed as they arrive, every
+costs ~12 ms, measured in bench/playback_latency.py; on the spawn thread, ``bot.voice.spawn``, so
+not on the loop); TTS chunks are fed as they arrive, every
 sentence of the reply into the same FFmpeg so no encoder restart separates them; playback starts
 once enough speech is buffered that it will not run dry mid-sentence (``bot.voice.playout``: a
 small prebuffer learned from the guild's last replies); ``finish`` closes FFmpeg's stdin so the

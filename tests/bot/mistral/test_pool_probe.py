@@ -7,13 +7,16 @@ import cProfile
 import pstats
 from collections.abc import AsyncIterator
 
+import anyio
 import httpx2
 import pytest
+from httpcore2._async import connection_pool
 from httpcore2._backends import anyio as anyio_backend
 from mistralai.client import Mistral
 
 from bot.__main__ import MISTRAL_CONNECTION_LIMITS
 from bot.mistral import RetryPolicy, SpeechSynthesizer
+from bot.mistral.pool_probe import _SDK_ASSIGN as SDK_ASSIGN
 from bot.mistral.pool_probe import _SDK_STREAM as SDK_STREAM
 from bot.mistral.pool_probe import ProbedAnyIOStream, install_cheap_idle_probe
 from tests.fakes.mistral import FakeMistral
@@ -24,6 +27,7 @@ NO_RETRY = RetryPolicy(max_attempts=1, max_total_seconds=5.0)
 @pytest.fixture
 def cheap_probe(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(anyio_backend, "AnyIOStream", SDK_STREAM)
+    monkeypatch.setattr(connection_pool.AsyncConnectionPool, "_assign_requests_to_connections", SDK_ASSIGN)
     assert install_cheap_idle_probe() and install_cheap_idle_probe()
     assert anyio_backend.AnyIOStream is ProbedAnyIOStream
 
@@ -69,10 +73,10 @@ async def test_an_open_idle_connection_is_still_reused(fake: FakeMistral) -> Non
 
 
 @pytest.mark.usefixtures("cheap_probe")
-async def test_a_request_beside_many_idle_connections_probes_each_with_one_poll(fake: FakeMistral) -> None:
+async def test_a_request_beside_many_idle_connections_asks_the_kernel_once_per_pool_pass(fake: FakeMistral) -> None:
     # At 50 answering guilds ~50 connections sit idle, and the pool probes every one on each
-    # request's start and finish: the probe must not look the socket up again (anyio's attribute
-    # dict and getpeername()) nor build a new poll object each time.
+    # request's start and finish. Each probe looked the socket up again (anyio's attribute dict and
+    # getpeername()) and polled it alone; each poll also hands the GIL to any thread waiting for it.
     idle = 30
     async with httpx2.AsyncClient(limits=MISTRAL_CONNECTION_LIMITS) as http:
         client = Mistral(api_key=fake.api_key, server_url=fake.url, async_client=http)
@@ -85,12 +89,43 @@ async def test_a_request_beside_many_idle_connections_probes_each_with_one_poll(
         profile.enable()
         assert await _speak(synthesizer)
         profile.disable()
-    calls = {name: count for (_, _, name), (count, *_) in pstats.Stats(profile).stats.items()}  # type: ignore[attr-defined]  # pstats keeps its table untyped
-    polls = calls.get("<method 'poll' of 'select.poll' objects>", 0)
-    assert polls >= idle - 1  # the probes did run (every idle connection, start and finish)
+    calls: dict[str, int] = {}
+    for (_, _, name), (count, *_) in pstats.Stats(profile).stats.items():  # type: ignore[attr-defined]  # pstats keeps its table untyped
+        calls[name] = calls.get(name, 0) + count
+    passes = calls["_assign_in_one_poll"]
+    assert calls["has_expired"] >= 2 * (idle - 1)  # every idle connection was probed, twice
+    assert calls.get("<method 'poll' of 'select.poll' objects>", 0) <= passes
     assert calls.get("<method 'getpeername' of '_socket.socket' objects>", 0) == 0
-    assert calls.get("<built-in method select.poll>", 0) == 0
     assert len({request.peer for request in fake.requests_to("speech")}) == idle
+
+
+async def test_each_socket_answers_for_itself() -> None:
+    # Many streams share one poll set: the one the server closed reads as readable, the others not.
+    closers: list[asyncio.StreamWriter] = []
+
+    async def accept(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        closers.append(writer)
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    streams = [ProbedAnyIOStream(await anyio.connect_tcp("127.0.0.1", port)) for _ in range(5)]
+    try:
+        async with asyncio.timeout(5):
+            while len(closers) < 5:
+                await asyncio.sleep(0.01)
+        assert [stream.get_extra_info("is_readable") for stream in streams] == [False] * 5
+        closers[2].close()
+        async with asyncio.timeout(5):
+            while not streams[2].get_extra_info("is_readable"):
+                await asyncio.sleep(0.01)
+        assert [stream.get_extra_info("is_readable") for stream in streams] == [False, False, True, False, False]
+        await streams[3].aclose()  # closed: readable, as httpcore's is_socket_readable says
+        assert streams[3].get_extra_info("is_readable") is True
+        assert streams[4].get_extra_info("is_readable") is False
+    finally:
+        for stream in streams:
+            await stream.aclose()
+        server.close()
 
 
 def test_install_leaves_a_changed_backend_alone(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -98,5 +133,7 @@ def test_install_leaves_a_changed_backend_alone(monkeypatch: pytest.MonkeyPatch)
         pass
 
     monkeypatch.setattr(anyio_backend, "AnyIOStream", Elsewhere)
+    monkeypatch.setattr(connection_pool.AsyncConnectionPool, "_assign_requests_to_connections", SDK_ASSIGN)
     assert install_cheap_idle_probe() is False
     assert anyio_backend.AnyIOStream is Elsewhere
+    assert connection_pool.AsyncConnectionPool._assign_requests_to_connections is SDK_ASSIGN
