@@ -7,7 +7,9 @@ way, the bot's before session 5).
     .venv/bin/python -m bench.playback_cpu [--threads] [guilds ...]     # default: 1 10
 
 The bot-side figure is this process's CPU time (all threads) over the run; FFmpeg's is the
-children's CPU time once every FFmpeg has exited. Both as a share of one core, per guild.
+children's CPU time once every FFmpeg has exited. Both as a share of one core, per guild. The
+feeder's is the CPU of the thread that feeds the chunks (the event loop's share, in the bot), per
+chunk. Speech is fed as the TTS gives it since issue 15: float32 (``F32LE``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import time
 import numpy as np
 
 from bot.audio.ffmpeg import ffmpeg_executable
+from bot.audio.frames import F32LE
 from bot.voice.opus_source import StreamingOpusSource
 from bot.voice.sender import PacketSender
 
@@ -32,7 +35,7 @@ RATE = 24_000
 def _speech(seconds: float) -> bytes:
     t = np.arange(round(seconds * RATE)) / RATE
     wave = np.sin(2 * np.pi * (150 * t + 40 * t**2)) * (0.6 + 0.3 * np.sin(2 * np.pi * 3.1 * t))
-    return (wave * 16_000).astype("<i2").tobytes()
+    return (wave * 0.5).astype("<f4").tobytes()
 
 
 def _player(source: StreamingOpusSource, packets: list[int]) -> None:
@@ -70,12 +73,16 @@ def measure(guilds: int, executable: str, *, threads: bool = False) -> dict[str,
     counts = [[0] for _ in sources]
     players = [threading.Thread(target=_player, args=(s, c), daemon=True) for s, c in zip(sources, counts, strict=True)]
     sender, ended = PacketSender(), threading.Semaphore(0)
-    step = CHUNK_SAMPLES * 2
+    step = CHUNK_SAMPLES * 4
     started = time.perf_counter()
+    feeder_cpu, fed = 0.0, 0
     for index, offset in enumerate(range(0, len(pcm), step)):
         time.sleep(max(0.0, started + index * CHUNK_SAMPLES / RATE - time.perf_counter()))
+        feeding = time.thread_time()
         for source in sources:
-            source.feed(pcm[offset : offset + step])
+            source.feed(pcm[offset : offset + step], F32LE)
+        feeder_cpu += time.thread_time() - feeding
+        fed += len(sources)
         if index == 1:  # playback starts after the prebuffer, as SpeechPlayer would start it
             for player, source, count in zip(players, sources, counts, strict=True):
                 if threads:
@@ -102,6 +109,7 @@ def measure(guilds: int, executable: str, *, threads: bool = False) -> dict[str,
         "wall_s": round(wall, 2),
         "bot_core_pct_per_guild": round(100 * cpu / wall / guilds, 2),
         "ffmpeg_core_pct_per_guild": round(100 * ffmpeg / wall / guilds, 2),
+        "feeder_cpu_us_per_chunk": round(1e6 * feeder_cpu / fed, 1),
     }
 
 

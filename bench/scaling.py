@@ -34,7 +34,7 @@ from typing import Any
 
 from bench.botproc import LoopLag
 from bench.memory import measure_stack
-from bench.shards import service_pids
+from bench.shards import STORES, service_pids
 from bench.stack import Member, Stack, running_stack, utterance_opus
 from bench.turns import TURN_TIMEOUT, UTTERANCE_S, analyse, configure_streaming, one_turn, streaming_critical_path
 
@@ -143,8 +143,9 @@ async def level(stack: Stack, members: list[Member], count: int, rounds: int, *,
         "fakes_loop_lag_ms": _lag_summary(fakes_lag_ms),
         "machine_busy_fraction": round((busy1 - busy0) / max(1, total1 - total0), 2),
     }
-    if len(bots) > 1:
+    if len(bots) > 1 or stack.services_env:  # anything but the default one process on SQLite
         report["processes"] = len(bots)
+        report["store"] = ("postgres" if "DATABASE_URL" in stack.services_env else "sqlite") + " + redis"
         services_s = sum(services1[p] - services0[p] for p in services1 if p in services0)
         report["services_cpu_cores"] = round(services_s / wall, 2)
         report["per_process"] = [{
@@ -167,8 +168,9 @@ def _cpu_of(pids: list[int]) -> dict[int, float]:
     return out
 
 
-async def measure(levels: list[int], rounds: int, *, profile: bool = True, processes: int = 1) -> dict[str, Any]:
-    async with running_stack(max(levels), log_name="scaling", processes=processes) as stack:
+async def measure(levels: list[int], rounds: int, *, profile: bool = True, processes: int = 1,
+                  store: str | None = None) -> dict[str, Any]:
+    async with running_stack(max(levels), log_name="scaling", processes=processes, store=store) as stack:
         memory = await measure_stack(stack)
         members: list[Member] = stack.members  # type: ignore[attr-defined]
         configure_streaming(stack)
@@ -216,11 +218,14 @@ def main() -> None:
     parser.add_argument("--no-profile", action="store_true")
     parser.add_argument("--processes", type=int, default=1,
                         help="bot processes, one shard group each, on a shared PostgreSQL and Redis (bench/shards.py)")
+    parser.add_argument("--store", choices=STORES, default=None,
+                        help="the database: SQLite (default for one process) or PostgreSQL (default for several); "
+                             "anything but one process on SQLite adds Redis")
     args = parser.parse_args()
     if args.processes < 1:
         parser.error("--processes must be at least 1")
     print(json.dumps(asyncio.run(measure(args.levels, args.rounds, profile=not args.no_profile,
-                                         processes=args.processes)), indent=1))
+                                         processes=args.processes, store=args.store)), indent=1))
 
 
 if __name__ == "__main__":

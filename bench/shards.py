@@ -23,6 +23,7 @@ from bot.sharding import shard_of
 from tests.services import find_postgres_bin, run_postgres, run_redis
 
 BENCH_DATABASE = "voxcord_bench"
+STORES = ("sqlite", "postgres")
 
 
 def shard_for_guild(index: int, processes: int) -> int:
@@ -55,21 +56,37 @@ def process_env(index: int, processes: int) -> dict[str, str]:
     return {"SHARD_COUNT": str(processes), "SHARD_IDS": str(index)}
 
 
+def default_store(processes: int) -> str:
+    """What docs/scaling.md deploys: SQLite for one process, PostgreSQL for several."""
+    return "sqlite" if processes == 1 else "postgres"
+
+
 @contextlib.contextmanager
-def shared_services(processes: int) -> Iterator[dict[str, str]]:
-    """The environment every bot process shares: nothing for one process; for several, a
-    throwaway PostgreSQL cluster and Redis on loopback (the tests' starters, tests/services.py)
-    as ``DATABASE_URL`` / ``REDIS_URL``. Their CPU is on this machine too: see ``pids``."""
-    if processes == 1:
+def shared_services(processes: int, store: str | None = None) -> Iterator[dict[str, str]]:
+    """The environment every bot process shares, on top of the bench's SQLite file.
+
+    One process on SQLite: nothing (the sole writer, in-memory counters: the default deployment).
+    Otherwise Redis (several processes must count limits and budgets once), and with
+    ``store="postgres"`` a PostgreSQL database (``"sqlite"`` with several processes: one SQLite
+    file shared on one host, which docs/scaling.md advises against; measured in benchmarks.md 6).
+    Throwaway servers on loopback, started as the tests start theirs (tests/services.py); their
+    CPU is on this machine too (``service_pids``)."""
+    store = store or default_store(processes)
+    if store not in STORES:
+        raise ValueError(f"store must be one of {STORES}")
+    if processes == 1 and store == "sqlite":
         yield {}
         return
-    bin_dir = find_postgres_bin()
     redis = shutil.which("redis-server")
-    if bin_dir is None or redis is None:
-        raise RuntimeError("--processes > 1 needs PostgreSQL (initdb, pg_ctl) and redis-server: "
+    bin_dir = find_postgres_bin() if store == "postgres" else None
+    if redis is None or (store == "postgres" and bin_dir is None):
+        raise RuntimeError("several processes need redis-server (and PostgreSQL: initdb, pg_ctl): "
                            "apt-get install postgresql redis-server, as .ci/run does")
-    with run_postgres(bin_dir) as postgres, run_redis(redis) as cache:
-        yield {"DATABASE_URL": postgres.create_database(BENCH_DATABASE), "REDIS_URL": cache.url}
+    with contextlib.ExitStack() as servers:
+        env = {"REDIS_URL": servers.enter_context(run_redis(redis)).url}
+        if bin_dir is not None:
+            env["DATABASE_URL"] = servers.enter_context(run_postgres(bin_dir)).create_database(BENCH_DATABASE)
+        yield env
 
 
 def service_pids(env: dict[str, str]) -> list[int]:

@@ -144,14 +144,15 @@ class Stack:
 @contextlib.asynccontextmanager
 async def running_stack(guilds: int = 1, *, log_name: str = "bot", env_overrides: dict[str, str] | None = None,
                         seat: Callable[[FakeDiscord], Awaitable[object]] | None = None,
-                        processes: int = 1) -> AsyncIterator[Stack]:
+                        processes: int = 1, store: str | None = None) -> AsyncIterator[Stack]:
     """``seat`` sets up more guilds on the fake Discord before the bot connects (its result is
     ``Stack.seated``); ``env_overrides`` adds to the bot processes' environment; ``processes``
-    runs that many shard-group bot processes on a shared PostgreSQL and Redis (bench/shards.py)."""
+    runs that many shard-group bot processes on a shared PostgreSQL and Redis, ``store`` chooses
+    the database (bench/shards.py: ``shared_services``)."""
     workdir = Path(tempfile.mkdtemp(prefix="voxcord-bench-"))
     certs = make_test_certificates(workdir / "tls")
     async with contextlib.AsyncExitStack() as stack:
-        services = stack.enter_context(shared_services(processes))
+        services = stack.enter_context(shared_services(processes, store))
         fake_discord = await stack.enter_async_context(FakeDiscord(certs))
         fake_voice = await stack.enter_async_context(FakeVoiceServer(certs))
         fake_discord.attach_voice_server(fake_voice)

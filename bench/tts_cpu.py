@@ -27,7 +27,6 @@ from bot.mistral.sdk_speedups import install_sdk_speedups
 from tests.fakes.mistral import FakeMistral
 
 TEXT = "This is a reasonably long sentence that the bot would speak as part of its answer to you. " * 2
-TTS_RATE = 24_000
 
 
 def _serve(ready: threading.Event, box: list[FakeMistral], stop: threading.Event) -> None:
@@ -53,7 +52,7 @@ async def _client(fake: FakeMistral, replies: int) -> dict[str, Any]:
         started = time.thread_time()
         frames = [frame for _ in range(replies) for frame in await reply(TEXT)]
         cpu = time.thread_time() - started
-    seconds = sum(len(frame.pcm) for frame in frames) / 2 / TTS_RATE
+    seconds = sum(frame.duration for frame in frames)
     return {"chunks": len(frames), "audio_s": round(seconds, 1),
             "cpu_us_per_chunk": round(1e6 * cpu / len(frames), 1),
             "cpu_ms_per_audio_s": round(1000 * cpu / seconds, 2)}

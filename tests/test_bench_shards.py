@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from bench.shards import process_env, shard_for_guild, spread_guild_ids
+from bench.shards import process_env, shard_for_guild, shared_services, spread_guild_ids
 from bot.config import Settings
 from bot.sharding import shard_of
 from tests.fakes.discord.model import Snowflakes
@@ -38,3 +38,10 @@ def test_each_process_runs_its_own_shard_of_all() -> None:
     assert [p.shard_ids for p in plans] == [(0,), (1,), (2,)]
     assert {p.shard_count for p in plans} == {3}
     assert not any(p.sole_process for p in plans)
+
+
+def test_only_one_process_on_sqlite_runs_without_shared_services() -> None:
+    with shared_services(1) as env:
+        assert env == {}  # the default deployment: sole writer, counters in memory
+    with pytest.raises(ValueError, match="store"), shared_services(2, "mysql"):
+        pass

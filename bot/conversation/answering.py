@@ -19,6 +19,7 @@ import asyncio
 import logging
 from collections.abc import AsyncGenerator, Callable
 
+from bot.audio.frames import S16LE, SampleFormat
 from bot.conversation import events
 from bot.conversation.context import ConversationStore
 from bot.conversation.ports import Notify, QuestionLog, ReplyPlayer
@@ -69,9 +70,9 @@ class _HeldAudio:
             self._player.release()
         self.started = self._fed
 
-    def feed(self, pcm: bytes) -> None:
+    def feed(self, pcm: bytes, sample_format: SampleFormat = S16LE) -> None:
         self.begin()
-        self._player.feed(pcm)
+        self._player.feed(pcm, sample_format)
         self._fed = True
         self.started = self._opened
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from bot.audio.frames import S16LE, SampleFormat
+
 if TYPE_CHECKING:
     from bot.conversation.turn import PendingTurn
     from bot.voice.handoff import SpeechSink
@@ -38,7 +40,7 @@ class ReplyPlayer(Protocol):
         """A reply begun ``held`` may now be heard."""
         ...
 
-    def feed(self, pcm: bytes) -> None: ...
+    def feed(self, pcm: bytes, sample_format: SampleFormat = S16LE) -> None: ...
 
     def finish(self) -> None: ...
 

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from bot.audio.frames import TTS_CHANNELS, TTS_SAMPLE_RATE, PcmFrame
+from bot.audio.frames import S16LE, TTS_CHANNELS, TTS_SAMPLE_RATE, PcmFrame, SampleFormat
 
 
 class Synthesizer(Protocol):
@@ -23,7 +23,7 @@ class Synthesizer(Protocol):
 
 
 class Player(Protocol):
-    def feed(self, pcm: bytes) -> None: ...
+    def feed(self, pcm: bytes, sample_format: SampleFormat = S16LE) -> None: ...
 
 
 @dataclass(slots=True)
@@ -118,7 +118,7 @@ class ReplySpeaker:
                                          f"{self._playback_format[0]} Hz x{self._playback_format[1]}")
                     if self.ledger.first_audio_at is None:
                         self.ledger.first_audio_at = self._clock()
-                    self._player.feed(chunk.pcm)
+                    self._player.feed(chunk.pcm, chunk.sample_format)
                     sentence.seconds += chunk.duration
                 await task  # re-raises a synthesis failure after its audio so far was fed
                 offset += sentence.seconds

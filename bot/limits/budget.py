@@ -78,6 +78,16 @@ class MonthlyBudgets:
                 self._spent[key] = spent
         return spent
 
+    async def exhausted(self, settings: GuildSettings) -> BudgetStatus | None:
+        """The guild's status when its monthly budget is used up, else None. Without a budget (the
+        default) there is nothing to compare, so nothing is summed: with shard groups every check
+        is otherwise a SUM over the month's usage rows in PostgreSQL, in front of the utterance's
+        STT connection (twice per turn; bench.scaling --processes 2, docs/benchmarks.md 6)."""
+        if settings.monthly_budget_usd is None:
+            return None
+        status = await self.status_for(settings)
+        return status if status.exhausted else None
+
     async def status_for(self, settings: GuildSettings) -> BudgetStatus:
         now = self._wall_clock()
         spent = await self._spent_since(settings.guild_id, month_start(now))

@@ -140,8 +140,7 @@ class UsageMeter:
 
     async def may_listen(self, guild_id: int, user_id: int) -> str | None:
         settings = await self._db.guilds.get(guild_id)
-        status = await self.budgets.status_for(settings)
-        if status.exhausted:
+        if (status := await self.budgets.exhausted(settings)) is not None:
             return await self._budget_refusal(guild_id, status)
         return None
 
@@ -156,8 +155,7 @@ class UsageMeter:
 
     async def admit(self, guild_id: int, user_id: int) -> str | None:
         settings = await self._db.guilds.get(guild_id)
-        status = await self.budgets.status_for(settings)
-        if status.exhausted:
+        if (status := await self.budgets.exhausted(settings)) is not None:
             return await self._budget_refusal(guild_id, status)
         limits = self.guild_limits(settings)
         guild_rate, user_rate = limits.guild_turns, limits.member_turns

@@ -1,36 +1,28 @@
-"""PCM conversions the Mistral services need at their boundary (pure, no I/O)."""
+"""PCM handling the Mistral services need at their boundary (pure, no I/O)."""
 
 from __future__ import annotations
-
-import numpy as np
 
 _FLOAT32_BYTES = 4
 
 
-class Float32ToInt16:
-    """Converts a stream of float32 little-endian PCM chunks to int16 little-endian, chunk by chunk.
+class Float32Chunks:
+    """Re-cuts a stream of float32 PCM chunks on sample boundaries, and nothing else: the samples
+    stay as the API sent them, float32 as FFmpeg reads them, and the player clips them on its pipe
+    thread (``bot.audio.playback_pcm``). Converting them to int16 here cost two numpy conversions
+    per chunk on the event loop (float32 → int16 here, back to float32 for FFmpeg).
 
     Chunks from the network need not end on a sample boundary: the remainder is carried into the
-    next chunk. Values are clipped to [-1, 1], scaled by 32767 and rounded; NaN becomes silence.
+    next chunk.
     """
 
     def __init__(self) -> None:
         self._carry = b""
 
-    def convert(self, chunk: bytes) -> bytes:
-        data = self._carry + chunk
+    def whole_samples(self, chunk: bytes) -> bytes:
+        data = self._carry + chunk if self._carry else chunk
         usable = len(data) - len(data) % _FLOAT32_BYTES
         self._carry = data[usable:]
-        if not usable:
-            return b""
-        # clip maps ±inf to ±1 and leaves NaN, which is zeroed last. (np.nan_to_num did the same
-        # in four passes with temporaries: the largest numpy cost on the loop at 50 guilds.)
-        scaled = np.clip(np.frombuffer(data[:usable], dtype="<f4"), -1.0, 1.0)
-        scaled *= 32767.0
-        np.rint(scaled, out=scaled)
-        scaled[np.isnan(scaled)] = 0.0
-        converted: bytes = scaled.astype("<i2").tobytes()
-        return converted
+        return data if usable == len(data) else data[:usable]
 
     @property
     def pending(self) -> int:

@@ -1,4 +1,5 @@
-"""Streaming speech synthesis: Voxtral TTS audio as int16 24 kHz mono ``PcmFrame``s, chunk by chunk.
+"""Streaming speech synthesis: Voxtral TTS audio as float32 24 kHz mono ``PcmFrame``s, chunk by chunk
+(float32 as the API sends it and FFmpeg reads it; the player clips it, off the event loop).
 
 Each chunk carries its own rate and channel count, so a consumer can refuse audio in a format it
 does not play instead of playing it at the wrong pitch."""
@@ -13,9 +14,9 @@ from typing import TYPE_CHECKING
 from mistralai.client.models import SpeechStreamAudioDelta
 from mistralai.client.types import UNSET
 
-from bot.audio.frames import TTS_CHANNELS, TTS_SAMPLE_RATE, PcmFrame
+from bot.audio.frames import F32LE, TTS_CHANNELS, TTS_SAMPLE_RATE, PcmFrame
 
-from .pcm import Float32ToInt16
+from .pcm import Float32Chunks
 from .retry import NO_SDK_RETRIES, RetryPolicy
 from .streams import stream_items
 
@@ -32,7 +33,7 @@ SAMPLE_RATE = TTS_SAMPLE_RATE
 
 
 class SpeechSynthesizer:
-    """Voxtral TTS over one injected SDK client; yields ``PcmFrame``s of int16 mono PCM at 24 kHz."""
+    """Voxtral TTS over one injected SDK client; yields ``PcmFrame``s of float32 mono PCM at 24 kHz."""
 
     channels = TTS_CHANNELS
 
@@ -91,11 +92,11 @@ class SpeechSynthesizer:
     async def _stream(
         self, text: str, ref_audio: str | None, voice_id: str | None
     ) -> AsyncGenerator[PcmFrame, None]:
-        converter = Float32ToInt16()
+        converter = Float32Chunks()
 
         async def open_stream() -> EventStreamAsync[SpeechStreamEvents]:
             nonlocal converter
-            converter = Float32ToInt16()  # a retried request starts on a sample boundary again
+            converter = Float32Chunks()  # a retried request starts on a sample boundary again
             return await self._client.audio.speech.complete_async(
                 input=text,
                 model=self._model,
@@ -111,15 +112,15 @@ class SpeechSynthesizer:
                               first_item_timeout=self._first_audio_timeout, idle_timeout=self._idle_timeout)
         try:
             async for pcm in chunks:
-                yield PcmFrame(pcm, SAMPLE_RATE, TTS_CHANNELS)
+                yield PcmFrame(pcm, SAMPLE_RATE, TTS_CHANNELS, F32LE)
         finally:
             await chunks.aclose()
         if converter.pending:
             log.warning("speech stream ended mid-sample; dropped %d trailing bytes", converter.pending)
 
 
-def _audio_of(event: SpeechStreamEvents, converter: Float32ToInt16) -> bytes:
+def _audio_of(event: SpeechStreamEvents, converter: Float32Chunks) -> bytes:
     data = event.data
     if isinstance(data, SpeechStreamAudioDelta):
-        return converter.convert(base64.b64decode(data.audio_data))
+        return converter.whole_samples(base64.b64decode(data.audio_data))
     return b""

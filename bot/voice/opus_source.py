@@ -3,10 +3,10 @@ one FFmpeg (command line in ``bot.audio.ffmpeg.ffmpeg_args``).
 
 Threads: the packet sender (``bot.voice.sender``, one thread for every guild) takes a packet
 every 20 ms with ``poll``, which never waits (discord.py's ``read``, which waits up to
-``UNDERRUN_WAIT``, is kept for other players). FFmpeg's stdin is written without blocking by
-whoever has audio for it (``feed`` on the event loop; padding on the sender's thread) and its
-stdout is parsed into a packet queue by the process's one pipe thread (``bot.voice.pipes``), so
-nothing waits on FFmpeg. The loop-side owner of a source is ``bot.voice.player.SpeechPlayer``,
+``UNDERRUN_WAIT``, is kept for other players). Whoever has audio for FFmpeg's stdin (``feed`` on
+the event loop; padding on the sender's thread) queues it, and the process's one pipe thread
+(``bot.voice.pipes``) writes it and parses FFmpeg's stdout into a packet queue, so nothing waits
+on FFmpeg and the loop makes no syscall per chunk. The loop-side owner of a source is ``bot.voice.player.SpeechPlayer``,
 which starts playback when the source's ``start_at`` says the buffered speech will not run dry
 (``bot.voice.playout``).
 
@@ -30,10 +30,18 @@ from collections.abc import Callable
 from typing import Any
 
 import discord
-import numpy as np
 
 from bot.audio.ffmpeg import INPUT_BLOCK_BYTES, INPUT_SAMPLE_BYTES, ffmpeg_args, wav_stream_header
-from bot.audio.frames import FRAME_DURATION_S, OPUS_SILENCE, SAMPLE_WIDTH, TTS_SAMPLE_RATE
+from bot.audio.frames import (
+    F32LE,
+    FRAME_DURATION_S,
+    OPUS_SILENCE,
+    S16LE,
+    SAMPLE_WIDTHS,
+    TTS_SAMPLE_RATE,
+    SampleFormat,
+)
+from bot.audio.playback_pcm import clip_float32, int16_to_float32
 from bot.voice.nut import NutError, NutParser
 from bot.voice.pipes import READ_SIZE, PipeHub, PipeWriter, default_hub
 from bot.voice.playout import REJOIN, PlayoutHistory, PlayoutSegment
@@ -54,7 +62,6 @@ UNDERRUN_WAIT = 0.005
 FRAME_INPUT_SAMPLES = round(TTS_SAMPLE_RATE * FRAME_DURATION_S)  # 480
 LOOKAHEAD_SAMPLES = 156
 BLOCK_SAMPLES = INPUT_BLOCK_BYTES // INPUT_SAMPLE_BYTES  # 120
-INT16_SCALE = 1.0 / 32768.0
 
 _END = object()  # pipe thread -> reader: FFmpeg's output has ended
 
@@ -103,7 +110,7 @@ class StreamingOpusSource(discord.FFmpegAudio):
         self._write_lock = threading.Lock()  # speech (the loop) and padding (the sender), in order
         self._written = 0  # samples written to FFmpeg's stdin, padding included
         self._packets: queue.SimpleQueue[bytes | object] = queue.SimpleQueue()
-        self._odd_byte = b""
+        self._carry = b""  # the start of a sample split across chunks
         self._finished = False
         self._closed = False  # read() returns b"" from now on
         self._cleaned = False
@@ -180,21 +187,25 @@ class StreamingOpusSource(discord.FFmpegAudio):
     def is_opus(self) -> bool:
         return True
 
-    def feed(self, pcm: bytes) -> None:
-        """Write s16le mono PCM to FFmpeg; returns at once. Chunks may split samples."""
+    def feed(self, pcm: bytes, sample_format: SampleFormat = S16LE) -> None:
+        """Queue mono PCM for FFmpeg; returns at once, with no syscall and no numpy: the pipe thread
+        converts it to the float32 FFmpeg reads (``F32LE``, TTS speech: clipped to [-1, 1]) and
+        writes it. Chunks may split samples."""
         if self._finished or self._closed:
             return
-        data = self._odd_byte + pcm
-        cut = len(data) - len(data) % SAMPLE_WIDTH
-        # Whole samples only, so a padding block can never land between a sample's two bytes.
-        self._odd_byte = data[cut:]
+        width = SAMPLE_WIDTHS[sample_format]
+        data = self._carry + pcm if self._carry else pcm
+        cut = len(data) - len(data) % width
+        # Whole samples only, so a padding block can never land between a sample's bytes.
+        self._carry = data[cut:]
         if not cut:
             return
-        samples = np.frombuffer(data[:cut], "<i2").astype("<f4")
-        samples *= INT16_SCALE
+        audio = data[:cut] if cut < len(data) else data
+        # Converted on the pipe thread: numpy on the loop lets go of the GIL (bot.audio.playback_pcm).
+        convert = clip_float32 if sample_format == F32LE else int16_to_float32
         with self._write_lock:
-            self._input.write(samples.tobytes())
-            self._written += len(samples)
+            self._input.write(audio, convert)
+            self._written += cut // width
             self._audio_written_at = now = self._clock()
             self._pad_armed = True
             if self.first_pcm_written_at is None:

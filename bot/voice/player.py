@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bot.audio.frames import S16LE, SampleFormat
 from bot.voice.opus_source import StreamingOpusSource
 from bot.voice.playout import PlayoutHistory
 from bot.voice.sender import PacketSender, Playback, VoiceLink, default_sender
@@ -121,10 +122,11 @@ class SpeechPlayer:
         reply = _Reply(source=source, done=asyncio.Event())
         self._reply = reply
 
-    def feed(self, pcm: bytes) -> None:
-        """Queue 24 kHz s16le mono PCM. Ignored when no reply is active (e.g. after barge-in)."""
+    def feed(self, pcm: bytes, sample_format: SampleFormat = S16LE) -> None:
+        """Queue 24 kHz mono PCM (TTS speech comes as ``F32LE``). Ignored when no reply is active
+        (e.g. after barge-in)."""
         if self._reply is not None:
-            self._reply.source.feed(pcm)
+            self._reply.source.feed(pcm, sample_format)
 
     def finish(self) -> None:
         """The reply's audio is complete: let FFmpeg drain it."""

@@ -227,7 +227,7 @@ class RecordingPlayer:
     def release(self) -> None:
         self.held = False
 
-    def feed(self, pcm: bytes) -> None:
+    def feed(self, pcm: bytes, sample_format: str = "s16le") -> None:
         self.pcm += pcm
 
     def finish(self) -> None:

@@ -100,7 +100,7 @@ class InstantPlayer:
     def release(self) -> None:
         self.held = False
 
-    def feed(self, pcm: bytes) -> None:
+    def feed(self, pcm: bytes, sample_format: str = "s16le") -> None:
         self.pcm += pcm
         if not self.held:
             self.heard += len(pcm)

@@ -152,6 +152,25 @@ async def test_the_months_spend_is_summed_once_then_kept_by_the_meter(database: 
     assert len(sums) == 2
 
 
+async def test_without_a_budget_shard_groups_sum_no_spend(tmp_path: Path, clocks: Clocks) -> None:
+    # Shard groups keep nothing read in memory (not the sole writer), so each budget check was a
+    # SUM over the month's usage rows, twice per turn, in front of the utterance's STT connection
+    # (bench.scaling --processes 2). With no budget set (the default) there is nothing to compare.
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    async with Database.open(url, clock=clocks.wall, sole_writer=False) as shared:
+        meter = make_meter(shared, clocks)
+        await meter.record(GUILD, None, "tts_characters", 625)
+        sums = _count_spend_sums(shared)
+        assert await meter.may_listen(GUILD, ALICE) is None
+        assert await meter.admit(GUILD, ALICE) is None
+        assert sums == []
+        await shared.guilds.update(GUILD, monthly_budget_usd=0.01)  # a budget: checked every time
+        assert await meter.admit(GUILD, ALICE)
+        assert await meter.may_listen(GUILD, BOB) == ""
+        assert len(sums) == 2
+        assert (await meter.report(GUILD)).budget.spent_usd == pytest.approx(0.01)
+
+
 async def test_a_zero_budget_stops_all_spending(database: Database, clocks: Clocks) -> None:
     meter = make_meter(database, clocks)
     await database.guilds.update(GUILD, monthly_budget_usd=0)

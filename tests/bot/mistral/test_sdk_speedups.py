@@ -10,12 +10,15 @@ import threading
 import typing
 from collections.abc import AsyncIterator
 
+import httpx2
 import pydantic
 import pytest
 from mistralai.client import Mistral, basesdk, models, utils
+from mistralai.client import errors as sdk_errors
 from mistralai.client._hooks.custom_user_agent import CustomUserAgentHook
 from mistralai.client.types import UNSET, OptionalNullable
 from mistralai.client.utils import eventstreaming, forms, queryparams, serializers, url
+from mistralai.client.utils.unmarshal_json_response import unmarshal_json_response
 from mistralai.extra.realtime import transcription as realtime_transcription
 
 from bot.mistral import sdk_speedups
@@ -148,7 +151,9 @@ def chunked(data: bytes, rng: random.Random) -> list[bytes]:
 
 async def parse(function: object, chunks: list[bytes]) -> tuple[list[object], bool]:
     response = ChunkedResponse(chunks)
-    events = [event async for event in function(response, lambda raw: raw, "[DONE]")]  # type: ignore[operator]
+    # Decoded as the SDK's decoders do (they parse the JSON text): the fast parser hands them valid
+    # JSON data as it came rather than serialised again, so the text differs, never the values.
+    events = [event async for event in function(response, json.loads, "[DONE]")]  # type: ignore[operator]
     return events, response.closed
 
 
@@ -161,6 +166,38 @@ async def test_the_fast_event_parser_yields_exactly_what_the_sdks_yields() -> No
         assert await parse(_stream_events_async, chunks) == expected
         seen += len(expected[0])
     assert seen > 1000  # the streams held events, and both parsers found them
+
+
+def test_events_decode_to_the_same_sdk_models_as_the_sdks_parser() -> None:
+    # Through the SDK's own decoders (the lambdas speech.py and chat.py pass): TTS audio, chat
+    # chunks, and data that is not JSON or not one JSON value (the SDK keeps it as a string).
+    response = httpx2.Response(200)
+    def speech(raw: str) -> object:
+        return unmarshal_json_response(models.SpeechStreamEvents, response, raw)
+
+    def chat(raw: str) -> object:
+        return unmarshal_json_response(models.CompletionEvent, response, raw)
+
+    delta = {"type": "speech.audio.delta", "audio_data": base64.b64encode(bytes(range(256)) * 24).decode()}
+    chunk = {"id": "c1", "model": "m", "object": "chat.completion.chunk", "created": 1,
+             "choices": [{"index": 0, "delta": {"content": " wörd\u2028"}, "finish_reason": None}]}
+    cases = [
+        (speech, f"event: speech.audio.delta\ndata: {json.dumps(delta)}"),
+        (speech, f"event: speech.audio.delta\r\ndata:{json.dumps(delta, indent=1)}\r\nid: 7"),
+        (chat, f"data: {json.dumps(chunk, ensure_ascii=False)}"),
+        (chat, f"data: {json.dumps(chunk)}\ndata: {json.dumps(chunk)}"),  # two values: not one JSON value
+        (chat, f'data: {json.dumps(chunk)}, "x": 1'),  # not JSON; would be, pasted into the object as it is
+        (chat, "data: not json"),
+    ]
+    for decoder, block in cases:
+        results: list[object] = []
+        for parse_event in (eventstreaming._parse_event, sdk_speedups._parse_event):
+            try:
+                results.append(parse_event(raw=bytearray(block.encode()), decoder=decoder, sentinel="[DONE]"))
+            except Exception as error:  # the SDK's validation error, from both or neither
+                results.append(type(error))
+        assert results[0] == results[1], block[:60]
+    assert results[0] is sdk_errors.ResponseValidationError  # the last case fails in both
 
 
 def test_install_fast_event_streams_replaces_only_the_sdks_own_function(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,7 +8,7 @@ from mistralai.client import Mistral
 
 from bot.audio.frames import PcmFrame
 from bot.mistral import RetryPolicy, ServiceUnavailable, SpeechSynthesizer
-from bot.mistral.pcm import Float32ToInt16
+from bot.mistral.pcm import Float32Chunks
 from tests.bot.mistral.conftest import VirtualClock
 from tests.fakes.mistral import FakeMistral, speech_samples, wav_bytes
 
@@ -19,19 +19,19 @@ def tts(client: Mistral, policy: RetryPolicy) -> SpeechSynthesizer:
     return SpeechSynthesizer(client, model="voxtral-mini-tts-2603", retry=policy)
 
 
-def expected_int16(text: str) -> np.ndarray:
-    return (np.clip(speech_samples(text), -1, 1) * 32767).round().astype("<i2")
+def expected_float32(text: str) -> np.ndarray:
+    return speech_samples(text).astype("<f4")
 
 
-async def test_streams_int16_converted_from_float32(
+async def test_streams_float32_as_sent_in_whole_samples(
     fake: FakeMistral, client: Mistral, policy: RetryPolicy
 ) -> None:
     assert fake.tts_chunk_bytes % 4 != 0  # chunks split float32 samples: the carry must work
     synthesizer = tts(client, policy)
     chunks = [chunk async for chunk in synthesizer.synthesize(TEXT, ref_audio=None, voice_id="en_paul_neutral")]
     assert len(chunks) > 3
-    assert all((chunk.sample_rate, chunk.channels) == (24000, 1) for chunk in chunks)
-    np.testing.assert_array_equal(np.frombuffer(b"".join(c.pcm for c in chunks), dtype="<i2"), expected_int16(TEXT))
+    assert all((chunk.sample_rate, chunk.channels, chunk.sample_format) == (24000, 1, "f32le") for chunk in chunks)
+    np.testing.assert_array_equal(np.frombuffer(b"".join(c.pcm for c in chunks), dtype="<f4"), expected_float32(TEXT))
     assert synthesizer.sample_rate == 24000 and synthesizer.channels == 1
     (request,) = fake.requests_to("speech")
     assert request.body["response_format"] == "pcm" and request.body["stream"] is True
@@ -56,7 +56,7 @@ async def test_503_then_success(
 ) -> None:
     fake.faults.fail_next("speech", 1, status=503)
     chunks = [chunk async for chunk in tts(client, policy).synthesize(TEXT, ref_audio=None, voice_id=None)]
-    np.testing.assert_array_equal(np.frombuffer(b"".join(c.pcm for c in chunks), dtype="<i2"), expected_int16(TEXT))
+    np.testing.assert_array_equal(np.frombuffer(b"".join(c.pcm for c in chunks), dtype="<f4"), expected_float32(TEXT))
     assert clock.sleeps == [0.25]
 
 
@@ -70,13 +70,16 @@ async def test_cut_after_first_audio_raises(fake: FakeMistral, client: Mistral, 
     assert len(fake.requests_to("speech")) == 1
 
 
-def test_float_converter_handles_split_samples_clipping_and_nan() -> None:
-    values = np.array([0.0, 0.5, -0.5, 1.0, -1.0, 2.0, -3.0, np.nan, 1e-6], dtype="<f4")
+def test_float32_chunks_are_recut_on_sample_boundaries_and_left_as_sent() -> None:
+    values = np.array([0.0, 0.5, -0.5, 1.0, -1.0, 2.0, -3.0, 1e-6], dtype="<f4")
     raw = values.tobytes()
-    converter = Float32ToInt16()
-    out = b"".join(converter.convert(raw[i:i + 3]) for i in range(0, len(raw), 3))
-    assert converter.pending == 0
-    assert np.frombuffer(out, dtype="<i2").tolist() == [0, 16384, -16384, 32767, -32767, 32767, -32767, 0, 0]
+    chunks = Float32Chunks()
+    pieces = [chunks.whole_samples(raw[i:i + 3]) for i in range(0, len(raw), 3)]
+    assert chunks.pending == 0
+    assert all(len(piece) % 4 == 0 for piece in pieces)
+    assert b"".join(pieces) == raw  # not clipped here: the player clips, on its pipe thread
+    half = Float32Chunks()
+    assert half.whole_samples(raw[:6]) == raw[:4] and half.pending == 2
 
 
 async def test_without_a_voice_the_reply_language_picks_the_preset(

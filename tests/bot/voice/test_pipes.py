@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+import pytest
 
 from bot.audio.ffmpeg import ffmpeg_args, ffmpeg_executable, wav_stream_header
 from bot.voice.nut import NutParser, NutReader
@@ -54,14 +55,16 @@ def test_abort_drops_what_is_pending_and_a_vanished_reader_is_not_an_error() -> 
     writer = PipeWriter(write_fd, hub)
     writer.write(bytes(200_000))
     writer.abort()
-    assert writer.closed and writer.pending == 0
+    wait_for(lambda: writer.closed)  # the hub closes it
+    assert writer.pending == 0
     os.close(read_fd)
     read_fd, write_fd = os.pipe()
     gone = PipeWriter(write_fd, hub)
     os.close(read_fd)  # FFmpeg killed
     gone.write(b"late audio")  # EPIPE: dropped, the pipe closed
-    assert gone.closed
+    wait_for(lambda: gone.closed)
     gone.write(b"more")  # and nothing after
+    assert gone.pending == 0
 
 
 def test_watch_read_calls_until_told_to_stop_then_closes_the_file() -> None:
@@ -104,3 +107,38 @@ def test_the_push_parser_yields_the_reader_s_packets_however_the_bytes_are_cut()
     truncated = NutParser()
     truncated.feed(nut[:-3])
     assert truncated.leftover > 0  # a killed FFmpeg's last packet: reported, not a packet
+
+
+def test_writes_queue_without_a_syscall_while_the_hub_is_busy_and_convert_on_its_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    hub = PipeHub()
+    busy, release = threading.Event(), threading.Event()
+    hub.call(lambda: (busy.set(), release.wait(10)))
+    assert busy.wait(10)
+    syscalls: list[int] = []
+    real_write = os.write
+
+    def recording_write(fd: int, data: bytes) -> int:
+        if threading.current_thread() is threading.main_thread():
+            syscalls.append(fd)
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", recording_write)
+    read_fd, write_fd = os.pipe()
+    writer = PipeWriter(write_fd, hub)
+    threads: set[str] = set()
+
+    def doubled(data: bytes) -> bytes:
+        threads.add(threading.current_thread().name)
+        return data * 2
+
+    for i in range(100):
+        writer.write(bytes([i]), doubled if i % 2 else None)
+    assert syscalls == []  # not even a wake-up: the busy hub sees the queue before it sleeps
+    release.set()
+    writer.close()
+    received = bytearray()
+    read_all(read_fd, received)
+    assert bytes(received) == b"".join(bytes([i]) * (2 if i % 2 else 1) for i in range(100))
+    assert threads == {"ffmpeg-pipes"}

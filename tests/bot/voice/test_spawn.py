@@ -68,6 +68,10 @@ def test_a_reply_dropped_before_its_ffmpeg_started_starts_none_and_keeps_no_pipe
     jobs.pop()()  # the spawn thread gets to it after the barge-in
     assert source.process is None
     assert source.read() == b""
+    for _ in range(1000):  # the pipe thread closes the stdin pipe (bot.voice.pipes), just after
+        if _open_fds() == before:
+            break
+        time.sleep(0.002)
     assert _open_fds() == before
 
 
