@@ -156,7 +156,9 @@ async def running_stack(guilds: int = 1, *, log_name: str = "bot", env_overrides
         fake_discord = await stack.enter_async_context(FakeDiscord(certs))
         fake_voice = await stack.enter_async_context(FakeVoiceServer(certs))
         fake_discord.attach_voice_server(fake_voice)
-        fake_mistral = await stack.enter_async_context(FakeMistral())
+        # HTTPS and WSS with the fake Discord's CA, as api.mistral.ai serves them: the bot's
+        # Mistral client pays its TLS handshakes and record crypto here as in production.
+        fake_mistral = await stack.enter_async_context(FakeMistral(certs))
         if processes == 1:
             worlds = [build_world(fake_discord, f"Guild {i}") for i in range(guilds)]
         else:
@@ -168,6 +170,9 @@ async def running_stack(guilds: int = 1, *, log_name: str = "bot", env_overrides
         env = {
             **os.environ,
             **fake_discord.settings_env(),
+            # The system roots plus the test CA: a trust store as large as production's
+            # (tests/fakes/tls.py: TestCertificates.system_bundle).
+            "SSL_CERT_FILE": str(certs.system_bundle()),
             "DISCORD_TOKEN": TEST_DISCORD_TOKEN,
             "MISTRAL_API_KEY": fake_mistral.api_key,
             "MISTRAL_SERVER_URL": fake_mistral.url,

@@ -41,7 +41,7 @@ def _serve(ready: threading.Event, box: list[FakeMistral], stop: threading.Event
 
 
 async def _client(fake: FakeMistral, replies: int) -> dict[str, Any]:
-    async with httpx2.AsyncClient() as http:
+    async with httpx2.AsyncClient(verify=fake.certificates.client_context()) as http:
         client = Mistral(api_key=fake.api_key, server_url=fake.url, async_client=http)
         tts = SpeechSynthesizer(client, model="voxtral-mini-tts-2603", retry=RetryPolicy())
 

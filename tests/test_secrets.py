@@ -25,6 +25,7 @@ from bot.mistral import ChatMessage, ChatModel, MistralError, RetryPolicy
 from tests.e2e.conversation_support import call_in_progress, wait_turns
 from tests.fakes.mistral import FakeMistral
 from tests.fakes.synth import spoken_question
+from tests.fakes.tls import TestCertificates
 from tests.harness import TEST_DISCORD_TOKEN, TEST_MISTRAL_KEY, build_world, running_bot, settings_for
 from tests.secrets_check import SecretsCheck, leaks
 
@@ -69,10 +70,11 @@ async def test_a_refused_login_never_shows_the_token(
     secrets_check.assert_clean()
 
 
-async def test_a_mistral_401_and_500_never_show_the_key(secrets_check: SecretsCheck) -> None:
+async def test_a_mistral_401_and_500_never_show_the_key(secrets_check: SecretsCheck,
+                                                        trusted_certificates: TestCertificates) -> None:
     wrong_key = "wrong-key-" + TEST_MISTRAL_KEY[::-1]
     secrets_check.watch(wrong_key)
-    async with FakeMistral(api_key=TEST_MISTRAL_KEY) as fake:
+    async with FakeMistral(trusted_certificates, api_key=TEST_MISTRAL_KEY) as fake:
         chat = ChatModel(Mistral(api_key=wrong_key, server_url=fake.url),
                          model="mistral-small-latest", retry=RetryPolicy(max_attempts=1))
         errors: list[MistralError] = []
@@ -95,10 +97,11 @@ async def test_a_mistral_401_and_500_never_show_the_key(secrets_check: SecretsCh
 
 
 async def test_a_whole_session_never_leaks_a_secret(
-    fake_discord, fake_voice, fake_discord_env, secrets_check: SecretsCheck, tmp_path: Path
+    fake_discord, fake_voice, fake_discord_env, secrets_check: SecretsCheck, tmp_path: Path,
+    trusted_certificates: TestCertificates,
 ) -> None:
     world = build_world(fake_discord)
-    async with FakeMistral(api_key=TEST_MISTRAL_KEY) as fake_mistral:
+    async with FakeMistral(trusted_certificates, api_key=TEST_MISTRAL_KEY) as fake_mistral:
         fake_mistral.transcribe = lambda _audio: "What is the capital of France?"
         fake_mistral.reply = lambda _messages: "Paris."
         async with call_in_progress(fake_discord, fake_voice, fake_mistral, tmp_path, world=world) as call:

@@ -26,6 +26,7 @@ from websockets.exceptions import ConnectionClosedError
 
 from bot.mistral.redaction import install_log_redaction
 from tests.fakes.mistral import FakeMistral, speech_samples, wav_bytes
+from tests.fakes.tls import TestCertificates
 
 
 @pytest.fixture(autouse=True)
@@ -48,8 +49,8 @@ class RecordingSleep:
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeMistral]:
-    async with FakeMistral() as server:
+async def fake(trusted_certificates: TestCertificates) -> AsyncIterator[FakeMistral]:
+    async with FakeMistral(trusted_certificates) as server:
         yield server
 
 
@@ -104,7 +105,8 @@ async def test_chat_json_completion(client: Mistral) -> None:
 
 
 async def test_chat_rejects_invalid_body_with_422(fake: FakeMistral) -> None:
-    async with aiohttp.ClientSession() as session:
+    connector = aiohttp.TCPConnector(ssl=fake.certificates.client_context())
+    async with aiohttp.ClientSession(connector=connector) as session:
         response = await session.post(
             f"{fake.url}/v1/chat/completions",
             json={"model": "m", "messages": [{"role": "robot", "content": "x"}], "stream": True},
@@ -123,9 +125,9 @@ async def test_wrong_api_key_gets_401(fake: FakeMistral) -> None:
     assert fake.requests[0].authorized is False
 
 
-async def test_chat_latency_uses_injected_sleep() -> None:
+async def test_chat_latency_uses_injected_sleep(trusted_certificates: TestCertificates) -> None:
     sleep = RecordingSleep()
-    async with FakeMistral(sleep=sleep) as fake:
+    async with FakeMistral(trusted_certificates, sleep=sleep) as fake:
         fake.latency.chat_first_token = 0.4
         fake.latency.chat_tokens_per_s = 20
         fake.reply = lambda messages: "a b c"

@@ -14,6 +14,7 @@ from bot.audio.reference import compact_reference
 from bot.audio.wav import pcm16_to_wav
 from tests.fakes.mistral import FakeMistral
 from tests.fakes.synth import speech_like
+from tests.fakes.tls import TestCertificates
 
 SAMPLE = compact_reference(pcm16_to_wav((speech_like(12.0, 24_000) * 20_000).astype("<i2").tobytes(),
                                         sample_rate=24_000))
@@ -28,8 +29,8 @@ class RecordingSleep:
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeMistral]:
-    async with FakeMistral() as server:
+async def fake(trusted_certificates: TestCertificates) -> AsyncIterator[FakeMistral]:
+    async with FakeMistral(trusted_certificates) as server:
         yield server
 
 

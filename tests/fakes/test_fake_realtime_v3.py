@@ -27,6 +27,7 @@ from mistralai.extra.realtime import RealtimeConnection
 from bot.mistral.redaction import install_log_redaction
 from tests.fakes.mistral import FakeMistral, TurnModel, looks_complete
 from tests.fakes.mistral.turns import TurnSettings, TurnTracker, validate_turn_detection
+from tests.fakes.tls import TestCertificates
 
 V3 = "voxtral-mini-transcribe-realtime-3-0"
 OLD = "voxtral-mini-transcribe-realtime-2602"
@@ -43,8 +44,8 @@ def _redacted_websocket_headers() -> None:
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeMistral]:
-    async with FakeMistral() as server:
+async def fake(trusted_certificates: TestCertificates) -> AsyncIterator[FakeMistral]:
+    async with FakeMistral(trusted_certificates) as server:
         yield server
 
 

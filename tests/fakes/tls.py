@@ -21,6 +21,7 @@ from cryptography.x509.oid import NameOID
 
 @dataclass(frozen=True, slots=True)
 class TestCertificates:
+    __test__ = False  # not a pytest test class, despite its name
     ca_file: Path
     cert_file: Path
     key_file: Path
@@ -32,6 +33,18 @@ class TestCertificates:
 
     def client_context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.ca_file))
+
+    def system_bundle(self) -> Path:
+        """The system's trusted roots plus this CA, for ``SSL_CERT_FILE`` where cost is measured.
+
+        ``ca_file`` alone is one certificate; a production trust store is ~140, and every
+        ``ssl.create_default_context()`` parses all of them (~55 ms of CPU here). A benchmark whose
+        bot trusts one certificate would hide that wherever a context is built per connection."""
+        bundle = self.ca_file.with_name("bundle.pem")
+        system = Path(ssl.get_default_verify_paths().openssl_cafile)  # compiled in, not SSL_CERT_FILE
+        roots = system.read_bytes() if system.is_file() else b""
+        bundle.write_bytes(roots + b"\n" + self.ca_file.read_bytes())
+        return bundle
 
 
 def _name(common_name: str) -> x509.Name:

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from mistralai.client import Mistral
 
@@ -25,9 +23,9 @@ class VirtualClock:
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeMistral]:
-    async with FakeMistral() as server:
-        yield server
+async def fake(fake_mistral: FakeMistral) -> FakeMistral:
+    """The suite's ``fake_mistral``: HTTPS/WSS, its CA trusted through ``SSL_CERT_FILE``."""
+    return fake_mistral
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -22,6 +23,8 @@ WATCHED = ("mistralai", "anyio", "httpcore2", "httpx2", "websockets", "jsonpath"
 
 async def main() -> None:
     async with FakeMistral() as fake:
+        # HTTPS/WSS as in production, so the TLS modules a first turn needs are counted too.
+        os.environ["SSL_CERT_FILE"] = str(fake.certificates.ca_file)
         fake.reply = lambda _messages: "Hello there."
         fake.transcribe = lambda _audio: "hi"
         client = Mistral(api_key=fake.api_key, server_url=fake.url)

@@ -20,6 +20,7 @@ from bot.mistral.pool_probe import _SDK_ASSIGN as SDK_ASSIGN
 from bot.mistral.pool_probe import _SDK_STREAM as SDK_STREAM
 from bot.mistral.pool_probe import ProbedAnyIOStream, install_cheap_idle_probe
 from tests.fakes.mistral import FakeMistral
+from tests.fakes.tls import TestCertificates
 
 NO_RETRY = RetryPolicy(max_attempts=1, max_total_seconds=5.0)
 
@@ -33,10 +34,10 @@ def cheap_probe(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-async def closing_fake() -> AsyncIterator[FakeMistral]:
+async def closing_fake(trusted_certificates: TestCertificates) -> AsyncIterator[FakeMistral]:
     # A server that closes an idle keep-alive connection long before the client would drop it
     # (MISTRAL_CONNECTION_LIMITS keeps one 55 s).
-    async with FakeMistral(keepalive_timeout=0.05) as server:
+    async with FakeMistral(trusted_certificates, keepalive_timeout=0.05) as server:
         server.latency.chat_first_token = server.latency.tts_first_audio = 0.0
         yield server
 

@@ -21,6 +21,7 @@ from bot.mistral import (
 from bot.mistral.retry import parse_retry_after
 from tests.bot.mistral.conftest import VirtualClock
 from tests.fakes.mistral import FakeMistral
+from tests.fakes.tls import TestCertificates
 
 MESSAGES = [ChatMessage("user", "hello")]
 
@@ -98,8 +99,9 @@ async def test_408_is_retried(fake: FakeMistral, client: Mistral, policy: RetryP
     assert len(fake.requests_to("chat")) == 2
 
 
-async def test_connection_refused_is_retried_then_fails(clock: VirtualClock, policy: RetryPolicy) -> None:
-    fake = FakeMistral()
+async def test_connection_refused_is_retried_then_fails(clock: VirtualClock, policy: RetryPolicy,
+                                                        trusted_certificates: TestCertificates) -> None:
+    fake = FakeMistral(trusted_certificates)
     await fake.start()
     url = fake.url
     await fake.close()  # nothing listens on that port any more

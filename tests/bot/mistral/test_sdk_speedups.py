@@ -43,6 +43,7 @@ from bot.mistral.sdk_speedups import (
     install_uncompressed_realtime,
 )
 from tests.fakes.mistral import FakeMistral
+from tests.fakes.tls import TestCertificates
 
 
 @pytest.fixture
@@ -208,9 +209,10 @@ def test_install_fast_event_streams_replaces_only_the_sdks_own_function(monkeypa
     assert install_fast_event_streams() is False
 
 
-async def test_speech_streams_through_the_sdk_with_the_fast_parser(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_speech_streams_through_the_sdk_with_the_fast_parser(monkeypatch: pytest.MonkeyPatch,
+                                                                   trusted_certificates: TestCertificates) -> None:
     monkeypatch.setattr(eventstreaming, "stream_events_async", SDK_STREAM_EVENTS)
-    async with FakeMistral() as fake:
+    async with FakeMistral(trusted_certificates) as fake:
         client = Mistral(api_key=fake.api_key, server_url=fake.url)
         text = "Hello there, general Kenobi."
 
@@ -225,10 +227,11 @@ async def test_speech_streams_through_the_sdk_with_the_fast_parser(monkeypatch: 
         assert await audio() == slow and len(slow) > 10_000
 
 
-async def test_the_realtime_socket_is_opened_without_permessage_deflate(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_the_realtime_socket_is_opened_without_permessage_deflate(monkeypatch: pytest.MonkeyPatch,
+                                                                       trusted_certificates: TestCertificates) -> None:
     monkeypatch.setattr(realtime_transcription, "connect", SDK_WS_CONNECT)
     install_log_redaction()  # as the transcriber does: the handshake's DEBUG log carries the key
-    async with FakeMistral() as fake:
+    async with FakeMistral(trusted_certificates) as fake:
         client = Mistral(api_key=fake.api_key, server_url=fake.url)
 
         async def compressed(index: int) -> bool:
@@ -314,8 +317,9 @@ async def _chat(client: Mistral) -> str:
     return "".join([event.data.choices[0].delta.content or "" async for event in stream])  # type: ignore[operator]
 
 
-async def test_the_sdks_own_request_hooks_run_on_the_loop(hook_threads: list[int]) -> None:
-    async with FakeMistral() as fake:
+async def test_the_sdks_own_request_hooks_run_on_the_loop(hook_threads: list[int],
+                                                          trusted_certificates: TestCertificates) -> None:
+    async with FakeMistral(trusted_certificates) as fake:
         fake.latency.chat_first_token = 0.0
         client = Mistral(api_key=fake.api_key, server_url=fake.url)
         answer = await _chat(client)  # the SDK as shipped: a worker thread
@@ -327,9 +331,10 @@ async def test_the_sdks_own_request_hooks_run_on_the_loop(hook_threads: list[int
 
 
 async def test_unknown_hooks_and_a_client_without_key_keep_the_thread(hook_threads: list[int],
+                                                                      trusted_certificates: TestCertificates,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     assert install_inline_hooks()
-    async with FakeMistral() as fake:
+    async with FakeMistral(trusted_certificates) as fake:
         fake.latency.chat_first_token = 0.0
         monkeypatch.setenv("MISTRAL_API_KEY", fake.api_key)  # no api_key: the SDK reads the environment
         await _chat(Mistral(server_url=fake.url))  # may read a service-account token file: off the loop

@@ -21,6 +21,7 @@ from bot.services.voices import ClipVoices
 from bot.store import Database, VoiceClip
 from tests.fakes.mistral import FakeMistral
 from tests.fakes.synth import speech_like
+from tests.fakes.tls import TestCertificates
 
 GUILD = 7
 NOW = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
@@ -41,8 +42,8 @@ async def db(tmp_path: Path) -> AsyncIterator[Database]:
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeMistral]:
-    async with FakeMistral() as server:
+async def fake(trusted_certificates: TestCertificates) -> AsyncIterator[FakeMistral]:
+    async with FakeMistral(trusted_certificates) as server:
         yield server
 
 

@@ -7,12 +7,24 @@ from collections.abc import AsyncIterator
 import pytest
 from mistralai.client import Mistral
 
+from tests.fakes.tls import TestCertificates
+
 from .server import FakeMistral
 
 
 @pytest.fixture
-async def fake_mistral() -> AsyncIterator[FakeMistral]:
-    async with FakeMistral() as server:
+def trusted_certificates(tls_certificates: TestCertificates, monkeypatch: pytest.MonkeyPatch) -> TestCertificates:
+    """The fake Discord's test CA, trusted through ``SSL_CERT_FILE`` as an operator behind a
+    corporate CA would: read by the SDK's own HTTP client and by ``websockets`` (realtime), and
+    by the bot's TLS context. Hand it to ``FakeMistral(...)`` built in a test."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls_certificates.ca_file))
+    return tls_certificates
+
+
+@pytest.fixture
+async def fake_mistral(trusted_certificates: TestCertificates) -> AsyncIterator[FakeMistral]:
+    """Serves HTTPS/WSS only, as api.mistral.ai does, with a certificate from the trusted CA."""
+    async with FakeMistral(trusted_certificates) as server:
         yield server
 
 

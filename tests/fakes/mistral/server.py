@@ -2,11 +2,14 @@
 
 Start it, then point the SDK at it::
 
-    async with FakeMistral() as fake:
-        client = Mistral(api_key=fake.api_key, server_url=fake.url)
+    async with FakeMistral(certificates) as fake:
+        client = Mistral(api_key=fake.api_key, server_url=fake.url)  # with SSL_CERT_FILE=ca_file
 
-Plain ``http``/``ws`` is enough: the SDK's realtime client derives ``ws://`` from an ``http://``
-server URL (``RealtimeTranscription.connect``), so no TLS is needed here.
+It serves HTTPS and WSS only, as ``https://api.mistral.ai`` does: the SDK's realtime client derives
+``wss://`` from an ``https://`` server URL (``RealtimeTranscription.connect``), so the client under
+test pays the TLS handshakes and record encryption it pays in production and verifies the
+certificate against the test CA (``tests/fakes/tls.py``), never with verification turned off.
+Pass the fake Discord's ``TestCertificates`` so one CA (one ``SSL_CERT_FILE``) covers both fakes.
 """
 
 from __future__ import annotations
@@ -16,14 +19,18 @@ import json
 import logging
 import random
 import re
+import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pydantic
 from aiohttp import web
 from mistralai.client import models
+
+from tests.fakes.tls import TestCertificates, make_test_certificates
 
 from .audio import default_transcript, read_wav
 from .common import FAULT_KEY, RequestRejected, message_text, validation_failure
@@ -52,8 +59,12 @@ def default_reply(messages: list[dict[str, Any]]) -> str:
 class FakeMistral:
     """The fake API server. All knobs are plain attributes a test may set at any time."""
 
-    def __init__(self, *, api_key: str = "fake-mistral-key-0123456789abcdef", tts_chunk_bytes: int = 6001,
+    def __init__(self, certificates: TestCertificates | None = None, *,
+                 api_key: str = "fake-mistral-key-0123456789abcdef", tts_chunk_bytes: int = 6001,
                  sleep: Sleep = asyncio.sleep, keepalive_timeout: float = 75.0) -> None:
+        """``certificates``: the CA the clients trust; without it the fake makes its own (then read
+        ``certificates`` for the CA a client must be given)."""
+        self.certificates = certificates or make_test_certificates(Path(tempfile.mkdtemp(prefix="fake-mistral-tls-")))
         self.api_key = api_key
         self.keepalive_timeout = keepalive_timeout
         """Seconds before the fake closes an idle keep-alive connection, as servers do (75 s is
@@ -96,7 +107,7 @@ class FakeMistral:
         """The SDK's ``server_url``: scheme, host and port, without ``/v1``."""
         if self._port is None:
             raise RuntimeError("FakeMistral is not started")
-        return f"http://127.0.0.1:{self._port}"
+        return f"https://127.0.0.1:{self._port}"
 
     async def start(self) -> None:
         app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -112,7 +123,7 @@ class FakeMistral:
         self._runner = web.AppRunner(app, shutdown_timeout=1.0, access_log=None,
                                      keepalive_timeout=self.keepalive_timeout)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self.certificates.server_context())
         await site.start()
         self._port = self._runner.addresses[0][1]
 
@@ -142,8 +153,14 @@ class FakeMistral:
 
     @property
     def open_connections(self) -> int:
-        """HTTP connections the fake holds open now (busy or idle keep-alive)."""
-        return 0 if self._runner is None or self._runner.server is None else len(self._runner.server.connections)
+        """HTTP connections the fake holds open now (busy or idle keep-alive), not those it is closing.
+
+        Closing a TLS connection sends close_notify at once (what the client sees), then asyncio
+        waits up to 30 s for the client's own close_notify before the connection counts as lost."""
+        if self._runner is None or self._runner.server is None:
+            return 0
+        return sum(1 for handler in self._runner.server.connections
+                   if handler.transport is not None and not handler.transport.is_closing())
 
     def requests_to(self, endpoint: Endpoint) -> list[RecordedRequest]:
         return [request for request in self.requests if request.endpoint == endpoint]
