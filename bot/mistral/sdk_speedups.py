@@ -22,15 +22,10 @@ ahead through the long base64 line), 85 % of the per-event cost; a ``split`` (af
 ``str.replace`` if the block has a CR) gives the same lines in a few µs. And the data, once parsed
 as the SDK does, reaches the decoder as it came instead of serialised again: 34 -> 18 µs per TTS event.
 
-**Uncompressed realtime socket.** The realtime transcription client opens its WebSocket with
-``websockets``' defaults, which offer permessage-deflate; a server that accepts it makes both
-sides deflate every message. Our messages are base64 PCM (~43 KB/s per talking guild), which
-deflate shrinks by ~25 % at a CPU cost per message on the event loop; the realtime socket is
-opened without the offer instead (the SDK's own ``connect`` with ``compression=None``).
-
 **Type hints once per class** and **request hooks on the loop**: ``install_type_hint_cache``, ``install_inline_hooks``.
 
-**In modules of their own:** idle connections probed at once (``pool_probe.py``), ``UNSET`` shared (``sdk_unset.py``).
+**In modules of their own:** idle connections probed at once (``pool_probe.py``), ``UNSET`` shared (``sdk_unset.py``),
+the realtime socket uncompressed and with one TLS context (``realtime_socket.py``).
 
 Imports and first-call work done at start instead of in the first turn: ``sdk_preload.py``.
 
@@ -42,7 +37,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
 import importlib
 import json
 import logging
@@ -60,6 +54,7 @@ from mistralai.client._hooks.sdkhooks import SDKHooks
 from mistralai.client.utils import eventstreaming, serializers
 
 from bot.mistral.pool_probe import install_cheap_idle_probe
+from bot.mistral.realtime_socket import install_realtime_socket_options
 from bot.mistral.sdk_unset import install_shared_unset
 
 log = logging.getLogger(__name__)
@@ -270,30 +265,6 @@ def install_fast_event_streams() -> bool:
     return True
 
 
-def _realtime_module() -> Any:
-    try:
-        return importlib.import_module("mistralai.extra.realtime.transcription")
-    except ImportError:  # the SDK without its realtime extra
-        return None
-
-
-_SDK_WS_CONNECT: Any = getattr(_realtime_module(), "connect", None)
-
-
-def install_uncompressed_realtime() -> bool:
-    """Open the realtime transcription socket without offering permessage-deflate. Idempotent;
-    False if the SDK no longer opens it through a module-level ``websockets`` ``connect``."""
-    module = _realtime_module()
-    current: Any = getattr(module, "connect", None)
-    if isinstance(current, functools.partial) and current.func is _SDK_WS_CONNECT:
-        return True
-    if current is None or current is not _SDK_WS_CONNECT or current.__module__ != "websockets.asyncio.client":
-        log.debug("mistralai realtime transcription changed shape; leaving its socket options alone")
-        return False
-    module.connect = functools.partial(current, compression=None)
-    return True
-
-
 _TYPE_HINT_MODULES = ("queryparams", "url", "forms")
 _type_hints: dict[type, dict[str, Any]] = {}
 
@@ -388,7 +359,7 @@ def install_inline_hooks() -> bool:
 def install_sdk_speedups() -> None:
     install_model_cache()
     install_fast_event_streams()
-    install_uncompressed_realtime()
+    install_realtime_socket_options()
     install_type_hint_cache()
     install_inline_hooks()
     install_cheap_idle_probe()

@@ -19,18 +19,13 @@ from mistralai.client._hooks.custom_user_agent import CustomUserAgentHook
 from mistralai.client.types import UNSET, OptionalNullable
 from mistralai.client.utils import eventstreaming, forms, queryparams, serializers, url
 from mistralai.client.utils.unmarshal_json_response import unmarshal_json_response
-from mistralai.extra.realtime import transcription as realtime_transcription
 
 from bot.mistral import sdk_speedups
-from bot.mistral.redaction import install_log_redaction
 from bot.mistral.sdk_speedups import (
     _SDK_RUN_IN_THREAD as SDK_RUN_IN_THREAD,
 )
 from bot.mistral.sdk_speedups import (
     _SDK_STREAM_EVENTS as SDK_STREAM_EVENTS,
-)
-from bot.mistral.sdk_speedups import (
-    _SDK_WS_CONNECT as SDK_WS_CONNECT,
 )
 from bot.mistral.sdk_speedups import (
     _cached_create_model,
@@ -40,7 +35,6 @@ from bot.mistral.sdk_speedups import (
     install_inline_hooks,
     install_model_cache,
     install_type_hint_cache,
-    install_uncompressed_realtime,
 )
 from tests.fakes.mistral import FakeMistral
 from tests.fakes.tls import TestCertificates
@@ -225,33 +219,6 @@ async def test_speech_streams_through_the_sdk_with_the_fast_parser(monkeypatch: 
         slow = await audio()
         assert install_fast_event_streams()
         assert await audio() == slow and len(slow) > 10_000
-
-
-async def test_the_realtime_socket_is_opened_without_permessage_deflate(monkeypatch: pytest.MonkeyPatch,
-                                                                       trusted_certificates: TestCertificates) -> None:
-    monkeypatch.setattr(realtime_transcription, "connect", SDK_WS_CONNECT)
-    install_log_redaction()  # as the transcriber does: the handshake's DEBUG log carries the key
-    async with FakeMistral(trusted_certificates) as fake:
-        client = Mistral(api_key=fake.api_key, server_url=fake.url)
-
-        async def compressed(index: int) -> bool:
-            connection = await client.audio.realtime.connect("voxtral-mini-transcribe-realtime-2602")
-            try:
-                session = await fake.wait_for_realtime_session(index)
-                await connection.send_audio(bytes(3200))
-                await session.wait_for_appends(1)
-            finally:
-                await connection.close()
-            return session.compressed
-
-        assert await compressed(0)  # the SDK as shipped offers it, and the fake accepts
-        assert install_uncompressed_realtime() and install_uncompressed_realtime()
-        assert not await compressed(1)
-
-
-def test_install_uncompressed_realtime_leaves_a_changed_sdk_alone(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(realtime_transcription, "connect", lambda *args, **kwargs: None)
-    assert install_uncompressed_realtime() is False
 
 
 # -- type hints -------------------------------------------------------------------------------------
