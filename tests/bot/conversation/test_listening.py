@@ -469,3 +469,57 @@ async def test_a_pause_counts_from_when_its_packets_arrived_not_from_when_a_late
         await listening.stop()
     assert [turn.text for turn in answerer.enqueued] == [QUESTION]
     assert took <= 5  # the wakeup that takes the packets, the early turn's task, its admit
+
+
+class QuietTailTranscriber:
+    """The finished question's text with the member's voice, then what the client sends as its
+    talk spurt ends (quiet, not digital silence); notes what had been enqueued by the time the
+    first silence listening streams itself arrived."""
+
+    turn_detection_available = True
+
+    def __init__(self, answerer: RecordingAnswerer) -> None:
+        self.answerer = answerer
+        self.enqueued_at_first_silence: list[PendingTurn] | None = None
+
+    async def transcribe(self, audio: AsyncIterator[bytes], *, on_partial=None, on_turn=None,  # noqa: ANN001
+                         on_language=None, options=None) -> Transcript:  # noqa: ANN001
+        assert on_partial is not None
+        received = 0
+        async for chunk in audio:
+            received += len(chunk)
+            if chunk == VOICE:
+                on_partial(QUESTION)
+            elif not any(chunk) and self.enqueued_at_first_silence is None:
+                self.enqueued_at_first_silence = list(self.answerer.enqueued)
+        return Transcript(text=QUESTION, language="en", audio_seconds=received / 32_000, partial_updates=1)
+
+
+async def test_our_early_start_fires_when_the_pause_is_long_enough_not_at_the_next_silence_streamed(
+    database: Database,
+) -> None:
+    # The text was there, then the client's quiet frames, then nothing: the pause reached our
+    # 0.1 s between two pieces of evidence, and the start waited for the next silence streamed
+    # (side_remark in bench.room: up to 30 ms). Ordering only: the check's timer is due before
+    # the silence's, and the early turn is made in the loop turn after it.
+    meter, answerer = SlowMeter(), RecordingAnswerer()
+    meter.admits = 1  # let every admit through
+    transcriber = QuietTailTranscriber(answerer)
+    listening = server_listening(database, transcriber, meter, answerer)
+    now = time.monotonic()
+    listening.on_heard(7, SpeechStarted(at=now, detected_at=now))
+    listening.on_heard(7, UtteranceAudio(VOICE))
+    try:
+        async with asyncio.timeout(10):
+            for _ in range(2):  # quiet frames: streamed silence is then due 80 ms after the last
+                await asyncio.sleep(0.03)
+                listening.on_heard(7, UtteranceAudio(b"\x01\x00" * 320))
+            while transcriber.enqueued_at_first_silence is None:  # noqa: ASYNC110 - it runs on its own
+                await asyncio.sleep(0.01)
+            listening.on_heard(7, UtteranceEnded(duration=0.5, reason="silence", at=time.monotonic()))
+            while listening._transcriptions:
+                await asyncio.sleep(0.01)
+    finally:
+        await listening.stop()
+    assert [turn.text for turn in transcriber.enqueued_at_first_silence] == [QUESTION]
+    assert answerer.enqueued[0].timings.trigger == "early"
