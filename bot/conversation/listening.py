@@ -170,6 +170,10 @@ class Listening:
 
     def _early_check(self, transcription: Transcription) -> None:
         transcription.early_check = None
+        if not transcription.queue.empty():
+            # Audio not taken yet (under load a packet comes in the loop turn the timer is due,
+            # ahead of it): the audio loop checks once it has it (cb14d5e: a reply withdrawn).
+            return
         self._maybe_start_early(transcription)
 
     def _start_early(self, transcription: Transcription) -> None:
