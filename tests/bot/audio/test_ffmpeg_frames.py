@@ -6,11 +6,12 @@ import dataclasses
 import io
 import os
 import subprocess
+import time
 
 import numpy as np
 import pytest
 
-from bot.audio.ffmpeg import ffmpeg_args, ffmpeg_executable, wav_stream_header
+from bot.audio.ffmpeg import INPUT_BLOCK_BYTES, INPUT_SAMPLE_BYTES, ffmpeg_args, ffmpeg_executable, wav_stream_header
 from bot.audio.frames import DISCORD_FRAME_BYTES, STT_FRAME_BYTES, PcmFrame
 
 
@@ -54,7 +55,7 @@ def test_command_is_low_latency_opus_in_nut_from_a_float_wav_stream() -> None:
     assert args[0] == "ffmpeg-exe"
     joined = " ".join(args)
     for flag in (
-        "-f wav", "-max_size 480", "-ignore_length 1", "-probesize 32", "-analyzeduration 0",
+        "-f wav", "-max_size 1920", "-ignore_length 1", "-probesize 32", "-analyzeduration 0",
         "-i pipe:", "-f nut", "-acodec libopus", "-ar 24000", "-ac 2",
         "-frame_duration 20", "-application voip", "-flush_packets 1",
     ):  # fmt: skip
@@ -115,3 +116,37 @@ def test_the_reply_s_first_samples_are_encoded_and_come_out_after_libopus_look_a
     core = speech[400:-400]
     lags = [float(np.dot(core, decoded[400 + lag : 400 + lag + core.size])) for lag in range(-400, 401)]
     assert int(np.argmax(lags)) - 400 == pytest.approx(rate * 0.0065, abs=3)  # libopus' 6.5 ms look-ahead
+
+
+def test_each_packet_comes_as_soon_as_its_frame_is_written_in_whatever_pieces() -> None:
+    # FFmpeg's input blocks are whole Opus frames from the stream's start: a block that straddled
+    # frames would keep a complete frame's end in the demuxer until the next block filled up.
+    from bot.voice.nut import NutParser  # noqa: PLC0415
+    from bot.voice.opus_source import FRAME_INPUT_SAMPLES  # noqa: PLC0415
+
+    assert INPUT_BLOCK_BYTES == FRAME_INPUT_SAMPLES * INPUT_SAMPLE_BYTES
+    speech = (0.3 * np.sin(2 * np.pi * 440 * np.arange(2000) / 24_000)).astype("<f4").tobytes()
+    process = subprocess.Popen(ffmpeg_args(ffmpeg_executable()), stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert process.stdin is not None and process.stdout is not None
+    os.set_blocking(process.stdout.fileno(), False)
+    parser, packets = NutParser(), []
+
+    def packets_after(seconds: float) -> int:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if data := process.stdout.read():  # type: ignore[union-attr]
+                packets.extend(parser.feed(data))
+            time.sleep(0.005)
+        return len(packets)
+
+    try:
+        written = 0
+        process.stdin.write(wav_stream_header())
+        for samples, expected in ((300, 0), (400, 1), (250, 1), (10, 2), (1000, 4)):  # 300, 700, 950, 960, 1960
+            process.stdin.write(speech[written * 4 : (written + samples) * 4])
+            process.stdin.flush()
+            written += samples
+            assert packets_after(0.5) == expected, f"after {written} samples"
+    finally:
+        process.kill()
+        process.wait()
