@@ -89,14 +89,6 @@ def _replace(flag: str, value: str) -> Edit:
     return edit
 
 
-def _drop(flag: str) -> Edit:
-    def edit(args: list[str]) -> list[str]:
-        at = args.index(flag)
-        return [*args[:at], *args[at + 2 :]]
-
-    return edit
-
-
 def _global(*flags: str) -> Edit:
     return lambda args: [*args, *flags]
 
@@ -116,25 +108,22 @@ _THREADS_1 = _all(
 
 VARIANTS: dict[str, Edit] = {
     "current": _all(),
+    # The command line before issue 15's encoder pass: 5 ms input blocks, "-fflags nobuffer" (which
+    # dropped the block the probe read: the reply's first 5 ms), libopus' default complexity 10.
+    "before": _all(
+        _replace("-max_size", "480"), _input_option("fflags", "nobuffer"), _output_option("compression_level", "10")
+    ),
+    "block5": _replace("-max_size", "480"),
+    "cl10": _output_option("compression_level", "10"),
     "cl8": _output_option("compression_level", "8"),
     "cl7": _output_option("compression_level", "7"),
     "cl6": _output_option("compression_level", "6"),
-    "cl5": _output_option("compression_level", "5"),
     "cl4": _output_option("compression_level", "4"),
     "cl3": _output_option("compression_level", "3"),
     "fec0": _output_option("fec", "0"),
-    "threads1": _all(_input_option("threads", "1"), _output_option("threads", "1")),
-    "filter_threads1": _global("-filter_complex_threads", "1"),
+    "threads1": _THREADS_1,
     "nostats": _global("-nostats"),
-    # 20 ms input blocks (the WAV demuxer's max_size) instead of 5 ms: a quarter of the packets
-    # through FFmpeg's demux -> decode -> filter -> encode threads.
-    "block20": _replace("-max_size", "1920"),
-    "block10": _replace("-max_size", "960"),
-    "buffered": _drop("-fflags"),
-    "block20_buffered": _all(_replace("-max_size", "1920"), _drop("-fflags")),
-    "cl5_threads1": _all(_output_option("compression_level", "5"), _THREADS_1),
-    "cl5_fec0": _all(_output_option("compression_level", "5"), _output_option("fec", "0")),
-    # Yardsticks for the quality columns: what today's settings lose with 8 or 16 kb/s less.
+    # Yardsticks for the quality columns: what the current settings lose with 8 or 16 kb/s less.
     "56k": _output_option("b:a", "56k"),
     "48k": _output_option("b:a", "48k"),
 }

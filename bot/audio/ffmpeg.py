@@ -92,6 +92,11 @@ def ffmpeg_args(executable: str) -> list[str]:
         application="voip",
         fec=1,
         packet_loss=10,
+        # libopus' complexity 5, not FFmpeg's default 10: FFmpeg CPU per second of speech -23 %
+        # for +0.14 dB log-spectral distance to the source at 0-8 kHz, none at 8-12 kHz, the same
+        # SNR (dropping from 64 to 56 kb/s costs +0.25 dB); 8 and 9 encode as 10 does, 4 as 5, and
+        # 3 costs +0.32 dB (``bench.encoder_cost``, docs/decisions.md).
+        compression_level=5,
         flush_packets=1,
         map_metadata=-1,
         **{"b:a": OPUS_BITRATE},

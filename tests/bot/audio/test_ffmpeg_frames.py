@@ -57,7 +57,7 @@ def test_command_is_low_latency_opus_in_nut_from_a_float_wav_stream() -> None:
     for flag in (
         "-f wav", "-max_size 1920", "-ignore_length 1", "-probesize 32", "-analyzeduration 0",
         "-i pipe:", "-f nut", "-acodec libopus", "-ar 24000", "-ac 2",
-        "-frame_duration 20", "-application voip", "-flush_packets 1",
+        "-frame_duration 20", "-application voip", "-flush_packets 1", "-fec 1", "-compression_level 5",
     ):  # fmt: skip
         assert flag in joined
     assert joined.index("-f wav") < joined.index("-i pipe:") < joined.index("-f nut")
