@@ -45,7 +45,7 @@ from bot.audio.playback_pcm import clip_float32, int16_to_float32
 from bot.voice.nut import NutError, NutParser
 from bot.voice.pipes import READ_SIZE, PipeHub, PipeWriter, default_hub
 from bot.voice.playout import REJOIN, PlayoutHistory, PlayoutSegment
-from bot.voice.spawn import Spawn, in_background
+from bot.voice.spawn import Spawn, in_background, lower_priority
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,7 @@ class StreamingOpusSource(discord.FFmpegAudio):
         sample_rate: int = TTS_SAMPLE_RATE,
         hub: PipeHub | None = None,
         spawn: Spawn | None = None,
+        niceness: int = 0,
     ) -> None:
         self._clock = clock
         self._on_first_packet = on_first_packet
@@ -136,9 +137,9 @@ class StreamingOpusSource(discord.FFmpegAudio):
         self._input = PipeWriter(write_fd, self._hub)
         self._input.write(wav_stream_header(sample_rate))
         args = ffmpeg_args(executable)[1:]
-        (spawn or in_background)(functools.partial(self._spawn, executable, args, read_fd))
+        (spawn or in_background)(functools.partial(self._spawn, executable, args, read_fd, niceness))
 
-    def _spawn(self, executable: str, args: list[str], read_fd: int) -> None:
+    def _spawn(self, executable: str, args: list[str], read_fd: int, niceness: int) -> None:
         with self._spawn_lock:
             cancelled = self._spawn_state == "cancelled"
             self._spawn_state = "spawning"
@@ -146,6 +147,7 @@ class StreamingOpusSource(discord.FFmpegAudio):
             if not cancelled:
                 super().__init__("pipe:", executable=executable, args=args, stdin=read_fd)
                 self._popen = self._process
+                lower_priority(self._popen.pid, niceness)
         except Exception:
             log.exception("FFmpeg could not be started; the reply ends unheard")
         finally:
