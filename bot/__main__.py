@@ -171,6 +171,7 @@ async def assemble(settings: Settings, *, guild_ready_timeout: float = 2.0) -> A
                     default_voice=settings.tts_default_voice, voices_by_language=settings.tts_voices_by_language,
                 ),
                 ffmpeg_executable=ffmpeg_executable(),
+                ffmpeg_niceness=settings.ffmpeg_niceness,
                 meter=CountedMeter(meter, metrics, meter.prices),
                 subscribers=(TurnMetrics(metrics, meter.prices).attach, captions.attach),
                 vad=settings.vad,

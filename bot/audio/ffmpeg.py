@@ -39,11 +39,14 @@ def ffmpeg_executable(override: str | None = None) -> str:
 
 # FFmpeg's demuxer hands on input only in whole blocks: the raw s16le demuxer's are ~0.1 s (2048
 # samples = 85 ms at 24 kHz), so audio short of a block sat in FFmpeg until more came. The WAV
-# demuxer takes a block size (``max_size``): 480 bytes = 120 float32 samples = 5 ms. Smaller blocks
-# cost FFmpeg CPU (1 ms blocks: 4.1 % of a core per reply, 5 ms: 2.3 %, Ogg before: 1.7 %; 10 s of
-# speech at real time, machine loaded). The input is float32 rather than s16: on 16-bit PCM the
-# WAV demuxer first reads 64 KB (1.4 s) to look for S/PDIF data.
-INPUT_BLOCK_BYTES = 480
+# demuxer takes a block size (``max_size``). One block is one Opus frame, 20 ms (480 float32
+# samples): the encoder can start a packet only once it has a whole frame anyway, so packets come
+# exactly when they did with 5 ms blocks, while FFmpeg's demuxer, decoder, filter, encoder and
+# muxer threads pass a quarter of the blocks (FFmpeg CPU per second of speech -15 to -20 %,
+# ``bench.encoder_cost``; 1 ms blocks had cost 4.1 % of a core per reply, 5 ms 2.3 %). The input is
+# float32 rather than s16: on 16-bit PCM the WAV demuxer first reads 64 KB (1.4 s) to look for
+# S/PDIF data.
+INPUT_BLOCK_BYTES = 1920
 INPUT_SAMPLE_BYTES = 4  # float32
 
 
@@ -64,9 +67,10 @@ def ffmpeg_args(executable: str) -> list[str]:
         max_size=INPUT_BLOCK_BYTES,
         ignore_length=1,
         # The header says it all, so there is nothing to probe; probing would wait for input.
+        # The probe still reads one block, and "-fflags nobuffer" threw that block away: every
+        # reply lost its first 5 ms (bench.encoder_cost: output 1.4 ms after the source, not 6.5).
         probesize=32,
         analyzeduration=0,
-        fflags="nobuffer",
     )
     # Discord wants stereo. Plain "-ac 2" upmixes mono at -3 dB per channel (measured); copying
     # the channel keeps the TTS level.
@@ -88,6 +92,11 @@ def ffmpeg_args(executable: str) -> list[str]:
         application="voip",
         fec=1,
         packet_loss=10,
+        # libopus' complexity 5, not FFmpeg's default 10: FFmpeg CPU per second of speech -23 %
+        # for +0.14 dB log-spectral distance to the source at 0-8 kHz, none at 8-12 kHz, the same
+        # SNR (dropping from 64 to 56 kb/s costs +0.25 dB); 8 and 9 encode as 10 does, 4 as 5, and
+        # 3 costs +0.32 dB (``bench.encoder_cost``, docs/decisions.md).
+        compression_level=5,
         flush_packets=1,
         map_metadata=-1,
         **{"b:a": OPUS_BITRATE},

@@ -110,6 +110,7 @@ class ConversationEngine:
         chat: ChatModel,
         synthesizer: SpeechSynthesizer,
         ffmpeg_executable: str,
+        ffmpeg_niceness: int = 0,
         limits: ConversationLimits = DEFAULT_LIMITS,
         clock: Callable[[], float] = time.monotonic,
         default_voice_id: str | None = None,
@@ -135,6 +136,7 @@ class ConversationEngine:
         self._chat = chat
         self._tts = synthesizer
         self._ffmpeg = ffmpeg_executable
+        self._ffmpeg_niceness = ffmpeg_niceness
         self._limits = limits
         self._clock = clock
         self._default_voice_id = default_voice_id
@@ -194,7 +196,8 @@ class ConversationEngine:
             except BaseException:
                 await self._privacy.release(guild)
                 raise
-        player = SpeechPlayer(voice_client, ffmpeg_executable=self._ffmpeg, clock=self._clock)
+        player = SpeechPlayer(voice_client, ffmpeg_executable=self._ffmpeg, clock=self._clock,
+                              ffmpeg_niceness=self._ffmpeg_niceness)
         roster = ChannelRoster(voice_client)
         settings = await self._db.guilds.get(session.guild_id)
         allowed = frozenset(int(i) for i in (settings.heard_bots or "").split(",") if i)

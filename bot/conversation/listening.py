@@ -143,26 +143,45 @@ class Listening:
             if transcription.provisional is not None:
                 self._withdraw_provisional(transcription)  # they went on: not done
 
-        async for chunk in transcription.audio(fill=self._server_turns, on_voice=voice,
-                                               on_pause=lambda: self._maybe_start_early(transcription)):
-            yield chunk
+        try:
+            async for chunk in transcription.audio(fill=self._server_turns, on_voice=voice,
+                                                   on_pause=lambda: self._maybe_start_early(transcription)):
+                yield chunk
+        finally:
+            if transcription.early_check is not None:
+                transcription.early_check.cancel()
         timings.mark_once("speech_end")
         if transcription.ahead is None:
             transcription.ahead = self._store.read_ahead()  # while the transcript is being finished
 
     def _maybe_start_early(self, transcription: Transcription) -> None:
-        """Checked whenever the evidence may have changed: a pause goes on, the transcript grows."""
+        """Checked whenever the evidence may have changed: a pause goes on, the transcript grows,
+        and the pause becomes long enough (a timer: after the client's last silence frame no
+        packet comes, and the next streamed silence was up to 30 ms later: side_remark)."""
         pauses = transcription.pauses
-        if (self._server_turns and pauses is not None
-                and pauses.silent_for(asyncio.get_running_loop().time()) >= _EARLY_SILENCE):
+        if not self._server_turns or pauses is None:
+            return
+        loop = asyncio.get_running_loop()
+        wait = _EARLY_SILENCE - pauses.silent_for(loop.time())
+        if wait <= 0:
             self._start_early(transcription)
+        elif transcription.early_check is None and _finished(transcription.partial):
+            transcription.early_check = loop.call_later(wait, self._early_check, transcription)
+
+    def _early_check(self, transcription: Transcription) -> None:
+        transcription.early_check = None
+        if not transcription.queue.empty():
+            # Audio not taken yet (under load a packet comes in the loop turn the timer is due,
+            # ahead of it): the audio loop checks once it has it (cb14d5e: a reply withdrawn).
+            return
+        self._maybe_start_early(transcription)
 
     def _start_early(self, transcription: Transcription) -> None:
         """Our eager end, ahead of the server's: a pause after a finished-looking sentence; the
         server's events still confirm or withdraw the reply it prepares."""
         text = transcription.partial.strip()
         if (transcription.provisional is not None or transcription.starting or transcription.continued
-                or transcription.ended or not text.endswith(_SENTENCE_ENDS) or not words_of(text)):
+                or transcription.ended or not _finished(text)):
             return
         transcription.starting = True
         task = transcription.early = asyncio.create_task(self._provisional(transcription, text, "early"),
@@ -376,3 +395,8 @@ class Listening:
             guild_id=self._guild_id, at=self._clock(), user_id=user_id,
             speaker_name=self._roster.display_name(user_id) if name is None else name, text=text, reason=reason))
 
+
+def _finished(text: str) -> bool:
+    """The transcript so far ends like a finished sentence (and has words, not just "?!")."""
+    text = text.strip()
+    return text.endswith(_SENTENCE_ENDS) and bool(words_of(text))

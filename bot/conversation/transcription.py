@@ -35,6 +35,7 @@ class Transcription:
     settled: bool = False  # its provisional turn was confirmed on the server's turn.end
     starting: bool = False  # a provisional turn is being made
     early: asyncio.Task[None] | None = None  # our eager end making one (awaited before concluding)
+    early_check: asyncio.TimerHandle | None = None  # when the pause will be long enough for it
     partial: str = ""  # the transcript so far
     pauses: PauseStream | None = None  # its audio against real time, once streaming
     ahead: ReadAhead | None = None  # history read while the transcript was being finished

@@ -23,7 +23,8 @@ is the SDK's own.
 
 Installed by replacing the module-level name ``AnyIOStream`` that ``AnyIOBackend`` looks up when it
 wraps a new TCP or TLS stream, and the pool's ``_assign_requests_to_connections`` with a wrapper
-that marks the pass; left alone if either changed shape.
+that marks the pass; left alone if either changed shape. The same stream keeps its socket reading
+while a response streams in and parks it when the pool first probes it idle (``steady_read.py``).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from typing import Any
 
 from httpcore2._async import connection_pool
 from httpcore2._backends import anyio as anyio_backend
+
+from bot.mistral.steady_read import keep_reading, park
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +87,14 @@ class ProbedAnyIOStream(_SDK_STREAM):  # type: ignore[misc]  # httpcore2's AnyIO
 
     _probe: tuple[socket.socket, int] | None = None
 
+    def __init__(self, stream: Any) -> None:
+        super().__init__(keep_reading(stream))
+
     def get_extra_info(self, info: str) -> Any:
         if info != "is_readable":
             return super().get_extra_info(info)
+        if park(self._stream):  # asyncio took the server's close or bytes before the poll could
+            return True
         probe = self._probe
         if probe is None:
             sock = super().get_extra_info("socket")  # the SDK's lookup, once

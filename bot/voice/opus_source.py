@@ -31,7 +31,7 @@ from typing import Any
 
 import discord
 
-from bot.audio.ffmpeg import INPUT_BLOCK_BYTES, INPUT_SAMPLE_BYTES, ffmpeg_args, wav_stream_header
+from bot.audio.ffmpeg import INPUT_SAMPLE_BYTES, ffmpeg_args, wav_stream_header
 from bot.audio.frames import (
     F32LE,
     FRAME_DURATION_S,
@@ -45,7 +45,7 @@ from bot.audio.playback_pcm import clip_float32, int16_to_float32
 from bot.voice.nut import NutError, NutParser
 from bot.voice.pipes import READ_SIZE, PipeHub, PipeWriter, default_hub
 from bot.voice.playout import REJOIN, PlayoutHistory, PlayoutSegment
-from bot.voice.spawn import Spawn, in_background
+from bot.voice.spawn import Spawn, in_background, lower_priority
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +56,11 @@ FRAME_SECONDS = FRAME_DURATION_S
 # How long ``read`` waits for a late packet before sending silence instead.
 UNDERRUN_WAIT = 0.005
 # What FFmpeg holds of the input once it has written every packet it can: the 20 ms frame being
-# filled, libopus's look-ahead (312 samples at 48 kHz, the stream's pre-skip) and a few samples of
-# the resampler. A pad completes the packet holding the last real sample, plus one input block for
-# the resampler's delay (~16 samples).
+# filled (the WAV demuxer passes input on in whole frames, ``INPUT_BLOCK_BYTES``) and libopus's
+# look-ahead (312 samples at 48 kHz, the stream's pre-skip). A pad completes the packet holding
+# the last real sample's look-ahead. Nothing else delays: the encoder runs at the input's rate.
 FRAME_INPUT_SAMPLES = round(TTS_SAMPLE_RATE * FRAME_DURATION_S)  # 480
 LOOKAHEAD_SAMPLES = 156
-BLOCK_SAMPLES = INPUT_BLOCK_BYTES // INPUT_SAMPLE_BYTES  # 120
 
 _END = object()  # pipe thread -> reader: FFmpeg's output has ended
 
@@ -69,8 +68,7 @@ _END = object()  # pipe thread -> reader: FFmpeg's output has ended
 def pad_samples(written: int) -> int:
     """Silence (input samples) that pushes everything up to sample ``written`` out of FFmpeg."""
     frames = -(-(written + LOOKAHEAD_SAMPLES) // FRAME_INPUT_SAMPLES)
-    target = frames * FRAME_INPUT_SAMPLES + BLOCK_SAMPLES
-    return target - written
+    return frames * FRAME_INPUT_SAMPLES - written
 
 
 class StreamingOpusSource(discord.FFmpegAudio):
@@ -92,6 +90,7 @@ class StreamingOpusSource(discord.FFmpegAudio):
         sample_rate: int = TTS_SAMPLE_RATE,
         hub: PipeHub | None = None,
         spawn: Spawn | None = None,
+        niceness: int = 0,
     ) -> None:
         self._clock = clock
         self._on_first_packet = on_first_packet
@@ -138,9 +137,9 @@ class StreamingOpusSource(discord.FFmpegAudio):
         self._input = PipeWriter(write_fd, self._hub)
         self._input.write(wav_stream_header(sample_rate))
         args = ffmpeg_args(executable)[1:]
-        (spawn or in_background)(functools.partial(self._spawn, executable, args, read_fd))
+        (spawn or in_background)(functools.partial(self._spawn, executable, args, read_fd, niceness))
 
-    def _spawn(self, executable: str, args: list[str], read_fd: int) -> None:
+    def _spawn(self, executable: str, args: list[str], read_fd: int, niceness: int) -> None:
         with self._spawn_lock:
             cancelled = self._spawn_state == "cancelled"
             self._spawn_state = "spawning"
@@ -148,6 +147,7 @@ class StreamingOpusSource(discord.FFmpegAudio):
             if not cancelled:
                 super().__init__("pipe:", executable=executable, args=args, stdin=read_fd)
                 self._popen = self._process
+                lower_priority(self._popen.pid, niceness)
         except Exception:
             log.exception("FFmpeg could not be started; the reply ends unheard")
         finally:

@@ -50,8 +50,10 @@ class SpeechPlayer:
         ffmpeg_executable: str,
         clock: Callable[[], float] = time.monotonic,
         sender: PacketSender | None = None,
+        ffmpeg_niceness: int = 0,
     ) -> None:
         self._voice = voice_client
+        self._niceness = ffmpeg_niceness
         self._sender = sender if sender is not None else default_sender()
         self._executable = ffmpeg_executable
         self._clock = clock
@@ -117,7 +119,7 @@ class SpeechPlayer:
         # No thread of its own: its pipes join the process's pipe thread (bot.voice.pipes).
         source = StreamingOpusSource(
             executable=self._executable, clock=self._clock, on_packet=on_packet, on_eof=on_eof,
-            playout=self._playout,
+            playout=self._playout, niceness=self._niceness,
         )
         reply = _Reply(source=source, done=asyncio.Event())
         self._reply = reply

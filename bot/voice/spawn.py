@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -38,3 +39,18 @@ def in_background(job: Callable[[], None]) -> None:
 def at_once(job: Callable[[], None]) -> None:
     """Run ``job`` now, on the caller's thread (tests, benchmarks that time the spawn itself)."""
     job()
+
+
+def lower_priority(pid: int, niceness: int) -> None:
+    """Run process ``pid`` ``niceness`` steps below this process's CPU priority (capped at 19).
+
+    Under a full CPU the scheduler then gives the bot's threads (its event loop above all) the
+    core first, and the encoders the rest. Refused or unsupported (no ``setpriority``), the process
+    keeps our priority: logged, never raised, since the reply plays either way."""
+    if niceness <= 0 or not hasattr(os, "setpriority"):
+        return
+    try:
+        target = min(19, os.getpriority(os.PRIO_PROCESS, 0) + niceness)
+        os.setpriority(os.PRIO_PROCESS, pid, target)
+    except OSError as error:  # the process already exited, or a sandbox forbids it
+        log.debug("Could not lower FFmpeg's priority (pid %s): %s", pid, error)

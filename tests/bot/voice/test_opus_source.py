@@ -52,14 +52,14 @@ def test_streamed_chunks_play_back_as_the_same_audio() -> None:
 def test_audio_stuck_in_ffmpeg_is_pushed_out_without_finish() -> None:
     source = StreamingOpusSource(executable=FFMPEG)
     try:
-        source.feed(tone(0.3))  # less than two of FFmpeg's 85 ms input blocks would leave ~50 ms behind
+        source.feed(tone(0.31))  # 15 frames and 10 ms, which FFmpeg keeps until the next 10 ms come
         reader = Reader(source)
         reader.start()
         for _ in range(2000):
-            if source.played_seconds >= 0.3 - 1e-9:
+            if source.played_seconds >= 0.31 - 1e-9:
                 break
             time.sleep(0.002)
-        assert source.played_seconds == pytest.approx(0.3, abs=1e-9)
+        assert source.played_seconds == pytest.approx(0.31, abs=1e-9)
         assert source.padded_seconds > 0
     finally:
         source.cleanup()

@@ -117,3 +117,28 @@ async def test_barge_in_just_after_the_reply_began_leaves_no_ffmpeg() -> None:
     for source in sources:
         process = source.process
         assert process is None or process.poll() is not None
+
+
+async def test_a_replys_ffmpeg_runs_at_the_configured_niceness_below_the_bot() -> None:
+    # Under a full CPU the event loop must win the core over 50 encoders (FFMPEG_NICENESS).
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+    voice = FakeVoiceClient()
+    player = SpeechPlayer(voice, ffmpeg_executable=FFMPEG, sender=PacketSender(frame=0.005), ffmpeg_niceness=7)
+    player.begin_reply()
+    assert player.source is not None
+    process = player.source.process
+    assert process is not None
+    assert os.getpriority(os.PRIO_PROCESS, process.pid) == min(19, ours + 7)
+    player.feed(tone(0.3))
+    player.finish()
+    assert await asyncio.wait_for(player.wait_done(), 10) > 0.25  # it still plays all of it
+
+
+def test_niceness_zero_leaves_the_encoder_at_the_bots_priority_and_large_ones_stop_at_19() -> None:
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+    for niceness, expected in ((0, ours), (40, 19)):
+        source = StreamingOpusSource(executable=FFMPEG, niceness=niceness)
+        process = source.process
+        assert process is not None
+        assert os.getpriority(os.PRIO_PROCESS, process.pid) == expected
+        source.cleanup()
