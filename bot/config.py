@@ -80,9 +80,10 @@ class Settings(BaseSettings):
     # ~40-60 % less receive CPU: docs/decisions.md).
     voice_decode: Literal["48k", "16k"] = "48k"
     # How much lower each reply's FFmpeg encoder runs than the bot (nice increment, 0-19): under
-    # a full CPU the event loop, which every guild's turn waits on, goes first; an encoder needs
-    # ~2 % of a core and has the playout window's 55 ms of slack (docs/decisions.md).
-    ffmpeg_niceness: Annotated[int, Field(ge=0, le=19)] = 10
+    # a full CPU the event loop, which every guild's turn waits on, goes first. Off by default:
+    # at 10 one reply in 10 had a 20 ms hole in the quick benchmark, and the 50-guild gain is
+    # unproven (docs/decisions.md).
+    ffmpeg_niceness: Annotated[int, Field(ge=0, le=19)] = 0
 
     # Reference clips for /voice set: refused past these, before anything is decoded.
     clip_max_bytes: Annotated[int, Field(gt=0)] = 10 * 1024 * 1024
