@@ -32,7 +32,7 @@ from mistralai.client import models
 
 from tests.fakes.tls import TestCertificates, make_test_certificates
 
-from .audio import default_transcript, read_wav
+from .audio import SpeechCache, default_transcript, read_wav
 from .common import FAULT_KEY, RequestRejected, message_text, validation_failure
 from .realtime import RealtimeHandler
 from .sse import ChatHandler, SpeechHandler
@@ -83,7 +83,17 @@ class FakeMistral:
         self.tts_seconds_per_character: float | None = None
         """``None`` uses ``audio.SECONDS_PER_CHARACTER``."""
         self.tts_chunk_bytes = tts_chunk_bytes
-        """Streamed speech chunk size; odd by default so clients must handle split float32 samples."""
+        """Streamed speech chunk size; odd by default so clients must handle split float32 samples.
+        ``opus`` is streamed by duration instead: each event carries the Ogg pages of as much
+        audio as a ``pcm`` chunk of this size (62.5 ms), on the same schedule."""
+        self.tts_opus_frame_ms: float = 20
+        """Opus frame duration of ``opus`` speech (20 ms, as a real-time TTS would; 40 or 60 is
+        what a server tuned for bitrate might send)."""
+        self.tts_refused_formats: set[str] = set()
+        """Speech ``response_format``s answered with 422, as a server that only does pcm would."""
+        self.speech_cache = SpeechCache()
+        """Encoded speech per (text, pace, format, frame): the real service's encoding cost is not
+        the bot's, and the benchmark's fakes share the machine's cores with the bot."""
         self.sleep = sleep
         self.random = random.Random(0)
         """Seeded randomness for ``latency.tts_jitter``, so a run can be repeated."""

@@ -13,7 +13,7 @@ import pydantic
 from aiohttp import web
 from mistralai.client import models
 
-from .audio import SECONDS_PER_CHARACTER, encode_speech, speech_samples
+from .audio import SECONDS_PER_CHARACTER, TTS_SAMPLE_RATE, opus_pieces
 from .common import FAULT_KEY, RequestRejected, decode_base64, message_text, validation_failure
 from .state import Fault, RecordedRequest
 from .voices import audio_seconds
@@ -186,10 +186,10 @@ class SpeechHandler:
                 raise validation_failure("ref_audio must be WAV or MP3 audio")
             record.body["ref_audio_bytes"] = clip
         response_format = parsed.response_format or "mp3"
-        samples = speech_samples(
-            parsed.input, seconds_per_character=fake.tts_seconds_per_character or SECONDS_PER_CHARACTER
-        )
-        audio = encode_speech(samples, response_format)
+        if response_format in fake.tts_refused_formats:
+            raise validation_failure(f"response_format {response_format!r} is not supported")
+        audio = fake.speech_cache.get(parsed.input, fake.tts_seconds_per_character or SECONDS_PER_CHARACTER,
+                                      response_format, fake.tts_opus_frame_ms)
         characters = len(parsed.input)
         usage = {"prompt_tokens": characters, "completion_tokens": 0, "total_tokens": characters}
 
@@ -204,17 +204,22 @@ class SpeechHandler:
         first_due = record.received_at + first_audio
         jitter = fake.latency.tts_jitter
         size = max(1, fake.tts_chunk_bytes)
-        for index, offset in enumerate(range(0, len(audio), size)):
+        if response_format == "opus":
+            # By duration, not bytes: 6 KB of Opus is ~1 s of speech, which would arrive faster
+            # than real time. Each event: the pages of a pcm chunk's worth of audio (62.5 ms).
+            pieces = opus_pieces(audio, size / 4 / TTS_SAMPLE_RATE)
+        else:
+            pieces = [audio[offset:offset + size] for offset in range(0, len(audio), size)]
+        for index, piece in enumerate(pieces):
             if writer.ended:
                 break
             due = first_due + index * fake.latency.tts_chunk_interval
-            step = fake.latency.tts_chunk_interval if offset else first_audio
-            if jitter and offset:
+            step = fake.latency.tts_chunk_interval if index else first_audio
+            if jitter and index:
                 shift = fake.random.uniform(-jitter, jitter)
                 due, step = due + shift, max(0.0, step + shift)
             await fake.delay(step, until=due)
-            payload = {"type": "speech.audio.delta",
-                       "audio_data": base64.b64encode(audio[offset:offset + size]).decode("ascii")}
+            payload = {"type": "speech.audio.delta", "audio_data": base64.b64encode(piece).decode("ascii")}
             await writer.send(json.dumps(payload), event="speech.audio.delta")
         done = {"type": "speech.audio.done", "usage": usage}
         await writer.send(json.dumps(done), event="speech.audio.done")
