@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     # Register a server's clip as a Mistral custom voice (spoken by id, deleted with the clip);
     # off, or refused by the plan, the clip's compact reference rides with each request instead.
     tts_register_voices: bool = True
+    # How speech comes from the TTS: opus = Ogg Opus, whose 20 ms packets FFmpeg copies to
+    # Discord (no encoder; ~20x fewer bytes than pcm); pcm = float32 that FFmpeg encodes. A
+    # server that refuses opus (HTTP 400/422) gets pcm from then on (docs/decisions.md, Playback).
+    tts_format: Literal["opus", "pcm"] = "opus"
 
     mistral_server_url: str | None = None
     discord_api_base_url: str = "https://discord.com/api/v10"

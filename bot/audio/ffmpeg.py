@@ -58,20 +58,46 @@ def wav_stream_header(sample_rate: int = TTS_SAMPLE_RATE) -> bytes:
             + b"data" + struct.pack("<I", unknown))
 
 
-def ffmpeg_args(executable: str) -> list[str]:
-    """FFmpeg command: float32 mono WAV on stdin (``wav_stream_header`` first) -> stereo Opus in
-    NUT (20 ms frames, for 48 kHz playback) on stdout, each packet written the moment it is encoded."""
-    source = ffmpeg.input(
-        "pipe:",
-        f="wav",
-        max_size=INPUT_BLOCK_BYTES,
-        ignore_length=1,
-        # The header says it all, so there is nothing to probe; probing would wait for input.
-        # The probe still reads one block, and "-fflags nobuffer" threw that block away: every
-        # reply lost its first 5 ms (bench.encoder_cost: output 1.4 ms after the source, not 6.5).
-        probesize=32,
-        analyzeduration=0,
-    )
+def ffmpeg_args(executable: str, *, source: str = "pcm") -> list[str]:
+    """FFmpeg command: float32 mono WAV on stdin (``wav_stream_header`` first; ``source="pcm"``) or
+    Ogg Opus (``"opus"``: decoded) -> stereo Opus in NUT (20 ms frames, for 48 kHz playback) on
+    stdout, each packet written the moment it is encoded. ``"copy"``: Ogg Opus in, its packets
+    copied to NUT as they are (only for single 20 ms frames: ``bot.audio.ogg_opus``)."""
+    if source == "copy":
+        return copy_args(executable)
+    if source == "opus":
+        stream = ogg_input()
+    else:
+        stream = ffmpeg.input(
+            "pipe:",
+            f="wav",
+            max_size=INPUT_BLOCK_BYTES,
+            ignore_length=1,
+            # The header says it all, so there is nothing to probe; probing would wait for input.
+            # The probe still reads one block, and "-fflags nobuffer" threw that block away: every
+            # reply lost its first 5 ms (bench.encoder_cost: output 1.4 ms after the source, not 6.5).
+            probesize=32,
+            analyzeduration=0,
+        )
+    return _encode_args(executable, stream)
+
+
+def ogg_input() -> ffmpeg.nodes.FilterableStream:
+    """Ogg Opus on stdin. The Opus header says it all: no probing, which would hold the first
+    packets until the probe's bytes or time were reached."""
+    return ffmpeg.input("pipe:", f="ogg", probesize=32, analyzeduration=0)
+
+
+def copy_args(executable: str) -> list[str]:
+    """FFmpeg command: Ogg Opus (single 20 ms frames) on stdin -> the same packets in NUT on
+    stdout, copied, each written the moment its page is read. Mono: Discord's decoder plays a
+    mono Opus stream on both channels."""
+    output = ogg_input().output("pipe:", f="nut", write_index=0, acodec="copy", flush_packets=1, map_metadata=-1)
+    args: list[str] = output.global_args("-hide_banner", "-nostdin", "-loglevel", "error").compile(cmd=executable)
+    return args
+
+
+def _encode_args(executable: str, source: ffmpeg.nodes.FilterableStream) -> list[str]:
     # Discord wants stereo. Plain "-ac 2" upmixes mono at -3 dB per channel (measured); copying
     # the channel keeps the TTS level.
     source = source.filter("pan", "stereo|FL<FC|FR<FC")  # "<" renormalises: unity gain

@@ -20,6 +20,7 @@ import logging
 from collections.abc import AsyncGenerator, Callable
 
 from bot.audio.frames import S16LE, SampleFormat
+from bot.audio.ogg_opus import OpusPages
 from bot.conversation import events
 from bot.conversation.context import ConversationStore
 from bot.conversation.ports import Notify, QuestionLog, ReplyPlayer
@@ -73,6 +74,12 @@ class _HeldAudio:
     def feed(self, pcm: bytes, sample_format: SampleFormat = S16LE) -> None:
         self.begin()
         self._player.feed(pcm, sample_format)
+        self._fed = True
+        self.started = self._opened
+
+    def feed_pages(self, pages: OpusPages) -> None:
+        self.begin()
+        self._player.feed_pages(pages)
         self._fed = True
         self.started = self._opened
 

@@ -197,7 +197,9 @@ class ConversationEngine:
                 await self._privacy.release(guild)
                 raise
         player = SpeechPlayer(voice_client, ffmpeg_executable=self._ffmpeg, clock=self._clock,
-                              ffmpeg_niceness=self._ffmpeg_niceness)
+                              ffmpeg_niceness=self._ffmpeg_niceness,
+                              # A test double synthesizer may only speak PCM.
+                              speech_format=getattr(self._tts, "response_format", "pcm"))
         roster = ChannelRoster(voice_client)
         settings = await self._db.guilds.get(session.guild_id)
         allowed = frozenset(int(i) for i in (settings.heard_bots or "").split(",") if i)

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from bot.audio.frames import S16LE, SampleFormat
+from bot.audio.ogg_opus import OpusPages
 
 if TYPE_CHECKING:
     from bot.conversation.turn import PendingTurn
@@ -41,6 +42,8 @@ class ReplyPlayer(Protocol):
         ...
 
     def feed(self, pcm: bytes, sample_format: SampleFormat = S16LE) -> None: ...
+
+    def feed_pages(self, pages: OpusPages) -> None: ...
 
     def finish(self) -> None: ...
 

@@ -14,16 +14,21 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from bot.audio.frames import S16LE, TTS_CHANNELS, TTS_SAMPLE_RATE, PcmFrame, SampleFormat
+from bot.audio.ogg_opus import OpusPages
+
+SpeechChunk = PcmFrame | OpusPages
 
 
 class Synthesizer(Protocol):
     def synthesize(
         self, text: str, *, ref_audio: bytes | None, voice_id: str | None, language: str | None = None
-    ) -> AsyncIterator[PcmFrame]: ...
+    ) -> AsyncIterator[SpeechChunk]: ...
 
 
 class Player(Protocol):
     def feed(self, pcm: bytes, sample_format: SampleFormat = S16LE) -> None: ...
+
+    def feed_pages(self, pages: OpusPages) -> None: ...
 
 
 @dataclass(slots=True)
@@ -70,7 +75,7 @@ class SpeechLedger:
 
 
 # A sentence being synthesised: its text, its audio as it arrives (None ends it), its task.
-_Slot = tuple[str, "asyncio.Queue[PcmFrame | None]", "asyncio.Task[None]"]
+_Slot = tuple[str, "asyncio.Queue[SpeechChunk | None]", "asyncio.Task[None]"]
 
 
 class ReplySpeaker:
@@ -113,12 +118,10 @@ class ReplySpeaker:
                 sentence = SpokenSentence(text=text, start_seconds=offset)
                 self.ledger.sentences.append(sentence)
                 while (chunk := await audio.get()) is not None:
-                    if (chunk.sample_rate, chunk.channels) != self._playback_format:
-                        raise ValueError(f"speech is {chunk.sample_rate} Hz x{chunk.channels}; the player plays "
-                                         f"{self._playback_format[0]} Hz x{self._playback_format[1]}")
                     if self.ledger.first_audio_at is None:
                         self.ledger.first_audio_at = self._clock()
-                    self._player.feed(chunk.pcm, chunk.sample_format)
+                    self._feed(chunk)
+                    # Ogg Opus: its packets' frames (as played, one per 20 ms slot when copied).
                     sentence.seconds += chunk.duration
                 await task  # re-raises a synthesis failure after its audio so far was fed
                 offset += sentence.seconds
@@ -135,10 +138,19 @@ class ReplySpeaker:
                     left[2].cancel()
         return self.ledger
 
+    def _feed(self, chunk: SpeechChunk) -> None:
+        if isinstance(chunk, OpusPages):
+            self._player.feed_pages(chunk)  # Opus packets carry no rate: any plays at its pitch
+            return
+        if (chunk.sample_rate, chunk.channels) != self._playback_format:
+            raise ValueError(f"speech is {chunk.sample_rate} Hz x{chunk.channels}; the player plays "
+                             f"{self._playback_format[0]} Hz x{self._playback_format[1]}")
+        self._player.feed(chunk.pcm, chunk.sample_format)
+
     async def _start_syntheses(self, sentences: AsyncIterator[str], slots: asyncio.Queue[_Slot | None]) -> None:
         # Syntheses handed over in ``slots`` belong to ``speak`` (it cancels them when it stops).
         async for text in sentences:
-            audio: asyncio.Queue[PcmFrame | None] = asyncio.Queue()
+            audio: asyncio.Queue[SpeechChunk | None] = asyncio.Queue()
             task = asyncio.create_task(self._synthesize(text, audio), name="tts-sentence")
             try:
                 await slots.put((text, audio, task))
@@ -147,7 +159,7 @@ class ReplySpeaker:
                 raise
         await slots.put(None)
 
-    async def _synthesize(self, text: str, audio: asyncio.Queue[PcmFrame | None]) -> None:
+    async def _synthesize(self, text: str, audio: asyncio.Queue[SpeechChunk | None]) -> None:
         try:
             async for chunk in self._tts.synthesize(text, ref_audio=self._ref_audio, voice_id=self._voice_id,
                                                     language=self._language):

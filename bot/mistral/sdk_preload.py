@@ -98,7 +98,8 @@ async def warm_sdk(*, chat_model: str, tts_model: str) -> bool:
                 [ChatMessage(role="system", content="Warm up."), ChatMessage(role="user", content="Hi")],
                 max_tokens=8)
             text = "".join([delta async for delta in chat])
-            speech = SpeechSynthesizer(client, model=tts_model, retry=retry).synthesize(
+            # The canned answer is PCM: the SDK's request and event models are what is warmed.
+            speech = SpeechSynthesizer(client, model=tts_model, retry=retry, response_format="pcm").synthesize(
                 text or "Warm.", ref_audio=None, voice_id="warm-up")
             frames = [frame async for frame in speech]
         except Exception as error:  # MistralError, or a validation error of a changed SDK

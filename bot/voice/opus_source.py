@@ -135,9 +135,17 @@ class StreamingOpusSource(discord.FFmpegAudio):
         self._parser = NutParser()
         self._hub = hub if hub is not None else default_hub()
         self._input = PipeWriter(write_fd, self._hub)
-        self._input.write(wav_stream_header(sample_rate))
-        args = ffmpeg_args(executable)[1:]
+        if preamble := self._preamble():
+            self._input.write(preamble)
+        args = self._ffmpeg_args(executable)[1:]
         (spawn or in_background)(functools.partial(self._spawn, executable, args, read_fd, niceness))
+
+    def _preamble(self) -> bytes:
+        """What FFmpeg's stdin gets before any speech."""
+        return wav_stream_header(self._sample_rate)
+
+    def _ffmpeg_args(self, executable: str) -> list[str]:
+        return ffmpeg_args(executable)
 
     def _spawn(self, executable: str, args: list[str], read_fd: int, niceness: int) -> None:
         with self._spawn_lock:

@@ -19,20 +19,32 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from bot.audio.frames import S16LE, SampleFormat
+from bot.audio.ogg_opus import OpusPages
+from bot.voice.ogg_source import OggOpusSource
 from bot.voice.opus_source import StreamingOpusSource
 from bot.voice.playout import PlayoutHistory
 from bot.voice.sender import PacketSender, Playback, VoiceLink, default_sender
 
 log = logging.getLogger(__name__)
 
+# What a reply's FFmpeg reads and does: PCM encoded, Ogg Opus copied, Ogg Opus re-encoded.
+SpeechKind = Literal["pcm", "copy", "opus"]
+
+
+def _kind_of(source: StreamingOpusSource) -> SpeechKind:
+    if isinstance(source, OggOpusSource):
+        return "copy" if source.copy else "opus"
+    return "pcm"
+
 
 @dataclass(slots=True, eq=False)
 class _Reply:
     source: StreamingOpusSource
     done: asyncio.Event
+    make_source: Callable[[SpeechKind], StreamingOpusSource]
     playback: Playback | None = None
 
     @property
@@ -51,8 +63,13 @@ class SpeechPlayer:
         clock: Callable[[], float] = time.monotonic,
         sender: PacketSender | None = None,
         ffmpeg_niceness: int = 0,
+        speech_format: str = "pcm",
     ) -> None:
         self._voice = voice_client
+        # A reply's FFmpeg starts before its speech exists, in the mode the last reply needed
+        # (at first: copying, if the TTS is asked for Opus); a reply whose first packet says
+        # otherwise gets a new FFmpeg before anything was written (``_source_for``).
+        self._kind: SpeechKind = "copy" if speech_format == "opus" else "pcm"
         self._niceness = ffmpeg_niceness
         self._sender = sender if sender is not None else default_sender()
         self._executable = ffmpeg_executable
@@ -99,36 +116,80 @@ class SpeechPlayer:
         self._paused = False
         self._held = held
         loop = asyncio.get_running_loop()
-        reply: _Reply | None = None
+        replies: list[_Reply] = []  # the reply, once made; its callbacks run after that
 
-        # Called from the pipe thread; `reply` is read when the loop runs them, after it is set.
-        def maybe_start() -> None:
-            if reply is not None:
-                self._maybe_start(reply)
+        # Called from the pipe thread; they act only for the reply's current source.
+        def make_source(kind: SpeechKind) -> StreamingOpusSource:
+            source: StreamingOpusSource
 
-        def ended() -> None:
-            if reply is not None:
-                self._on_eof(reply)
+            def on_packet(_at: float) -> None:
+                _call_soon(loop, maybe_start, source)
 
-        def on_packet(_at: float) -> None:
-            _call_soon(loop, maybe_start)
+            def on_eof() -> None:
+                _call_soon(loop, ended, source)
 
-        def on_eof() -> None:
-            _call_soon(loop, ended)
+            # No thread of its own: its pipes join the process's pipe thread (bot.voice.pipes).
+            if kind == "pcm":
+                source = StreamingOpusSource(
+                    executable=self._executable, clock=self._clock, on_packet=on_packet, on_eof=on_eof,
+                    playout=self._playout, niceness=self._niceness,
+                )
+            else:
+                source = OggOpusSource(
+                    copy=kind == "copy", executable=self._executable, clock=self._clock, on_packet=on_packet,
+                    on_eof=on_eof, playout=self._playout, niceness=self._niceness,
+                )
+            return source
 
-        # No thread of its own: its pipes join the process's pipe thread (bot.voice.pipes).
-        source = StreamingOpusSource(
-            executable=self._executable, clock=self._clock, on_packet=on_packet, on_eof=on_eof,
-            playout=self._playout, niceness=self._niceness,
-        )
-        reply = _Reply(source=source, done=asyncio.Event())
+        def maybe_start(source: StreamingOpusSource) -> None:
+            if replies and replies[0].source is source:
+                self._maybe_start(replies[0])
+
+        def ended(source: StreamingOpusSource) -> None:
+            if replies and replies[0].source is source:
+                self._on_eof(replies[0])
+
+        reply = _Reply(source=make_source(self._kind), done=asyncio.Event(), make_source=make_source)
+        replies.append(reply)
         self._reply = reply
 
     def feed(self, pcm: bytes, sample_format: SampleFormat = S16LE) -> None:
         """Queue 24 kHz mono PCM (TTS speech comes as ``F32LE``). Ignored when no reply is active
         (e.g. after barge-in)."""
-        if self._reply is not None:
-            self._reply.source.feed(pcm, sample_format)
+        source = self._source_for("pcm")
+        if source is not None:
+            source.feed(pcm, sample_format)
+
+    def feed_pages(self, pages: OpusPages) -> None:
+        """Queue Ogg Opus pages (TTS speech in ``opus``): copied when their packets are single
+        20 ms frames, else re-encoded. Ignored when no reply is active."""
+        first = pages.first_packet
+        source = self._source_for(None if first is None else "copy" if first.copyable else "opus")
+        if isinstance(source, OggOpusSource):
+            source.feed_pages(pages)
+
+    def _source_for(self, wanted: SpeechKind | None) -> StreamingOpusSource | None:
+        """The reply's source for speech that needs ``wanted`` (None: any Ogg source). Before the
+        first write, a source in another mode is replaced (its FFmpeg has seen nothing)."""
+        reply = self._reply
+        if reply is None:
+            return None
+        source = reply.source
+        current = _kind_of(source)
+        if wanted is None or wanted == current:
+            if wanted is not None and source.first_pcm_written_at is None:
+                self._kind = wanted
+            return source
+        if source.first_pcm_written_at is not None:
+            if wanted != "pcm" and current != "pcm":
+                return source  # Ogg either way: the source warns that it plays it as it is
+            log.warning("speech switched between PCM and Ogg Opus mid-reply; dropped a chunk")
+            return None
+        log.info("reply speech is %s, not %s: restarting its FFmpeg", wanted, current)
+        source.cleanup()
+        reply.source = reply.make_source(wanted)
+        self._kind = wanted
+        return reply.source
 
     def finish(self) -> None:
         """The reply's audio is complete: let FFmpeg drain it."""

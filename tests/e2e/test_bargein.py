@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 from bot.audio.utterances import Event, SpeechStarted
 from tests.e2e.conversation_support import call_in_progress, wait_turns
 from tests.fakes.synth import spoken_question
@@ -69,9 +71,12 @@ class FrameWatch:
                 await asyncio.sleep(0.01)
 
 
+@pytest.mark.parametrize("mode", ["opus", "pcm-fallback"])
 async def test_talking_over_a_long_reply_stops_it_and_the_new_question_is_answered(
-    fake_discord, fake_voice, fake_mistral, fake_discord_env, tmp_path: Path
+    fake_discord, fake_voice, fake_mistral, fake_discord_env, tmp_path: Path, mode: str
 ) -> None:
+    if mode == "pcm-fallback":
+        fake_mistral.tts_refused_formats = {"opus"}  # an older server: the bot falls back to pcm
     fake_mistral.transcribe = lambda _audio: QUESTION
     fake_mistral.reply = lambda _messages: LONG_ANSWER
     # Chat writes ~15 words/s, so later sentences are still unwritten at the barge-in; TTS streams
@@ -100,6 +105,8 @@ async def test_talking_over_a_long_reply_stops_it_and_the_new_question_is_answer
         try:
             await call.speaker.speak(spoken_question(1.2, seed=1))
             await watch.wait_for(PLAYED_BEFORE_BARGE_IN)
+            source = runtime.player.source  # the long answer's, in the mode it was asked in
+            assert type(source).__name__ == ("OggOpusSource" if mode == "opus" else "StreamingOpusSource")
 
             # The reply is playing; later sentences are not spoken yet.
             speech_before = [r.body["input"] for r in fake_mistral.requests_to("speech")]
@@ -155,6 +162,10 @@ async def test_talking_over_a_long_reply_stops_it_and_the_new_question_is_answer
     assert partial.interrupted
     spoken = partial.text.rstrip("…")
     assert spoken and LONG_ANSWER.startswith(spoken) and len(partial.text) < len(LONG_ANSWER), partial.text
+    # Cut where playback stopped: the words kept are about the share of speech heard (~15
+    # characters a second in the fake's speech, the frames that arrived at 20 ms each).
+    heard_s = len(long_answer_arrivals) * 0.020
+    assert abs(len(spoken) * 0.065 - heard_s) < 1.0, (len(spoken), heard_s)
     assert not turns[-1].interrupted
     speech_after = [r.body["input"] for r in fake_mistral.requests_to("speech")]
     assert speech_after[-1] == SHORT_ANSWER

@@ -309,7 +309,8 @@ async def test_a_chat_that_never_answers_times_out_and_fails_cleanly(
                                              batch_model="voxtral-mini-latest", retry=retry),
             chat=ChatModel(mistral_client, model="mistral-small-latest", retry=retry,
                            first_token_timeout=0.5, idle_timeout=0.5),
-            synthesizer=SpeechSynthesizer(mistral_client, model="voxtral-mini-tts-2603", retry=retry),
+            synthesizer=SpeechSynthesizer(mistral_client, model="voxtral-mini-tts-2603", retry=retry,
+                                          response_format="pcm"),  # the recording player keeps PCM
             player=player, roster=Alone(), notify=notify, bot_name="Voxcord", clock=time.monotonic,
         )
         conversation.start()

@@ -12,6 +12,7 @@ from mistralai.client import Mistral
 from mistralai.client.utils import eventstreaming
 
 from bot.__main__ import MISTRAL_CONNECTION_LIMITS
+from bot.audio.ogg_opus import OpusPages
 from bot.mistral import ChatMessage, ChatModel, RetryPolicy, SpeechSynthesizer
 from bot.mistral.sdk_speedups import _SDK_STREAM_EVENTS as SDK_STREAM_EVENTS
 from bot.mistral.sdk_speedups import install_fast_event_streams
@@ -28,7 +29,7 @@ async def test_a_burst_of_replies_reuses_every_connection_of_the_burst_before(fa
 
         async def sentence() -> bytes:
             frames = synthesizer.synthesize("Hello.", ref_audio=None, voice_id=None)
-            return b"".join([chunk.pcm async for chunk in frames])
+            return b"".join([chunk.data if isinstance(chunk, OpusPages) else chunk.pcm async for chunk in frames])
 
         fake.latency.tts_first_audio = 0.05  # keep the 40 streams open at the same time
         for _ in range(2):

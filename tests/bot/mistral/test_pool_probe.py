@@ -15,6 +15,7 @@ from httpcore2._backends import anyio as anyio_backend
 from mistralai.client import Mistral
 
 from bot.__main__ import MISTRAL_CONNECTION_LIMITS
+from bot.audio.ogg_opus import OpusPages
 from bot.mistral import RetryPolicy, SpeechSynthesizer
 from bot.mistral.pool_probe import _SDK_ASSIGN as SDK_ASSIGN
 from bot.mistral.pool_probe import _SDK_STREAM as SDK_STREAM
@@ -43,7 +44,8 @@ async def closing_fake(trusted_certificates: TestCertificates) -> AsyncIterator[
 
 
 async def _speak(synthesizer: SpeechSynthesizer) -> bytes:
-    return b"".join([chunk.pcm async for chunk in synthesizer.synthesize("Hello.", ref_audio=None, voice_id=None)])
+    speech = synthesizer.synthesize("Hello.", ref_audio=None, voice_id=None)
+    return b"".join([chunk.data if isinstance(chunk, OpusPages) else chunk.pcm async for chunk in speech])
 
 
 @pytest.mark.usefixtures("cheap_probe")

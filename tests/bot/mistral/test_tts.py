@@ -16,7 +16,7 @@ TEXT = "The quick brown fox jumps over the lazy dog."
 
 
 def tts(client: Mistral, policy: RetryPolicy) -> SpeechSynthesizer:
-    return SpeechSynthesizer(client, model="voxtral-mini-tts-2603", retry=policy)
+    return SpeechSynthesizer(client, model="voxtral-mini-tts-2603", retry=policy, response_format="pcm")
 
 
 def expected_float32(text: str) -> np.ndarray:
