@@ -69,7 +69,7 @@ class Settings(BaseSettings):
     # off, or refused by the plan, the clip's compact reference rides with each request instead.
     tts_register_voices: bool = True
     # How speech comes from the TTS: opus = Ogg Opus, whose 20 ms packets FFmpeg copies to
-    # Discord (no encoder; ~20x fewer bytes than pcm); pcm = float32 that FFmpeg encodes. A
+    # Discord (no encoder; ~10x fewer bytes than pcm); pcm = float32 that FFmpeg encodes. A
     # server that refuses opus (HTTP 400/422) gets pcm from then on (docs/decisions.md, Playback).
     tts_format: Literal["opus", "pcm"] = "opus"
 

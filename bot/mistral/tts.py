@@ -2,7 +2,7 @@
 ``response_format="opus"``, the default) or float32 24 kHz mono ``PcmFrame``s (``"pcm"``: float32
 as the API sends it and FFmpeg reads it; the player clips it, off the event loop).
 
-Opus is ~20x fewer bytes to receive, base64-decode and parse than float32 PCM, and the player's
+Opus is ~10x fewer bytes to receive, base64-decode and parse than float32 PCM, and the player's
 FFmpeg copies its 20 ms packets instead of encoding (docs/decisions.md, Playback). A server that
 refuses ``opus`` (HTTP 400/422 before any audio: a self-hosted or older one) is asked again for
 ``pcm``, and this synthesizer asks for ``pcm`` from then on.
