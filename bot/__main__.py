@@ -114,7 +114,8 @@ async def assemble(settings: Settings, *, guild_ready_timeout: float = 2.0) -> A
             httpx2.AsyncClient(verify=tls, limits=MISTRAL_CONNECTION_LIMITS) as mistral_http,
             contextlib.AsyncExitStack() as stack,
         ):
-            install_sdk_speedups()  # see bot/mistral/sdk_speedups.py: ~10 ms per turn, most of 50 guilds' loop
+            # The realtime socket shares the bot's TLS context: one parsed trust store (~0.7 MB each).
+            install_sdk_speedups(tls=tls)  # bot/mistral/sdk_speedups.py: ~10 ms per turn, most of 50 guilds' loop
             mistral = Mistral(
                 api_key=settings.mistral_api_key.get_secret_value(),
                 server_url=settings.mistral_server_url,
