@@ -40,8 +40,11 @@ def _serve(ready: threading.Event, box: list[FakeMistral], stop: threading.Event
     asyncio.run(main())
 
 
-async def _client(fake: FakeMistral, replies: int) -> dict[str, Any]:
-    async with httpx2.AsyncClient(verify=fake.certificates.client_context()) as http:
+async def _client(fake: FakeMistral, replies: int, *, as_shipped: bool) -> dict[str, Any]:
+    tls = fake.certificates.client_context()
+    if not as_shipped:
+        install_sdk_speedups(tls=tls)
+    async with httpx2.AsyncClient(verify=tls) as http:
         client = Mistral(api_key=fake.api_key, server_url=fake.url, async_client=http)
         tts = SpeechSynthesizer(client, model="voxtral-mini-tts-2603", retry=RetryPolicy())
 
@@ -59,15 +62,13 @@ async def _client(fake: FakeMistral, replies: int) -> dict[str, Any]:
 
 
 def measure(replies: int, *, as_shipped: bool = False) -> dict[str, Any]:
-    if not as_shipped:
-        install_sdk_speedups()
     ready, box, stop = threading.Event(), [], threading.Event()
     server = threading.Thread(target=_serve, args=(ready, box, stop), name="fake-mistral")
     server.start()
     try:
         if not ready.wait(30):
             raise RuntimeError("the fake Mistral did not start")
-        return asyncio.run(_client(box[0], replies))
+        return asyncio.run(_client(box[0], replies, as_shipped=as_shipped))
     finally:
         stop.set()
         server.join()

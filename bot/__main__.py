@@ -114,10 +114,14 @@ async def assemble(settings: Settings, *, guild_ready_timeout: float = 2.0) -> A
             httpx2.AsyncClient(verify=tls, limits=MISTRAL_CONNECTION_LIMITS) as mistral_http,
             contextlib.AsyncExitStack() as stack,
         ):
-            install_sdk_speedups()  # see bot/mistral/sdk_speedups.py: ~10 ms per turn, most of 50 guilds' loop
+            # One TLS context, so one parsed trust store (~0.7 MB each): the realtime socket is
+            # given it, and so is the sync client the SDK would otherwise build for itself (the bot
+            # makes no sync calls; the SDK makes one at construction all the same).
+            install_sdk_speedups(tls=tls)  # bot/mistral/sdk_speedups.py: ~10 ms per turn, most of 50 guilds' loop
             mistral = Mistral(
                 api_key=settings.mistral_api_key.get_secret_value(),
                 server_url=settings.mistral_server_url,
+                client=stack.enter_context(httpx2.Client(verify=tls)),
                 async_client=mistral_http,
             )
             preload_sdk(mistral)  # the first turn after a start would import ~120 SDK modules on the loop

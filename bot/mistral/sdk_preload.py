@@ -91,19 +91,25 @@ async def warm_sdk(*, chat_model: str, tts_model: str) -> bool:
     """One chat stream and one speech stream answered in-process, as a reply makes them; call
     after ``install_sdk_speedups``. False (logged) if the SDK no longer accepts the answers."""
     retry = RetryPolicy(max_attempts=1, max_total_seconds=5.0)
-    async with httpx2.AsyncClient(transport=httpx2.MockTransport(_answer)) as http:
-        client = Mistral(api_key="sdk-warm-up", server_url=_WARM_UP_URL, async_client=http)
-        try:
-            chat = ChatModel(client, model=chat_model, retry=retry).stream(
-                [ChatMessage(role="system", content="Warm up."), ChatMessage(role="user", content="Hi")],
-                max_tokens=8)
-            text = "".join([delta async for delta in chat])
-            # The canned answer is PCM: the SDK's request and event models are what is warmed.
-            speech = SpeechSynthesizer(client, model=tts_model, retry=retry, response_format="pcm").synthesize(
-                text or "Warm.", ref_audio=None, voice_id="warm-up")
-            frames = [frame async for frame in speech]
-        except Exception as error:  # MistralError, or a validation error of a changed SDK
-            log.warning("Mistral SDK warm-up failed (%s); the first reply builds its requests cold",
-                        type(error).__name__)
-            return False
+    # Both clients in-process, so neither builds a TLS context (the SDK makes a sync client of its
+    # own when given none, and that parses the whole trust store: ~55 ms and ~0.7 MB); no proxy
+    # from the environment either, which would be given a context of its own.
+    mock = httpx2.MockTransport(_answer)
+    with httpx2.Client(transport=mock, trust_env=False) as sync_http:
+        async with httpx2.AsyncClient(transport=mock, trust_env=False) as http:
+            client = Mistral(api_key="sdk-warm-up", server_url=_WARM_UP_URL, client=sync_http,
+                             async_client=http)
+            try:
+                chat = ChatModel(client, model=chat_model, retry=retry).stream(
+                    [ChatMessage(role="system", content="Warm up."), ChatMessage(role="user", content="Hi")],
+                    max_tokens=8)
+                text = "".join([delta async for delta in chat])
+                # The canned answer is PCM: the SDK's request and event models are what is warmed.
+                speech = SpeechSynthesizer(client, model=tts_model, retry=retry, response_format="pcm").synthesize(
+                    text or "Warm.", ref_audio=None, voice_id="warm-up")
+                frames = [frame async for frame in speech]
+            except Exception as error:  # MistralError, or a validation error of a changed SDK
+                log.warning("Mistral SDK warm-up failed (%s); the first reply builds its requests cold",
+                            type(error).__name__)
+                return False
     return bool(text) and bool(frames)

@@ -41,6 +41,7 @@ import importlib
 import json
 import logging
 import re
+import ssl
 import threading
 import typing
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
@@ -356,10 +357,11 @@ def install_inline_hooks() -> bool:
     return True
 
 
-def install_sdk_speedups() -> None:
+def install_sdk_speedups(*, tls: ssl.SSLContext) -> None:
+    """``tls``: the bot's one TLS context, which the realtime socket shares (``realtime_socket.py``)."""
     install_model_cache()
     install_fast_event_streams()
-    install_realtime_socket_options()
+    install_realtime_socket_options(tls)
     install_type_hint_cache()
     install_inline_hooks()
     install_cheap_idle_probe()

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import math
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 
@@ -126,3 +128,11 @@ async def test_unreachable_redis_is_one_readable_error() -> None:
         with pytest.raises(RedisUnavailableError, match=r"127\.0\.0\.1:1") as raised:
             await store.ping()
     assert "hunter2" not in str(raised.value)
+
+
+def test_the_entry_point_loads_redis_py_only_for_a_store() -> None:
+    # ~7 MB of RSS that a one-process bot (no REDIS_URL) never uses. A fresh interpreter: this
+    # one imported redis-py at the top of this file.
+    code = "import sys, bot.__main__; print(sorted(m for m in sys.modules if m.split('.')[0] == 'redis'))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.strip() == "[]"
