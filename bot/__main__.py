@@ -173,6 +173,7 @@ async def assemble(settings: Settings, *, guild_ready_timeout: float = 2.0) -> A
                     mistral, model=settings.tts_model, retry=retry,
                     first_audio_timeout=settings.tts_first_audio_timeout,
                     default_voice=settings.tts_default_voice, voices_by_language=settings.tts_voices_by_language,
+                    response_format=settings.tts_format,
                 ),
                 ffmpeg_executable=ffmpeg_executable(),
                 ffmpeg_niceness=settings.ffmpeg_niceness,

@@ -71,7 +71,7 @@ class Settings(BaseSettings):
     # How speech comes from the TTS: opus = Ogg Opus, whose 20 ms packets FFmpeg copies to
     # Discord (no encoder; ~10x fewer bytes than pcm); pcm = float32 that FFmpeg encodes. A
     # server that refuses opus (HTTP 400/422) gets pcm from then on (docs/decisions.md, Playback).
-    tts_format: Literal["opus", "pcm"] = "opus"
+    tts_format: Literal["opus", "pcm"] = "pcm"
 
     mistral_server_url: str | None = None
     discord_api_base_url: str = "https://discord.com/api/v10"

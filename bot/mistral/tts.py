@@ -60,7 +60,7 @@ class SpeechSynthesizer:
         idle_timeout: float = 10.0,
         default_voice: str | None = None,
         voices_by_language: Mapping[str, str] | None = None,
-        response_format: SpeechFormat = "opus",
+        response_format: SpeechFormat = "pcm",
     ) -> None:
         self._client = client
         self._format: SpeechFormat = response_format

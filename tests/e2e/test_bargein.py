@@ -71,7 +71,7 @@ class FrameWatch:
                 await asyncio.sleep(0.01)
 
 
-@pytest.mark.parametrize("mode", ["opus", "pcm-fallback"])
+@pytest.mark.parametrize("mode", ["pcm", "opus", "pcm-fallback"])
 async def test_talking_over_a_long_reply_stops_it_and_the_new_question_is_answered(
     fake_discord, fake_voice, fake_mistral, fake_discord_env, tmp_path: Path, mode: str
 ) -> None:
@@ -84,7 +84,9 @@ async def test_talking_over_a_long_reply_stops_it_and_the_new_question_is_answer
     fake_mistral.latency.chat_tokens_per_s = 15
     fake_mistral.latency.tts_chunk_interval = 0.04
     world = build_world(fake_discord)
-    async with call_in_progress(fake_discord, fake_voice, fake_mistral, tmp_path, world=world) as call:
+    settings = None if mode == "pcm" else {"tts_format": "opus"}  # pcm is the default
+    async with call_in_progress(fake_discord, fake_voice, fake_mistral, tmp_path, world=world,
+                                settings=settings) as call:
         guild_id = world.guild.id
         runtime = call.bot.engine.runtime(guild_id)
         assert runtime is not None

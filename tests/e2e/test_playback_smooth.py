@@ -5,12 +5,13 @@ The fake TTS streams at exactly real time (62.5 ms chunks every 62.5 ms) with ea
 40 ms early or late, as a TTS over a real network does; the reply's sentences are synthesised
 with the bot's own prefetch, so the gaps between sentences are the bot's too.
 
-Both speech formats: ``opus`` (the default: FFmpeg copies the TTS's 20 ms packets, or re-encodes
-60 ms ones) and ``pcm`` (here through the fallback: the fake refuses opus as an older server
-would). Copied Ogg Opus streams keep each sentence's codec framing: the next sentence's pre-skip
-(312 samples at 48 kHz, 6.5 ms) and the last packet's padding (under 20 ms), so between
-sentences, never inside one, opus may add up to 26.5 ms that pcm, one encoder for the whole
-reply, does not (docs/decisions.md, Playback).
+Both speech formats: ``pcm`` (the default: float32 that FFmpeg encodes), ``opus``
+(``TTS_FORMAT=opus``: FFmpeg copies the TTS's 20 ms packets, or re-encodes 60 ms ones) and pcm
+through the fallback (opus asked, refused by the fake as an older server would). Copied Ogg
+Opus streams keep each sentence's codec framing: the next sentence's pre-skip (312 samples at
+48 kHz, 6.5 ms) and the last packet's padding (under 20 ms), so between sentences, never inside
+one, opus may add up to 26.5 ms that pcm, one encoder for the whole reply, does not
+(docs/decisions.md, Playback).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def reply_report(audio: BotAudio, spoken: list[str]) -> AlignmentReport:
     return align(played_audio(reply, late_tolerance=0.25), sentences, tts_rate=TTS_RATE)
 
 
-@pytest.mark.parametrize("mode", ["opus", "opus-60ms", "pcm-fallback"])
+@pytest.mark.parametrize("mode", ["pcm", "opus", "opus-60ms", "pcm-fallback"])
 async def test_a_reply_streamed_at_real_time_with_jitter_plays_without_inserted_silence(
     fake_discord, fake_voice, fake_mistral, fake_discord_env, tmp_path: Path, mode: str
 ) -> None:
@@ -65,14 +66,16 @@ async def test_a_reply_streamed_at_real_time_with_jitter_plays_without_inserted_
     fake_mistral.latency.tts_chunk_interval = REAL_TIME
     fake_mistral.latency.tts_jitter = JITTER
     world = build_world(fake_discord)
-    async with call_in_progress(fake_discord, fake_voice, fake_mistral, tmp_path, world=world) as call:
+    settings = None if mode == "pcm" else {"tts_format": "opus"}  # pcm is the default
+    async with call_in_progress(fake_discord, fake_voice, fake_mistral, tmp_path, world=world,
+                                settings=settings) as call:
         await call.speaker.speak(spoken_question())
         await wait_turns(call.bot, world.guild.id, 2)
         audio = call.fake_voice.bot_audio(world.guild.id)
         await audio.wait_for_silence()
 
     requests = [r for r in fake_mistral.requests_to("speech") if r.status == 200]
-    assert {r.body["response_format"] for r in requests} == {"pcm" if mode == "pcm-fallback" else "opus"}
+    assert {r.body["response_format"] for r in requests} == {"opus" if mode.startswith("opus") else "pcm"}
     spoken = [r.body["input"] for r in requests]
     assert len(spoken) == 3, spoken
     report = reply_report(audio, spoken)

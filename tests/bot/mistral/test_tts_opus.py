@@ -18,7 +18,7 @@ TEXT = "The quick brown fox jumps over the lazy dog."
 
 
 def tts(client: Mistral, policy: RetryPolicy) -> SpeechSynthesizer:
-    return SpeechSynthesizer(client, model="voxtral-mini-tts-3-0", retry=policy)
+    return SpeechSynthesizer(client, model="voxtral-mini-tts-3-0", retry=policy, response_format="opus")
 
 
 async def test_opus_comes_as_whole_pages_headers_with_the_first_audio(
