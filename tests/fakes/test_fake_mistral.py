@@ -26,6 +26,7 @@ from websockets.exceptions import ConnectionClosedError
 
 from bot.mistral.redaction import install_log_redaction
 from tests.fakes.mistral import FakeMistral, speech_samples, wav_bytes
+from tests.fakes.mistral.fixtures import RecordingSleep
 from tests.fakes.tls import TestCertificates
 
 
@@ -38,14 +39,6 @@ def _redacted_websocket_headers() -> None:
 
 REALTIME_MODEL = "voxtral-mini-transcribe-realtime-2602"
 PCM_FORMAT = AudioFormat(encoding="pcm_s16le", sample_rate=16000)
-
-
-class RecordingSleep:
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
 
 
 @pytest.fixture

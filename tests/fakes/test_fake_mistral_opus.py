@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import AsyncIterator
 
 import av
 import pytest
@@ -14,28 +13,9 @@ from mistralai.client import errors as sdk_errors
 
 from bot.audio.ogg_opus import OggOpusReader
 from tests.fakes.mistral import FakeMistral
-from tests.fakes.tls import TestCertificates
+from tests.fakes.mistral.fixtures import RecordingSleep
 
 TEXT = "A sentence long enough for many chunks of speech."
-
-
-class RecordingSleep:
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
-
-
-@pytest.fixture
-async def fake(trusted_certificates: TestCertificates) -> AsyncIterator[FakeMistral]:
-    async with FakeMistral(trusted_certificates) as server:
-        yield server
-
-
-@pytest.fixture
-def client(fake: FakeMistral) -> Mistral:
-    return Mistral(api_key=fake.api_key, server_url=fake.url)
 
 
 async def opus_deltas(client: Mistral, text: str = TEXT) -> list[bytes]:
@@ -46,13 +26,15 @@ async def opus_deltas(client: Mistral, text: str = TEXT) -> list[bytes]:
     return [base64.b64decode(e.data.audio_data) for e in events[:-1]]  # type: ignore[union-attr]
 
 
-async def test_opus_is_streamed_by_duration_in_whole_pages_at_real_time(fake: FakeMistral, client: Mistral) -> None:
+async def test_opus_is_streamed_by_duration_in_whole_pages_at_real_time(
+    fake_mistral: FakeMistral, mistral_client: Mistral
+) -> None:
     sleep = RecordingSleep()
-    fake.sleep = sleep
-    fake.latency.tts_first_audio = 0.3
-    fake.latency.tts_chunk_interval = 0.0625
-    fake.latency.tts_jitter = 0.04
-    deltas = await opus_deltas(client)
+    fake_mistral.sleep = sleep
+    fake_mistral.latency.tts_first_audio = 0.3
+    fake_mistral.latency.tts_chunk_interval = 0.0625
+    fake_mistral.latency.tts_jitter = 0.04
+    deltas = await opus_deltas(mistral_client)
     reader = OggOpusReader()
     pages = [reader.feed(delta) for delta in deltas]
     assert all(p.data == d for p, d in zip(pages, deltas, strict=True))  # whole pages, nothing split
@@ -65,29 +47,29 @@ async def test_opus_is_streamed_by_duration_in_whole_pages_at_real_time(fake: Fa
     assert pages[0].first_packet is not None and pages[0].first_packet.copyable
 
 
-async def test_opus_is_mono_24_khz_in_20_ms_frames(client: Mistral) -> None:
-    ogg = b"".join(await opus_deltas(client))
+async def test_opus_is_mono_24_khz_in_20_ms_frames(mistral_client: Mistral) -> None:
+    ogg = b"".join(await opus_deltas(mistral_client))
     with av.open(io.BytesIO(ogg)) as container:
         stream = container.streams.audio[0]
         assert (stream.codec_context.name, stream.channels) == ("opus", 1)
     assert ogg[28:36] == b"OpusHead" and int.from_bytes(ogg[40:44], "little") == 24_000  # input rate
 
 
-async def test_a_frame_duration_knob_makes_60_ms_packets(fake: FakeMistral, client: Mistral) -> None:
-    fake.tts_opus_frame_ms = 60
+async def test_a_frame_duration_knob_makes_60_ms_packets(fake_mistral: FakeMistral, mistral_client: Mistral) -> None:
+    fake_mistral.tts_opus_frame_ms = 60
     reader = OggOpusReader()
-    first = next(p.first_packet for d in await opus_deltas(client) if (p := reader.feed(d)).first_packet)
+    first = next(p.first_packet for d in await opus_deltas(mistral_client) if (p := reader.feed(d)).first_packet)
     assert (first.seconds, first.copyable) == (pytest.approx(0.060), False)
 
 
-async def test_a_server_without_opus_refuses_it_with_422(fake: FakeMistral, client: Mistral) -> None:
-    fake.tts_refused_formats = {"opus"}
+async def test_a_server_without_opus_refuses_it_with_422(fake_mistral: FakeMistral, mistral_client: Mistral) -> None:
+    fake_mistral.tts_refused_formats = {"opus"}
     with pytest.raises(sdk_errors.MistralError) as raised:
-        await opus_deltas(client)
+        await opus_deltas(mistral_client)
     assert raised.value.status_code == 422
 
 
-async def test_encoded_speech_is_cached(fake: FakeMistral, client: Mistral) -> None:
-    first = await opus_deltas(client)
-    assert await opus_deltas(client) == first
-    assert fake.speech_cache.hits == 1
+async def test_encoded_speech_is_cached(fake_mistral: FakeMistral, mistral_client: Mistral) -> None:
+    first = await opus_deltas(mistral_client)
+    assert await opus_deltas(mistral_client) == first
+    assert fake_mistral.speech_cache.hits == 1

@@ -13,19 +13,12 @@ from mistralai.client import errors as sdk_errors
 from bot.audio.reference import compact_reference
 from bot.audio.wav import pcm16_to_wav
 from tests.fakes.mistral import FakeMistral
+from tests.fakes.mistral.fixtures import RecordingSleep
 from tests.fakes.synth import speech_like
 from tests.fakes.tls import TestCertificates
 
 SAMPLE = compact_reference(pcm16_to_wav((speech_like(12.0, 24_000) * 20_000).astype("<i2").tobytes(),
                                         sample_rate=24_000))
-
-
-class RecordingSleep:
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
 
 
 @pytest.fixture

@@ -32,3 +32,13 @@ async def fake_mistral(trusted_certificates: TestCertificates) -> AsyncIterator[
 def mistral_client(fake_mistral: FakeMistral) -> Mistral:
     """The real SDK pointed at the fake, built the way the entry point builds it."""
     return Mistral(api_key=fake_mistral.api_key, server_url=fake_mistral.url)
+
+
+class RecordingSleep:
+    """Stands in for ``FakeMistral.sleep``: records each delay the fake asked for, waits none."""
+
+    def __init__(self) -> None:
+        self.calls: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.calls.append(seconds)
