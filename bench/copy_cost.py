@@ -24,19 +24,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import threading
 import time
 
 import numpy as np
 
-from bench.encoder_cost import CHUNK_BYTES, RATE, run_ffmpeg, speech
+from bench.encoder_cost import CHUNK_BYTES, RATE, all_at_once, run_ffmpeg, run_paced, speech
 from bot.audio.ffmpeg import ffmpeg_args, ffmpeg_executable
 from bot.audio.frames import F32LE
 from bot.audio.ogg_opus import OggOpusReader
-from bot.voice.nut import NutParser
 from bot.voice.ogg_source import OggOpusSource
 from bot.voice.opus_source import StreamingOpusSource
 from bot.voice.spawn import at_once
@@ -51,45 +48,9 @@ def run_ogg(args: list[str], ogg: bytes, speed: float) -> tuple[list[float], flo
     reader = OggOpusReader()
     # Which piece completes each audio packet: its latency counts from that piece's write.
     owner = [i for i, piece in enumerate(pieces) for _ in range(round(reader.feed(piece).seconds / 0.020))]
-    process = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    assert process.stdin is not None and process.stdout is not None
-    stdin, written = process.stdin, [0.0] * len(pieces)
-
-    def feed() -> None:
-        start = time.perf_counter()
-        for index, piece in enumerate(pieces):
-            time.sleep(max(0.0, start + index * PIECE_S / speed - time.perf_counter()))
-            written[index] = time.perf_counter()
-            stdin.write(piece)
-            stdin.flush()
-        stdin.close()
-
-    feeder = threading.Thread(target=feed, daemon=True)
-    feeder.start()
-    parser, out = NutParser(), []
-    while data := process.stdout.read1(65536):
-        now = time.perf_counter()
-        out += [now] * len(parser.feed(data))
-    feeder.join()
-    _pid, status, usage = os.wait4(process.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"FFmpeg failed: {' '.join(args)}")
-    latencies = [at - written[owner[i]] for i, at in enumerate(out[:len(owner)])]
-    return latencies, usage.ru_utime + usage.ru_stime
-
-
-def parallel(job, items: list) -> list:  # type: ignore[no-untyped-def]
-    results: list = [None] * len(items)
-
-    def one(index: int) -> None:
-        results[index] = job(items[index])
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(items))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
+    paced = run_paced(args, [(index * PIECE_S, piece) for index, piece in enumerate(pieces)], speed)
+    latencies = [at - paced.written[owner[i]] for i, at in enumerate(paced.arrivals[:len(owner)])]
+    return latencies, paced.cpu_s
 
 
 def first_packet_ms(kind: str, samples: np.ndarray, executable: str) -> float:
@@ -129,10 +90,11 @@ def main() -> int:
     cpu: dict[str, list[float]] = {"pcm": [], "copy": [], "reencode_60ms": []}
     latency: dict[str, list[float]] = {"copy": [], "reencode_60ms": []}
     for _ in range(options.rounds):
-        runs = parallel(lambda p: run_ffmpeg(ffmpeg_args(executable), p, options.speed), pcm)
+        runs = all_at_once(lambda p: run_ffmpeg(ffmpeg_args(executable), p, options.speed), pcm)
         cpu["pcm"].append(sum(c for _, c in runs) / len(runs))
         for name, source, oggs in (("copy", "copy", ogg20), ("reencode_60ms", "opus", ogg60)):
-            results = parallel(lambda o, s=source: run_ogg(ffmpeg_args(executable, source=s), o, options.speed), oggs)
+            args = ffmpeg_args(executable, source=source)
+            results = all_at_once(lambda ogg, a=args: run_ogg(a, ogg, options.speed), oggs)
             cpu[name].append(sum(c for _, c in results) / len(results))
             latency[name] += [x for lat, _ in results for x in lat]
     mean_s = sum(map(len, replies)) / len(replies) / RATE

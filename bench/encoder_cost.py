@@ -41,6 +41,8 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar, cast
 
 import numpy as np
 import soxr
@@ -50,6 +52,9 @@ from bot.audio.opus import OpusDecoder
 from bot.voice.nut import NutParser
 from tests.fakes.synth import speech_like
 from tests.fakes.vad_corpus import speech_clips
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 RATE = 24_000
 CHUNK_BYTES = 6000  # the fake Mistral's TTS chunk: 62.5 ms of float32 at 24 kHz
@@ -150,48 +155,74 @@ def speech() -> list[tuple[str, np.ndarray]]:
     return out
 
 
-def run_ffmpeg(args: list[str], pcm: bytes, speed: float) -> tuple[list[bytes], float]:
-    """Feed ``pcm`` (float32) as the player does; (Opus packets, FFmpeg's CPU seconds)."""
+@dataclass(frozen=True)
+class Paced:
+    """What one FFmpeg made of input written on a schedule."""
+
+    packets: list[bytes]  # Opus packets parsed out of its NUT output
+    arrivals: list[float]  # perf_counter() when each packet was parsed
+    written: list[float]  # perf_counter() when each piece was written
+    cpu_s: float  # FFmpeg's user + system CPU (os.wait4)
+
+
+def run_paced(args: list[str], pieces: list[tuple[float, bytes]], speed: float) -> Paced:
+    """Run FFmpeg with each ``(due second, bytes)`` piece written to its stdin when due (``speed``
+    times faster than real time), from a thread, while its NUT output is parsed as it comes."""
     process = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     assert process.stdin is not None and process.stdout is not None
-    stdin = process.stdin
+    stdin, written = process.stdin, [0.0] * len(pieces)
 
     def feed() -> None:
-        stdin.write(wav_stream_header())
-        stdin.flush()
         start = time.perf_counter()
-        for index, offset in enumerate(range(0, len(pcm), CHUNK_BYTES)):
-            time.sleep(max(0.0, start + index * CHUNK_BYTES / 4 / RATE / speed - time.perf_counter()))
-            stdin.write(pcm[offset : offset + CHUNK_BYTES])
+        for index, (due, piece) in enumerate(pieces):
+            time.sleep(max(0.0, start + due / speed - time.perf_counter()))
+            written[index] = time.perf_counter()
+            stdin.write(piece)
             stdin.flush()
         stdin.close()
 
     feeder = threading.Thread(target=feed, daemon=True)
     feeder.start()
-    parser, packets = NutParser(), []
+    parser, packets, arrivals = NutParser(), [], []
     while data := process.stdout.read1(65536):
-        packets += parser.feed(data)
+        now = time.perf_counter()
+        parsed = parser.feed(data)
+        packets += parsed
+        arrivals += [now] * len(parsed)
     feeder.join()
     _pid, status, usage = os.wait4(process.pid, 0)
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         raise RuntimeError(f"FFmpeg exited {process.returncode}: {' '.join(args)}")
-    return packets, usage.ru_utime + usage.ru_stime
+    return Paced(packets, arrivals, written, usage.ru_utime + usage.ru_stime)
 
 
-def run_all(args: list[str], replies: list[bytes], speed: float) -> list[tuple[list[bytes], float]]:
-    """One FFmpeg per reply, all at once."""
-    results: list[tuple[list[bytes], float]] = [([], 0.0)] * len(replies)
+def run_ffmpeg(args: list[str], pcm: bytes, speed: float) -> tuple[list[bytes], float]:
+    """Feed ``pcm`` (float32) as the player does; (Opus packets, FFmpeg's CPU seconds)."""
+    chunks = [(index * CHUNK_BYTES / 4 / RATE, pcm[offset : offset + CHUNK_BYTES])
+              for index, offset in enumerate(range(0, len(pcm), CHUNK_BYTES))]
+    paced = run_paced(args, [(0.0, wav_stream_header()), *chunks], speed)
+    return paced.packets, paced.cpu_s
+
+
+def all_at_once(job: Callable[[T], R], items: list[T]) -> list[R]:
+    """``job`` of every item, each in its own thread, all at once (one FFmpeg per reply)."""
+    results: list[R | None] = [None] * len(items)
 
     def one(index: int) -> None:
-        results[index] = run_ffmpeg(args, replies[index], speed)
+        results[index] = job(items[index])
 
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(replies))]
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(items))]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    return results
+    return cast("list[R]", results)  # every thread has filled its slot
+
+
+def run_all(args: list[str], replies: list[bytes], speed: float) -> list[tuple[list[bytes], float]]:
+    """One FFmpeg per reply, all at once."""
+    return all_at_once(lambda reply: run_ffmpeg(args, reply, speed), replies)
 
 
 def decode(packets: list[bytes]) -> np.ndarray:

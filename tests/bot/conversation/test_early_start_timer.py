@@ -8,7 +8,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 
-from bot.audio.utterances import SpeechStarted, UtteranceAudio, UtteranceEnded
+from bot.audio.utterances import SpeechStarted, UtteranceAudio
 from bot.conversation.turn import PendingTurn
 from bot.mistral.stt import Transcript
 from bot.store import Database
@@ -18,6 +18,7 @@ from tests.bot.conversation.test_listening import (
     RecordingAnswerer,
     SlowMeter,
     database,  # noqa: F401 - the fixture
+    end_and_settle,
     server_listening,
 )
 
@@ -70,9 +71,7 @@ async def test_our_early_start_fires_when_the_pause_is_long_enough_not_at_the_ne
                 listening.on_heard(7, UtteranceAudio(QUIET))
             while transcriber.enqueued_at_first_silence is None:  # noqa: ASYNC110 - it runs on its own
                 await asyncio.sleep(0.01)
-            listening.on_heard(7, UtteranceEnded(duration=0.5, reason="silence", at=time.monotonic()))
-            while listening._transcriptions:
-                await asyncio.sleep(0.01)
+            await end_and_settle(listening)
     finally:
         await listening.stop()
     assert [turn.text for turn in transcriber.enqueued_at_first_silence] == [QUESTION]
@@ -132,9 +131,7 @@ async def test_the_early_start_timer_never_decides_on_a_pause_before_the_packets
             time.sleep(0.12)  # noqa: ASYNC251 - the loop busy elsewhere past the timer's due time
             while not transcriber.decided_when_taken:  # noqa: ASYNC110 - the packet is taken on its own
                 await asyncio.sleep(0)
-            listening.on_heard(7, UtteranceEnded(duration=0.5, reason="silence", at=time.monotonic()))
-            while listening._transcriptions:
-                await asyncio.sleep(0.01)
+            await end_and_settle(listening)
     finally:
         await listening.stop()
     assert transcriber.decided_when_taken == [False]  # their next words were heard before any pause was judged

@@ -49,6 +49,13 @@ def server_listening(database: Database, transcriber: object, meter: object, ans
     )
 
 
+async def end_and_settle(listening: Listening, *, duration: float = 0.5) -> None:
+    """Member 7's utterance ends after a pause; wait until every transcription it began is done."""
+    listening.on_heard(7, UtteranceEnded(duration=duration, reason="silence", at=time.monotonic()))
+    while listening._transcriptions:
+        await asyncio.sleep(0.01)
+
+
 class SlowMeter:
     """The first ``admit`` (the database round trip) waits until the test lets it through."""
 
@@ -264,9 +271,7 @@ async def test_a_transcript_without_words_never_starts_an_early_reply(database: 
     try:
         async with asyncio.timeout(10):
             await transcriber.paused.wait()
-            listening.on_heard(7, UtteranceEnded(duration=0.5, reason="silence", at=time.monotonic()))
-            while listening._transcriptions:
-                await asyncio.sleep(0.01)
+            await end_and_settle(listening)
     finally:
         await listening.stop()
     assert answerer.enqueued == []
@@ -319,9 +324,7 @@ async def test_our_early_start_fires_when_the_finished_text_comes_into_a_long_en
         async with asyncio.timeout(10):
             while transcriber.tasks_after_partial is None:  # noqa: ASYNC110 - the transcriber runs on its own
                 await asyncio.sleep(0.01)
-            listening.on_heard(7, UtteranceEnded(duration=0.5, reason="silence", at=time.monotonic()))
-            while listening._transcriptions:
-                await asyncio.sleep(0.01)
+            await end_and_settle(listening)
     finally:
         await listening.stop()
     assert transcriber.tasks_after_partial == (transcriber.tasks_before_partial or 0) + 1  # the early turn
@@ -355,9 +358,7 @@ async def test_the_history_is_read_while_the_turn_is_admitted_not_after(database
             meter.release.set()
             while not answerer.enqueued:  # noqa: ASYNC110
                 await asyncio.sleep(0.01)
-            listening.on_heard(7, UtteranceEnded(duration=0.5, reason="silence", at=time.monotonic()))
-            while listening._transcriptions:
-                await asyncio.sleep(0.01)
+            await end_and_settle(listening)
     finally:
         await listening.stop()
     assert answerer.enqueued[0].ahead is not None  # the read-ahead went with the turn
@@ -410,9 +411,7 @@ async def test_a_backlog_of_audio_reaches_the_transcriber_in_one_loop_turn_not_o
                 transcriber.changed.clear()
                 await transcriber.changed.wait()
             took = turns.count - queued_at
-            listening.on_heard(7, UtteranceEnded(duration=0.8, reason="silence", at=time.monotonic()))
-            while listening._transcriptions:
-                await asyncio.sleep(0.01)
+            await end_and_settle(listening, duration=0.8)
     finally:
         turns.stop()
         await listening.stop()
@@ -461,9 +460,7 @@ async def test_a_pause_counts_from_when_its_packets_arrived_not_from_when_a_late
             while not answerer.enqueued:  # noqa: ASYNC110  (counting loop turns, not waiting for time)
                 await asyncio.sleep(0)
             took = turns.count - woke
-            listening.on_heard(7, UtteranceEnded(duration=0.5, reason="silence", at=time.monotonic()))
-            while listening._transcriptions:
-                await asyncio.sleep(0.01)
+            await end_and_settle(listening)
     finally:
         turns.stop()
         await listening.stop()
