@@ -135,6 +135,19 @@ def floor_per_frame(packets: list[bytes], key: bytes, session: davey.DaveSession
     return elapsed / len(packets) * 1e6
 
 
+def machine_floor(seconds: float = 5.0, passes: int = 3) -> float:
+    """The C floor of one received frame (µs, median of ``passes``): how fast this machine is
+    right now, for benchmarks whose figures scale with it (bench.scaling reports it beside the
+    50-guild latency, which on 2 cores measures a queue once the machine is too slow)."""
+    frames = int(seconds / FRAME_S)
+    opus = opus_packets(frames, seed=7)
+    floors = []
+    for _ in range(passes):
+        group, connection, _, packets, _ = build(frames, opus)
+        floors.append(floor_per_frame(packets, connection.key, group.bot, "48k"))
+    return round(statistics.median(floors), 2)
+
+
 def run(seconds: float, passes: int, profile: bool, mode: str = "48k") -> dict[str, object]:
     frames = int(seconds / FRAME_S)
     opus = opus_packets(frames, seed=7)

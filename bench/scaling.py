@@ -12,10 +12,13 @@ Reported per level: first-audio latency and overhead p50/p95, the bot process's 
 answered turn, with its FFmpeg encoders' per reply: what a loaded machine distorts least) and the
 whole machine's (and how much of it went to the FFmpeg encoders and to the fakes), how late the
 bot's event loop ran a 10 ms timer, how long its main thread waited for a free core, and (at the
-top level) a cProfile of the bot's event loop thread. Top-level keys ``scaling_<N>_overhead_p95_ms``
-(issue 15's goal: ``scaling_50_overhead_p95_ms`` <= 150 ms on 2 cores), ``scaling_<N>_bot_cpu_ms_per_turn``,
-``scaling_<N>_ffmpeg_cpu_ms_per_reply`` and ``scaling_<N>_processes``. With several processes the
-CPU figures are their sums, the loop lag pools their samples, the run-queue fraction is their
+top level) a cProfile of the bot's event loop thread. ``machine_floor_us_per_frame`` is
+bench.receive_path's C floor of one received frame, measured before the stack starts and after it
+stops: how fast the machine ran, which decides whether 2 cores keep up at all. Top-level keys
+``scaling_<N>_overhead_p95_ms`` (issue 15's goal: ``scaling_50_overhead_p95_ms`` <= 150 ms on 2
+cores), ``scaling_<N>_bot_cpu_ms_per_turn``, ``scaling_<N>_ffmpeg_cpu_ms_per_reply`` and
+``scaling_<N>_processes``. With several processes the CPU figures are their sums, the loop lag
+pools their samples, the run-queue fraction is their
 mean, and each level adds ``per_process`` and ``services_cpu_cores`` (PostgreSQL + Redis).
 """
 
@@ -34,6 +37,7 @@ from typing import Any
 
 from bench.botproc import LoopLag
 from bench.memory import measure_stack
+from bench.receive_path import machine_floor
 from bench.shards import STORES, service_pids
 from bench.stack import Member, Stack, running_stack, utterance_opus
 from bench.turns import TURN_TIMEOUT, UTTERANCE_S, analyse, configure_streaming, one_turn, streaming_critical_path
@@ -170,6 +174,10 @@ def _cpu_of(pids: list[int]) -> dict[int, float]:
 
 async def measure(levels: list[int], rounds: int, *, profile: bool = True, processes: int = 1,
                   store: str | None = None) -> dict[str, Any]:
+    # How fast the machine is, before the stack starts and after it stops: the same code's
+    # 50-guild p95 ran 5.8 s at a floor of ~85 µs and under 40 ms at ~45 µs (docs/benchmarks.md).
+    floor_before = machine_floor()
+    print(f"C floor per received frame: {floor_before} µs", file=sys.stderr, flush=True)
     async with running_stack(max(levels), log_name="scaling", processes=processes, store=store) as stack:
         memory = await measure_stack(stack)
         members: list[Member] = stack.members  # type: ignore[attr-defined]
@@ -193,7 +201,10 @@ async def measure(levels: list[int], rounds: int, *, profile: bool = True, proce
                       f"loop lag p99 {one['loop_lag_ms']['p99']:.0f} ms", file=sys.stderr, flush=True)
             if "services_cpu_cores" in out[-1]:
                 print(f"  PostgreSQL + Redis {out[-1]['services_cpu_cores']} cores", file=sys.stderr, flush=True)
-    return {"memory": memory, "levels": out, **headline(out, processes)}
+    floor_after = machine_floor()
+    print(f"C floor per received frame after the levels: {floor_after} µs", file=sys.stderr, flush=True)
+    return {"memory": memory, "levels": out, **headline(out, processes),
+            "machine_floor_us_per_frame": {"before": floor_before, "after": floor_after}}
 
 
 def headline(levels: list[dict[str, Any]], processes: int = 1) -> dict[str, Any]:
