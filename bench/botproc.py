@@ -15,12 +15,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import cProfile
+import gc
 import io
 import json
 import logging
 import os
 import pstats
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,17 @@ class LoopLag:
     def __init__(self) -> None:
         self._samples: list[float] = []
         self._task = asyncio.get_running_loop().create_task(self._sample())
+        # The cyclic garbage collector's pauses, by generation: a full collection stops every
+        # thread that wants the GIL, the loop included, for as long as it walks the heap.
+        self.gc_ms: dict[int, list[float]] = {0: [], 1: [], 2: []}
+        self._gc_started = 0.0
+        gc.callbacks.append(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        else:
+            self.gc_ms[info["generation"]].append(round((time.perf_counter() - self._gc_started) * 1000, 3))
 
     async def _sample(self) -> None:
         loop = asyncio.get_running_loop()
@@ -52,6 +65,8 @@ class LoopLag:
             self._samples.append(round((loop.time() - before - self.PERIOD) * 1000, 2))
 
     async def stop(self) -> list[float]:
+        with contextlib.suppress(ValueError):
+            gc.callbacks.remove(self._on_gc)
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
@@ -113,7 +128,8 @@ async def serve() -> int:
                     lag = LoopLag()
                     _answer({"ok": True})
                 else:
-                    _answer({"lag_ms": await lag.stop() if lag is not None else []})
+                    samples = await lag.stop() if lag is not None else []
+                    _answer({"lag_ms": samples, "gc_ms": lag.gc_ms if lag is not None else {}})
                     lag = None
             elif name == "set_clip":
                 _answer(await _set_clip(bot, int(command["guild"]), Path(command["wav"])))

@@ -118,7 +118,9 @@ async def level(stack: Stack, members: list[Member], count: int, rounds: int, *,
     split1, fakes1, wait1 = [_cpu_split(p) for p in pids], _cpu_split(here)[0], [_runqueue_wait_s(p) for p in pids]
     services1 = _cpu_of(services)
     (busy1, total1), wall1 = _machine_busy(), time.monotonic()
-    lags = [(await bot.call("lag", start=False))["lag_ms"] for bot in bots]
+    stopped = [await bot.call("lag", start=False) for bot in bots]
+    lags = [one["lag_ms"] for one in stopped]
+    gcs = {g: [ms for one in stopped for ms in one.get("gc_ms", {}).get(str(g), [])] for g in (0, 1, 2)}
     fakes_lag_ms = await fakes_lag.stop()
     wall = wall1 - wall0
     cpu = [after[0] - before[0] for before, after in zip(split0, split1, strict=True)]
@@ -144,6 +146,9 @@ async def level(stack: Stack, members: list[Member], count: int, rounds: int, *,
         # Several processes: the mean over their main threads; the loop lag pools their samples.
         "bot_main_thread_runqueue_fraction": round(sum(waits) / len(waits) / wall, 2),
         "bot_loop_lag_ms": _lag_summary([ms for lag in lags for ms in lag]),
+        # The bot's garbage-collector pauses by generation: how many, their total and the longest.
+        "bot_gc_pauses": {f"gen{g}": {"count": len(ms), "total_ms": round(sum(ms), 1), "max_ms": max(ms, default=0.0)}
+                          for g, ms in gcs.items()},
         "fakes_loop_lag_ms": _lag_summary(fakes_lag_ms),
         "machine_busy_fraction": round((busy1 - busy0) / max(1, total1 - total0), 2),
     }

@@ -26,6 +26,7 @@ from bot.audio.clip import ClipLimits
 from bot.audio.ffmpeg import ffmpeg_executable
 from bot.config import Settings, describe_settings_error
 from bot.conversation.engine import ConversationEngine
+from bot.heap import frozen_startup_heap
 from bot.limits import (
     CommandLimiter,
     CounterStore,
@@ -214,6 +215,7 @@ async def assemble(settings: Settings, *, guild_ready_timeout: float = 2.0) -> A
                 await stack.enter_async_context(
                     serve_metrics(settings.metrics_host, settings.metrics_port, metrics.registry, health)
                 )
+            stack.enter_context(frozen_startup_heap())  # bot/heap.py: full collections skip all of the above
             yield bot
     finally:
         await database.close()
