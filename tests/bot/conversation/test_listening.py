@@ -37,12 +37,12 @@ async def _no_notice(message: str) -> None:
 
 
 def server_listening(database: Database, transcriber: object, meter: object, answerer: object, *,
-                     bus: events.EventBus | None = None,
+                     bus: events.EventBus | None = None, store: ConversationStore | None = None,
                      clock: Callable[[], float] = time.monotonic) -> Listening:
     """A member alone with the bot, on a model with server turn detection."""
     return Listening(
         guild_id=GUILD, bus=bus or events.EventBus(), database=database,
-        store=ConversationStore(database, GUILD, history_turns=10, history_chars=4000),
+        store=store or ConversationStore(database, GUILD, history_turns=10, history_chars=4000),
         transcriber=transcriber, roster=Alone(), meter=meter, notify=_no_notice,  # type: ignore[arg-type]
         bot_name="Voxcord", clock=clock, answerer=answerer,  # type: ignore[arg-type]
         turn_detection=SERVER_TURN_DETECTION,
@@ -346,8 +346,8 @@ async def test_the_history_is_read_while_the_turn_is_admitted_not_after(database
     # The admit (rate limits, budget: database round trips) and the history read both stand
     # between our early start and the chat request: they run side by side.
     meter, answerer, transcriber = SlowMeter(), RecordingAnswerer(), TurnsTranscriber()
-    listening = server_listening(database, transcriber, meter, answerer)
-    store = listening._store = CountingStore(database)
+    store = CountingStore(database)
+    listening = server_listening(database, transcriber, meter, answerer, store=store)
     now = time.monotonic()
     listening.on_heard(7, SpeechStarted(at=now, detected_at=now))
     listening.on_heard(7, UtteranceAudio(b"\0\x10" * 3_200))
