@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import create_mock_engine, insert, inspect
+from sqlalchemy import Table, create_mock_engine, insert, inspect
 from sqlalchemy.engine import Connection
 
 from bot.store import CaptionLine, CaptionMessage, Database, Turn
@@ -18,6 +18,16 @@ from bot.store.url import parse_database_url
 from .support import LATEST, FakeClock
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+async def insert_row(database_url: str, table: Table, row: dict[str, Any]) -> None:
+    """A row as an older version's code wrote it: the statement names exactly the columns given."""
+    engine = create_engine(parse_database_url(database_url))
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(insert(table).values(**row))
+    finally:
+        await engine.dispose()
 
 
 async def test_live_schema_matches_what_migrations_build(database_url: str, clock: FakeClock) -> None:
@@ -59,13 +69,7 @@ async def test_v3_upgrades_a_v2_database_keeping_its_rows(database_url: str, clo
         "text_channel_id": 42, "show_partial_transcripts": True, "retention_days": 9, "consent_mode": "opt_in",
         "monthly_budget_usd": 4.5, "turn_rate_per_minute": 6, "updated_at": T0,
     }
-    engine = create_engine(parse_database_url(database_url))
-    try:
-        async with engine.begin() as connection:
-            # Only v2's columns: the statement names exactly the ones given.
-            await connection.execute(insert(guild_settings).values(**v2_row))
-    finally:
-        await engine.dispose()
+    await insert_row(database_url, guild_settings, v2_row)
 
     async with Database.open(database_url, clock=clock) as db:
         assert await db.schema_version() == LATEST
@@ -91,12 +95,7 @@ async def test_v4_adds_the_captions_channel_off_for_every_existing_guild(databas
         "monthly_budget_usd": None, "turn_rate_per_minute": None, "updated_at": T0,
         "member_turn_rate_per_minute": None, "member_command_rate_per_minute": None, "command_rate_per_minute": 90,
     }
-    engine = create_engine(parse_database_url(database_url))
-    try:
-        async with engine.begin() as connection:
-            await connection.execute(insert(guild_settings).values(**v3_row))
-    finally:
-        await engine.dispose()
+    await insert_row(database_url, guild_settings, v3_row)
     async with Database.open(database_url, clock=clock) as db:
         assert await db.schema_version() == LATEST
         settings = await db.guilds.get(1)
@@ -118,12 +117,7 @@ async def test_v5_adds_turn_taking_settings_empty_for_every_existing_guild(datab
         "member_turn_rate_per_minute": None, "member_command_rate_per_minute": None, "command_rate_per_minute": None,
         "captions_channel_id": 77,
     }
-    engine = create_engine(parse_database_url(database_url))
-    try:
-        async with engine.begin() as connection:
-            await connection.execute(insert(guild_settings).values(**v4_row))
-    finally:
-        await engine.dispose()
+    await insert_row(database_url, guild_settings, v4_row)
     async with Database.open(database_url, clock=clock) as db:
         assert await db.schema_version() == LATEST
         settings = await db.guilds.get(1)
@@ -136,12 +130,7 @@ async def test_v6_adds_an_unprepared_voice_to_every_existing_clip(database_url: 
         pass
     v5_clip = {"guild_id": 1, "audio": b"RIFF" * 10, "sample_rate": 24_000, "duration_s": 1.0, "sha256": "ab",
                "source_format": "wav/pcm_s16le", "set_by_id": 2, "set_by_name": "ada", "set_at": T0}
-    engine = create_engine(parse_database_url(database_url))
-    try:
-        async with engine.begin() as connection:
-            await connection.execute(insert(voice_clips).values(**v5_clip))
-    finally:
-        await engine.dispose()
+    await insert_row(database_url, voice_clips, v5_clip)
     async with Database.open(database_url, clock=clock) as db:
         assert await db.schema_version() == LATEST
         stored = await db.clips.get(1)
@@ -153,14 +142,9 @@ async def test_v7_adds_autojoin_off_for_every_existing_guild(database_url: str, 
     # A database last opened by the v6 code, with a guild row naming only v4's columns.
     async with Database.open(database_url, clock=clock, migrations=MIGRATIONS[:6]):
         pass
-    engine = create_engine(parse_database_url(database_url))
-    try:
-        async with engine.begin() as connection:
-            await connection.execute(insert(guild_settings).values(
-                guild_id=1, persona="pirate", addressing_mode="auto", show_partial_transcripts=False,
-                retention_days=30, consent_mode="opt_out", updated_at=T0, captions_channel_id=77))
-    finally:
-        await engine.dispose()
+    await insert_row(database_url, guild_settings, {
+        "guild_id": 1, "persona": "pirate", "addressing_mode": "auto", "show_partial_transcripts": False,
+        "retention_days": 30, "consent_mode": "opt_out", "updated_at": T0, "captions_channel_id": 77})
     async with Database.open(database_url, clock=clock, migrations=MIGRATIONS[:7]) as db:
         assert await db.schema_version() == 7
         settings = await db.guilds.get(1)
