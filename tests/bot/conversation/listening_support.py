@@ -7,7 +7,7 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from bot.audio.utterances import UtteranceEnded
+from bot.audio.utterances import SpeechStarted, UtteranceAudio, UtteranceEnded
 from bot.conversation import events
 from bot.conversation.context import ConversationStore
 from bot.conversation.listening import Listening
@@ -36,6 +36,13 @@ def server_listening(database: Database, transcriber: object, meter: object, ans
         bot_name="Voxcord", clock=clock, answerer=answerer,  # type: ignore[arg-type]
         turn_detection=SERVER_TURN_DETECTION,
     )
+
+
+def start_speaking(listening: Listening, pcm: bytes) -> None:
+    """Member 7 starts an utterance, detected at once, with ``pcm`` as its first audio."""
+    now = time.monotonic()
+    listening.on_heard(7, SpeechStarted(at=now, detected_at=now))
+    listening.on_heard(7, UtteranceAudio(pcm))
 
 
 async def end_and_settle(listening: Listening, *, duration: float = 0.5) -> None:

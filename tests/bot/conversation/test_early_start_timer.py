@@ -19,6 +19,7 @@ from tests.bot.conversation.listening_support import (
     SlowMeter,
     end_and_settle,
     server_listening,
+    start_speaking,
 )
 
 QUIET = b"\x01\x00" * 320  # 20 ms of a client's quiet frame: not loud, not digital silence
@@ -60,9 +61,7 @@ async def test_our_early_start_fires_when_the_pause_is_long_enough_not_at_the_ne
     meter.admits = 1  # let every admit through
     transcriber = QuietTailTranscriber(answerer)
     listening = server_listening(database, transcriber, meter, answerer)
-    now = time.monotonic()
-    listening.on_heard(7, SpeechStarted(at=now, detected_at=now))
-    listening.on_heard(7, UtteranceAudio(VOICE))
+    start_speaking(listening, VOICE)
     try:
         async with asyncio.timeout(10):
             for _ in range(2):  # quiet frames: streamed silence is then due 80 ms after the last

@@ -22,6 +22,7 @@ from tests.bot.conversation.listening_support import (
     SlowMeter,
     end_and_settle,
     server_listening,
+    start_speaking,
 )
 
 
@@ -55,9 +56,7 @@ async def test_our_eager_end_still_being_made_when_the_transcript_ends_is_confir
     meter, answerer, transcriber = SlowMeter(), RecordingAnswerer(), TurnsTranscriber()
 
     listening = server_listening(database, transcriber, meter, answerer)
-    now = time.monotonic()
-    listening.on_heard(7, SpeechStarted(at=now, detected_at=now))
-    listening.on_heard(7, UtteranceAudio(b"\0\x10" * 3_200))
+    start_speaking(listening, b"\0\x10" * 3_200)
     try:
         async with asyncio.timeout(10):
             await meter.asked.wait()  # our eager end began making the provisional turn
@@ -190,9 +189,7 @@ async def test_a_transcript_without_words_never_starts_an_early_reply(database: 
     meter.admits = 1  # SlowMeter holds only its first admit: let every admit through
 
     listening = server_listening(database, transcriber, meter, answerer)
-    now = time.monotonic()
-    listening.on_heard(7, SpeechStarted(at=now, detected_at=now))
-    listening.on_heard(7, UtteranceAudio(VOICE * 10))
+    start_speaking(listening, VOICE * 10)
     try:
         async with asyncio.timeout(10):
             await transcriber.paused.wait()
@@ -242,9 +239,7 @@ async def test_our_early_start_fires_when_the_finished_text_comes_into_a_long_en
     listening: Listening
     transcriber = LatePartialTranscriber(lambda: len(listening._transcriptions))
     listening = server_listening(database, transcriber, meter, answerer)
-    now = time.monotonic()
-    listening.on_heard(7, SpeechStarted(at=now, detected_at=now))
-    listening.on_heard(7, UtteranceAudio(VOICE))
+    start_speaking(listening, VOICE)
     try:
         async with asyncio.timeout(10):
             while transcriber.tasks_after_partial is None:  # noqa: ASYNC110 - the transcriber runs on its own
@@ -273,9 +268,7 @@ async def test_the_history_is_read_while_the_turn_is_admitted_not_after(database
     meter, answerer, transcriber = SlowMeter(), RecordingAnswerer(), TurnsTranscriber()
     store = CountingStore(database)
     listening = server_listening(database, transcriber, meter, answerer, store=store)
-    now = time.monotonic()
-    listening.on_heard(7, SpeechStarted(at=now, detected_at=now))
-    listening.on_heard(7, UtteranceAudio(b"\0\x10" * 3_200))
+    start_speaking(listening, b"\0\x10" * 3_200)
     try:
         async with asyncio.timeout(10):
             await meter.asked.wait()  # our early start is being admitted

@@ -7,7 +7,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 
-from bot.audio.utterances import SpeechStarted, UtteranceAudio
+from bot.audio.utterances import UtteranceAudio
 from bot.mistral.stt import Transcript
 from bot.store import Database
 from tests.bot.conversation.listening_support import (
@@ -16,6 +16,7 @@ from tests.bot.conversation.listening_support import (
     SlowMeter,
     end_and_settle,
     server_listening,
+    start_speaking,
 )
 from tests.loop_turns import LoopTurns
 
@@ -52,9 +53,7 @@ async def test_a_backlog_of_audio_reaches_the_transcriber_in_one_loop_turn_not_o
     turns = LoopTurns()
     transcriber = ArrivalTranscriber(turns)
     listening = server_listening(database, transcriber, meter, RecordingAnswerer())
-    now = time.monotonic()
-    listening.on_heard(7, SpeechStarted(at=now, detected_at=now))
-    listening.on_heard(7, UtteranceAudio(PACKET))
+    start_speaking(listening, PACKET)
     try:
         async with asyncio.timeout(10):
             while transcriber.loud_bytes < 320:  # streaming: the first packet is through
@@ -100,9 +99,7 @@ async def test_a_pause_counts_from_when_its_packets_arrived_not_from_when_a_late
     turns, answerer = LoopTurns(), RecordingAnswerer()
     transcriber = PartialTranscriber(turns)
     listening = server_listening(database, transcriber, meter, answerer)
-    now = time.monotonic()
-    listening.on_heard(7, SpeechStarted(at=now, detected_at=now))
-    listening.on_heard(7, UtteranceAudio(PACKET))
+    start_speaking(listening, PACKET)
     try:
         async with asyncio.timeout(10):
             while transcriber.loud_bytes < 320:
