@@ -203,7 +203,10 @@ async def assemble(settings: Settings, *, guild_ready_timeout: float = 2.0) -> A
             )
             bot = VoxcordBot(
                 settings=settings, database=database, sessions=sessions, clips=clips, engine=engine,
-                connector=aiohttp.TCPConnector(ssl=tls), guild_ready_timeout=guild_ready_timeout,
+                # No connection cap, as discord.py's own connector: each voice call's websocket holds
+                # one for the whole call, and aiohttp's default 100 left a bot in ~100 calls unable
+                # to answer any interaction (tests/cogs/test_voice_commands.py).
+                connector=aiohttp.TCPConnector(ssl=tls, limit=0), guild_ready_timeout=guild_ready_timeout,
                 meter=meter, command_limiter=CommandLimiter(database=database, limiter=limiter, limits=limits),
                 privacy=privacy, purger=RetentionPurger(database=database, captions=caption_eraser), captions=captions,
                 presence=VoicePresence(sessions=sessions, database=database,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from bot.voice.client import VoxcordVoiceClient
@@ -99,3 +101,25 @@ async def test_leave_when_not_connected(fake_discord, world, tmp_path: Path) -> 
             guild_id=world.guild.id, user_id=world.member_id, command="leave")).wait_reply(timeout=10)
         assert reply.flags & EPHEMERAL
         assert "not in a voice channel" in reply.content
+
+
+async def test_a_bot_holding_a_hundred_discord_connections_still_joins(
+    fake_discord, fake_voice, world, tmp_path: Path
+) -> None:
+    """Every voice call holds one connection of the bot's Discord connector for as long as it
+    lasts (its voice websocket). aiohttp's default cap is 100 connections, so a bot in ~100 calls
+    answered nothing more: the next /join's interaction response waited for a free connection
+    (seen at 100 guilds in bench.scaling: /join unanswered for 60 s). discord.py's own connector
+    has no cap; ours must not have one either."""
+    await fake_discord.set_voice_state(world.guild.id, world.member_id, world.voice.id)
+    async with running_bot(fake_discord, settings_for(fake_discord, tmp_path)) as bot:
+        gateway = fake_discord.settings_env()["DISCORD_GATEWAY_URL"]
+        async with aiohttp.ClientSession(connector=bot.http.connector, connector_owner=False) as http:
+            # 100 open websockets on the bot's connector, as 100 calls' voice websockets would be.
+            async with asyncio.timeout(20):  # capped at 100, the last of these never connects
+                held = await asyncio.gather(*(http.ws_connect(gateway) for _ in range(100)))
+            try:
+                reply = await join(fake_discord, world, world.member_id)
+                assert "Joined" in reply.content
+            finally:
+                await asyncio.gather(*(ws.close() for ws in held))
