@@ -15,6 +15,10 @@ withdraws it, ``turn.end`` confirms it. Speech after a ``turn.end`` starts the n
 Never a fragment: when a member goes on talking before the reply to what they said was heard,
 that reply is withdrawn (``InterruptionPolicy``) or their still-unfinished transcript is held
 back, and its text leads their next turn (``carry``).
+
+Whether a transcript is addressed and within the limits, and the turn it becomes, is
+``TurnAdmission``'s (turn_admission.py); when our own eager end prepares a reply, ``EarlyStart``'s
+(early_start.py).
 """
 
 from __future__ import annotations
@@ -30,10 +34,12 @@ from bot.conversation import events
 from bot.conversation.addressing import AddressingPolicy
 from bot.conversation.backchannel import words_of
 from bot.conversation.context import ConversationStore
+from bot.conversation.early_start import EarlyStart
 from bot.conversation.ports import Answerer, Notify, Roster, TurnGate, TurnMeter
 from bot.conversation.timings import Trigger, TurnTimings
 from bot.conversation.transcription import Transcription, made
 from bot.conversation.turn import PendingTurn, post
+from bot.conversation.turn_admission import TurnAdmission
 from bot.conversation.turn_detection import TurnDetection, session_options
 from bot.mistral import MistralError, SessionOptions, StreamingTranscriber, TurnEvent
 from bot.store import Database, GuildSettings
@@ -41,10 +47,6 @@ from bot.store import Database, GuildSettings
 log = logging.getLogger(__name__)
 
 TRANSCRIPTION_FAILED = "Sorry, I couldn't make out what was said: the transcription service failed."
-# Our eager end: from this long after the last voiced packet, as soon as the transcript (160 ms
-# behind its audio) ends like a finished sentence, the reply is prepared.
-_EARLY_SILENCE = 0.1
-_SENTENCE_ENDS = (".", "?", "!", "。", "？", "！")
 _REFUSED_PAUSE_BYTES = 12_800  # 0.4 s of quiet audio ends a refused (undisclosed) utterance
 
 
@@ -73,7 +75,9 @@ class Listening:
         self._between: set[int] = set()  # utterance still open after a server turn.end
         self._carry: dict[int, str] = {}  # withdrawn text that leads the member's next turn
         self._transcriptions: set[asyncio.Task[None]] = set()
-        self._turn_ids = 0
+        self._admission = TurnAdmission(guild_id=guild_id, bus=bus, store=store, roster=roster, meter=meter,
+                                        notify=notify, clock=clock)
+        self._early = EarlyStart(enabled=lambda: self._server_turns, start=self._start_early)
         # The addressing rules last read from the guild's settings (the interruption policy's view).
         self.addressing = AddressingPolicy(mode="auto", wake_words=[bot_name])
 
@@ -145,7 +149,7 @@ class Listening:
 
         try:
             async for chunk in transcription.audio(fill=self._server_turns, on_voice=voice,
-                                                   on_pause=lambda: self._maybe_start_early(transcription)):
+                                                   on_pause=lambda: self._early.check(transcription)):
                 yield chunk
         finally:
             if transcription.early_check is not None:
@@ -154,36 +158,7 @@ class Listening:
         if transcription.ahead is None:
             transcription.ahead = self._store.read_ahead()  # while the transcript is being finished
 
-    def _maybe_start_early(self, transcription: Transcription) -> None:
-        """Checked whenever the evidence may have changed: a pause goes on, the transcript grows,
-        and the pause becomes long enough (a timer: after the client's last silence frame no
-        packet comes, and the next streamed silence was up to 30 ms later: side_remark)."""
-        pauses = transcription.pauses
-        if not self._server_turns or pauses is None:
-            return
-        loop = asyncio.get_running_loop()
-        wait = _EARLY_SILENCE - pauses.silent_for(loop.time())
-        if wait <= 0:
-            self._start_early(transcription)
-        elif transcription.early_check is None and _finished(transcription.partial):
-            transcription.early_check = loop.call_later(wait, self._early_check, transcription)
-
-    def _early_check(self, transcription: Transcription) -> None:
-        transcription.early_check = None
-        if not transcription.queue.empty():
-            # Audio not taken yet (under load a packet comes in the loop turn the timer is due,
-            # ahead of it): the audio loop checks once it has it (cb14d5e: a reply withdrawn).
-            return
-        self._maybe_start_early(transcription)
-
-    def _start_early(self, transcription: Transcription) -> None:
-        """Our eager end, ahead of the server's: a pause after a finished-looking sentence; the
-        server's events still confirm or withdraw the reply it prepares."""
-        text = transcription.partial.strip()
-        if (transcription.provisional is not None or transcription.starting or transcription.continued
-                or transcription.ended or not _finished(text)):
-            return
-        transcription.starting = True
+    def _start_early(self, transcription: Transcription, text: str) -> None:
         task = transcription.early = asyncio.create_task(self._provisional(transcription, text, "early"),
                                                          name="early-turn")
         self._transcriptions.add(task)
@@ -194,8 +169,8 @@ class Listening:
             if self.gate is not None and not self.gate.admits(transcription.user_id, text):
                 return
             whole = self._with_carry(transcription.user_id, text, keep=True)
-            transcription.provisional = await self._new_turn(transcription, whole, provisional=True,
-                                                             trigger=trigger)
+            transcription.provisional = await self._admission.turn(transcription, whole, provisional=True,
+                                                                   trigger=trigger)
             if transcription.provisional is not None:
                 self._answerer.enqueue(transcription.provisional)
         finally:
@@ -229,7 +204,7 @@ class Listening:
             # (speech after it, in the same long utterance, asks again).
             post_notice = asyncio.ensure_future(post(self._notify, self._guild_id, refusal)) if refusal else None
             await self._drain_until_pause(transcription)
-            self._reject(user_id, "", "refused")
+            self._admission.reject(user_id, "", "refused")
             if post_notice is not None:
                 await post_notice
             return
@@ -240,7 +215,7 @@ class Listening:
 
         def partial(text: str) -> None:
             transcription.partial = text
-            self._maybe_start_early(transcription)  # the pause may be long enough already
+            self._early.check(transcription)  # the pause may be long enough already
             self._bus.publish(events.TranscriptPartial(guild_id=self._guild_id, at=self._clock(), user_id=user_id,
                                                        text=text))
 
@@ -259,7 +234,7 @@ class Listening:
             self._withdraw_provisional(transcription)
             if not isinstance(error, MistralError):
                 raise
-            self._reject(user_id, "", "transcription_failed")
+            self._admission.reject(user_id, "", "transcription_failed")
             log.warning("Guild %s: transcription failed: %s", self._guild_id, error)
             await post(self._notify, self._guild_id, TRANSCRIPTION_FAILED)
             return
@@ -288,18 +263,18 @@ class Listening:
             return
         if not words_of(text) and user_id not in self._carry:
             self._withdraw(provisional)
-            self._reject(user_id, text, "no_words")
+            self._admission.reject(user_id, text, "no_words")
             return  # noise or silence: no turn (but a withdrawn question waiting is answered)
         if self.gate is not None and not self.gate.admits(user_id, text):
             self._withdraw(provisional)
-            self._reject(user_id, text, "backchannel")
+            self._admission.reject(user_id, text, "backchannel")
             return
         whole = self._with_carry(user_id, text, keep=False)
         if provisional is not None and words_of(provisional.text) == words_of(whole):
             self._answerer.confirm(provisional.turn_id)  # the prepared reply may now be heard
             return
         self._withdraw(provisional)
-        turn = await self._new_turn(transcription, whole, provisional=False)
+        turn = await self._admission.turn(transcription, whole, provisional=False)
         if turn is not None and transcription.continued:
             self.carry(user_id, whole)  # they spoke again while it was being admitted
         elif turn is not None:
@@ -337,42 +312,6 @@ class Listening:
             self._between.add(transcription.user_id)
             transcription.close()
 
-    async def _new_turn(self, transcription: Transcription, text: str, *, provisional: bool,
-                        trigger: Trigger = "final") -> PendingTurn | None:
-        user_id, settings, policy = transcription.user_id, transcription.settings, transcription.policy
-        assert settings is not None and policy is not None and transcription.timings is not None
-        name = self._roster.display_name(user_id)
-        if not policy.is_addressed(text, self._roster.humans_in_channel()):
-            if not provisional:
-                self._reject(user_id, text, "not_addressed", name)  # kept as overheard context
-            return None
-        if not transcription.admitted and transcription.refusal is None:
-            # A turn that reaches the chat model counts against the limits; asked once per
-            # transcription. Its history is read meanwhile, not after the admit's round trips.
-            if transcription.ahead is None:
-                transcription.ahead = self._store.read_ahead()
-            transcription.refusal = await self._meter.admit(self._guild_id, user_id)
-            transcription.admitted = transcription.refusal is None
-        if transcription.refusal is not None:
-            if not provisional:
-                self._reject(user_id, text, "refused", name)
-                if transcription.refusal:
-                    await post(self._notify, self._guild_id, transcription.refusal)
-            return None
-        self._turn_ids += 1
-        ahead, transcription.ahead = transcription.ahead, None
-        timings = transcription.timings
-        if provisional:
-            # Its own stages, from the eager end (the text it answers is the transcript so far).
-            timings = TurnTimings(clock=self._clock)
-            timings.mark("speech_end")
-            timings.mark("transcript_final")
-        timings.trigger = trigger
-        return PendingTurn(turn_id=self._turn_ids, user_id=user_id, speaker_name=name, text=text,
-                           timings=timings, persona=settings.persona,
-                           ahead=ahead or self._store.read_ahead(), language=transcription.language,
-                           confirmed=asyncio.Event() if provisional else None)
-
     def _with_carry(self, user_id: int, text: str, *, keep: bool) -> str:
         carried = self._carry.get(user_id) if keep else self._carry.pop(user_id, None)
         return f"{carried} {text}" if carried else text
@@ -389,14 +328,3 @@ class Listening:
     def _options(self, settings: GuildSettings) -> SessionOptions:
         return session_options(settings, self._bot_name, self._roster.names_in_channel(),
                                self._turns if self._server_turns else None)
-
-    def _reject(self, user_id: int, text: str, reason: events.RejectReason, name: str | None = None) -> None:
-        self._bus.publish(events.TurnRejected(
-            guild_id=self._guild_id, at=self._clock(), user_id=user_id,
-            speaker_name=self._roster.display_name(user_id) if name is None else name, text=text, reason=reason))
-
-
-def _finished(text: str) -> bool:
-    """The transcript so far ends like a finished sentence (and has words, not just "?!")."""
-    text = text.strip()
-    return text.endswith(_SENTENCE_ENDS) and bool(words_of(text))

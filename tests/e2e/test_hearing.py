@@ -57,8 +57,8 @@ from tests.e2e.hearing_support import (
 )
 from tests.fakes.voice import SentFrame, SimulatedSpeaker
 from tests.fakes.voice.audio import encode_opus
+from tests.fakes.voice.gateway import CLOSE_SESSION_INVALID, CLOSE_VOICE_SERVER_CRASHED
 from tests.fakes.voice.rtp import RtpHeader, audio_level_extension, seal_rtp
-from tests.fakes.voice.server import CLOSE_SESSION_INVALID, CLOSE_VOICE_SERVER_CRASHED
 
 EXACT_CORRELATION = 0.99
 CONCEALED_CORRELATION = 0.8

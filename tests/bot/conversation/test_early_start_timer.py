@@ -12,14 +12,14 @@ from bot.audio.utterances import SpeechStarted, UtteranceAudio
 from bot.conversation.turn import PendingTurn
 from bot.mistral.stt import Transcript
 from bot.store import Database
-from tests.bot.conversation.test_listening import (
+from tests.bot.conversation.listening_support import (
     QUESTION,
     VOICE,
     RecordingAnswerer,
     SlowMeter,
-    database,  # noqa: F401 - the fixture
     end_and_settle,
     server_listening,
+    start_speaking,
 )
 
 QUIET = b"\x01\x00" * 320  # 20 ms of a client's quiet frame: not loud, not digital silence
@@ -51,7 +51,7 @@ class QuietTailTranscriber:
 
 
 async def test_our_early_start_fires_when_the_pause_is_long_enough_not_at_the_next_silence_streamed(
-    database: Database,  # noqa: F811 - the fixture
+    database: Database,
 ) -> None:
     # The text was there, then the client's quiet frames, then nothing: the pause reached our
     # 0.1 s between two pieces of evidence, and the start waited for the next silence streamed
@@ -61,9 +61,7 @@ async def test_our_early_start_fires_when_the_pause_is_long_enough_not_at_the_ne
     meter.admits = 1  # let every admit through
     transcriber = QuietTailTranscriber(answerer)
     listening = server_listening(database, transcriber, meter, answerer)
-    now = time.monotonic()
-    listening.on_heard(7, SpeechStarted(at=now, detected_at=now))
-    listening.on_heard(7, UtteranceAudio(VOICE))
+    start_speaking(listening, VOICE)
     try:
         async with asyncio.timeout(10):
             for _ in range(2):  # quiet frames: streamed silence is then due 80 ms after the last
@@ -105,7 +103,7 @@ class TakingTranscriber:
 
 
 async def test_the_early_start_timer_never_decides_on_a_pause_before_the_packets_that_came_are_taken(
-    database: Database,  # noqa: F811 - the fixture
+    database: Database,
 ) -> None:
     # cb14d5e: under load, the member's next packet reached listening in the loop turn in which
     # the timer was due, ahead of it, and the audio loop took it only in the next one. The timer

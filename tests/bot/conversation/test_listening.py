@@ -1,81 +1,29 @@
 """Listening's own eager end racing the end of the transcript (the 50-guild hang of ed5985c), and
 a member going on after the server's turn.end, before that turn's final transcript (issue 12's
-two_sentences room)."""
+two_sentences room). A busy loop's backlog of audio: test_listening_busy_loop.py."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
-
-import pytest
 
 from bot.audio.utterances import SpeechStarted, UtteranceAudio, UtteranceEnded
 from bot.conversation import events
 from bot.conversation.context import ConversationStore
 from bot.conversation.listening import Listening
-from bot.conversation.turn import PendingTurn
-from bot.conversation.turn_detection import SERVER_TURN_DETECTION
 from bot.mistral.stt import Transcript, TurnEvent
 from bot.store import Database
-from tests.bot.conversation.scripted import Alone
-from tests.loop_turns import LoopTurns
-
-GUILD = 5
-QUESTION = "Voxcord, what time is it?"
-
-
-@pytest.fixture
-async def database(tmp_path: Path) -> AsyncIterator[Database]:
-    async with Database.open(f"sqlite:///{tmp_path / 'voxcord.db'}") as db:
-        yield db
-
-
-async def _no_notice(message: str) -> None:
-    return None
-
-
-def server_listening(database: Database, transcriber: object, meter: object, answerer: object, *,
-                     bus: events.EventBus | None = None,
-                     clock: Callable[[], float] = time.monotonic) -> Listening:
-    """A member alone with the bot, on a model with server turn detection."""
-    return Listening(
-        guild_id=GUILD, bus=bus or events.EventBus(), database=database,
-        store=ConversationStore(database, GUILD, history_turns=10, history_chars=4000),
-        transcriber=transcriber, roster=Alone(), meter=meter, notify=_no_notice,  # type: ignore[arg-type]
-        bot_name="Voxcord", clock=clock, answerer=answerer,  # type: ignore[arg-type]
-        turn_detection=SERVER_TURN_DETECTION,
-    )
-
-
-async def end_and_settle(listening: Listening, *, duration: float = 0.5) -> None:
-    """Member 7's utterance ends after a pause; wait until every transcription it began is done."""
-    listening.on_heard(7, UtteranceEnded(duration=duration, reason="silence", at=time.monotonic()))
-    while listening._transcriptions:
-        await asyncio.sleep(0.01)
-
-
-class SlowMeter:
-    """The first ``admit`` (the database round trip) waits until the test lets it through."""
-
-    def __init__(self) -> None:
-        self.admits = 0
-        self.asked = asyncio.Event()
-        self.release = asyncio.Event()
-
-    async def admit(self, guild_id: int, user_id: int) -> str | None:
-        self.admits += 1
-        self.asked.set()
-        if self.admits == 1:
-            await self.release.wait()
-        return None
-
-    async def may_listen(self, guild_id: int, user_id: int) -> str | None:
-        return None
-
-    def rate_limited(self, guild_id: int, user_id: int) -> bool:
-        return False
+from tests.bot.conversation.listening_support import (
+    GUILD,
+    QUESTION,
+    VOICE,
+    RecordingAnswerer,
+    SlowMeter,
+    end_and_settle,
+    server_listening,
+    start_speaking,
+)
 
 
 class TurnsTranscriber:
@@ -99,27 +47,6 @@ class TurnsTranscriber:
         return Transcript(text=QUESTION, language="en", audio_seconds=received / 32_000, partial_updates=1)
 
 
-class RecordingAnswerer:
-    def __init__(self) -> None:
-        self.enqueued: list[PendingTurn] = []
-        self.confirmed: list[int] = []
-        self.withdrawn: list[int] = []
-        self.gone: set[int] = set()
-
-    def enqueue(self, turn: PendingTurn) -> None:
-        self.enqueued.append(turn)
-
-    def confirm(self, turn_id: int) -> None:
-        self.confirmed.append(turn_id)
-
-    def withdraw(self, user_id: int) -> str | None:
-        """As answering does: the unheard turns of ``user_id`` go, their text is returned."""
-        self.withdrawn.append(user_id)
-        texts = [t.text for t in self.enqueued if t.user_id == user_id and t.turn_id not in self.gone]
-        self.gone.update(t.turn_id for t in self.enqueued if t.user_id == user_id)
-        return " ".join(texts) or None
-
-
 async def test_our_eager_end_still_being_made_when_the_transcript_ends_is_confirmed_not_orphaned(
     database: Database,
 ) -> None:
@@ -129,9 +56,7 @@ async def test_our_eager_end_still_being_made_when_the_transcript_ends_is_confir
     meter, answerer, transcriber = SlowMeter(), RecordingAnswerer(), TurnsTranscriber()
 
     listening = server_listening(database, transcriber, meter, answerer)
-    now = time.monotonic()
-    listening.on_heard(7, SpeechStarted(at=now, detected_at=now))
-    listening.on_heard(7, UtteranceAudio(b"\0\x10" * 3_200))
+    start_speaking(listening, b"\0\x10" * 3_200)
     try:
         async with asyncio.timeout(10):
             await meter.asked.wait()  # our eager end began making the provisional turn
@@ -152,7 +77,6 @@ async def test_our_eager_end_still_being_made_when_the_transcript_ends_is_confir
 
 
 FIRST, SECOND = "What is the capital of France?", "Please tell me quickly."
-VOICE = b"\0\x10" * 320  # 20 ms, loud
 
 
 class ServerTurnsTranscriber:
@@ -265,9 +189,7 @@ async def test_a_transcript_without_words_never_starts_an_early_reply(database: 
     meter.admits = 1  # SlowMeter holds only its first admit: let every admit through
 
     listening = server_listening(database, transcriber, meter, answerer)
-    now = time.monotonic()
-    listening.on_heard(7, SpeechStarted(at=now, detected_at=now))
-    listening.on_heard(7, UtteranceAudio(VOICE * 10))
+    start_speaking(listening, VOICE * 10)
     try:
         async with asyncio.timeout(10):
             await transcriber.paused.wait()
@@ -317,9 +239,7 @@ async def test_our_early_start_fires_when_the_finished_text_comes_into_a_long_en
     listening: Listening
     transcriber = LatePartialTranscriber(lambda: len(listening._transcriptions))
     listening = server_listening(database, transcriber, meter, answerer)
-    now = time.monotonic()
-    listening.on_heard(7, SpeechStarted(at=now, detected_at=now))
-    listening.on_heard(7, UtteranceAudio(VOICE))
+    start_speaking(listening, VOICE)
     try:
         async with asyncio.timeout(10):
             while transcriber.tasks_after_partial is None:  # noqa: ASYNC110 - the transcriber runs on its own
@@ -346,11 +266,9 @@ async def test_the_history_is_read_while_the_turn_is_admitted_not_after(database
     # The admit (rate limits, budget: database round trips) and the history read both stand
     # between our early start and the chat request: they run side by side.
     meter, answerer, transcriber = SlowMeter(), RecordingAnswerer(), TurnsTranscriber()
-    listening = server_listening(database, transcriber, meter, answerer)
-    store = listening._store = CountingStore(database)
-    now = time.monotonic()
-    listening.on_heard(7, SpeechStarted(at=now, detected_at=now))
-    listening.on_heard(7, UtteranceAudio(b"\0\x10" * 3_200))
+    store = CountingStore(database)
+    listening = server_listening(database, transcriber, meter, answerer, store=store)
+    start_speaking(listening, b"\0\x10" * 3_200)
     try:
         async with asyncio.timeout(10):
             await meter.asked.wait()  # our early start is being admitted
@@ -362,107 +280,3 @@ async def test_the_history_is_read_while_the_turn_is_admitted_not_after(database
     finally:
         await listening.stop()
     assert answerer.enqueued[0].ahead is not None  # the read-ahead went with the turn
-
-
-class ArrivalTranscriber:
-    """Notes the loop turn at which each loud byte of the utterance reached it."""
-
-    turn_detection_available = True
-
-    def __init__(self, turns: LoopTurns) -> None:
-        self.turns = turns
-        self.loud_bytes = 0
-        self.changed = asyncio.Event()
-
-    async def transcribe(self, audio: AsyncIterator[bytes], *, on_partial=None, on_turn=None,  # noqa: ANN001
-                         on_language=None, options=None) -> Transcript:  # noqa: ANN001
-        async for chunk in audio:
-            self.loud_bytes += len(chunk.replace(b"\0", b""))  # PACKET's every other byte is loud
-            self.changed.set()
-        return Transcript(text=QUESTION, language="en", audio_seconds=0.0, partial_updates=0)
-
-
-PACKET = b"\0\x10" * 320  # 20 ms of loud 16 kHz audio: 320 non-zero bytes
-
-
-async def test_a_backlog_of_audio_reaches_the_transcriber_in_one_loop_turn_not_one_per_packet(
-    database: Database,
-) -> None:
-    # At 50 talking guilds each loop turn is long and packets queue up behind it. Taken one
-    # ``wait_for`` at a time (three loop turns per packet), a member's queue fell up to 34 packets
-    # (~0.7 s) behind their voice, and the end of their turn was noticed that much later.
-    meter = SlowMeter()
-    meter.release.set()
-    turns = LoopTurns()
-    transcriber = ArrivalTranscriber(turns)
-    listening = server_listening(database, transcriber, meter, RecordingAnswerer())
-    now = time.monotonic()
-    listening.on_heard(7, SpeechStarted(at=now, detected_at=now))
-    listening.on_heard(7, UtteranceAudio(PACKET))
-    try:
-        async with asyncio.timeout(10):
-            while transcriber.loud_bytes < 320:  # streaming: the first packet is through
-                transcriber.changed.clear()
-                await transcriber.changed.wait()
-            for _ in range(40):  # what arrived while the loop was busy with the other guilds
-                listening.on_heard(7, UtteranceAudio(PACKET))
-            queued_at = turns.count
-            while transcriber.loud_bytes < 41 * 320:
-                transcriber.changed.clear()
-                await transcriber.changed.wait()
-            took = turns.count - queued_at
-            await end_and_settle(listening, duration=0.8)
-    finally:
-        turns.stop()
-        await listening.stop()
-    assert transcriber.loud_bytes == 41 * 320  # every packet, once
-    assert took <= 3  # one wakeup for the lot (and the test's own)
-
-
-class PartialTranscriber(ArrivalTranscriber):
-    """The whole question's text comes with the first audio (the bench's fake does much the same)."""
-
-    async def transcribe(self, audio: AsyncIterator[bytes], *, on_partial=None, on_turn=None,  # noqa: ANN001
-                         on_language=None, options=None) -> Transcript:  # noqa: ANN001
-        async for chunk in audio:
-            self.loud_bytes += len(chunk.replace(b"\0", b""))
-            if on_partial is not None:
-                on_partial(QUESTION)
-            self.changed.set()
-        return Transcript(text=QUESTION, language="en", audio_seconds=0.0, partial_updates=1)
-
-
-async def test_a_pause_counts_from_when_its_packets_arrived_not_from_when_a_late_loop_took_them(
-    database: Database,
-) -> None:
-    # The member's last words and the client's silence frames arrive, then the loop is busy
-    # elsewhere for 150 ms (at 50 talking guilds a loop turn took up to ~0.3 s). Our eager end
-    # needs 100 ms of pause: by the time the packets are taken it has passed, so the reply is
-    # prepared in that same wakeup, not after another 100 ms measured from the late wakeup.
-    meter = SlowMeter()
-    meter.release.set()
-    turns, answerer = LoopTurns(), RecordingAnswerer()
-    transcriber = PartialTranscriber(turns)
-    listening = server_listening(database, transcriber, meter, answerer)
-    now = time.monotonic()
-    listening.on_heard(7, SpeechStarted(at=now, detected_at=now))
-    listening.on_heard(7, UtteranceAudio(PACKET))
-    try:
-        async with asyncio.timeout(10):
-            while transcriber.loud_bytes < 320:
-                transcriber.changed.clear()
-                await transcriber.changed.wait()
-            listening.on_heard(7, UtteranceAudio(PACKET))
-            for _ in range(5):  # the client's Opus-silence frames that end a talk spurt
-                listening.on_heard(7, UtteranceAudio(bytes(640)))
-            time.sleep(0.15)  # noqa: ASYNC251  (the loop busy elsewhere: nothing here runs meanwhile)
-            woke = turns.count
-            while not answerer.enqueued:  # noqa: ASYNC110  (counting loop turns, not waiting for time)
-                await asyncio.sleep(0)
-            took = turns.count - woke
-            await end_and_settle(listening)
-    finally:
-        turns.stop()
-        await listening.stop()
-    assert [turn.text for turn in answerer.enqueued] == [QUESTION]
-    assert took <= 5  # the wakeup that takes the packets, the early turn's task, its admit

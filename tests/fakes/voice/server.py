@@ -4,79 +4,34 @@ The main fake gateway calls ``open_session`` when the bot sends opcode 4 and put
 and the returned token into VOICE_SERVER_UPDATE. The bot then speaks to this server exactly as it
 would to Discord (``wss://{endpoint}/?v=8``). One server holds many guilds; each guild's bot
 connection has its own SSRC and transport key, and each channel its own DAVE group.
+
+This module holds the server's sessions and channels, the scenario controls tests use, and the
+UDP media; the voice websocket is ``gateway.VoiceGateway``'s, the per-guild state ``session.py``'s.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import secrets
 import struct
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
 from tests.fakes.tls import TestCertificates
-from tests.fakes.voice.group import OP_EXTERNAL_SENDER, BotLink, Committer, DaveGroup
+from tests.fakes.voice.gateway import CLOSE_VOICE_SERVER_CRASHED, VoiceGateway
+from tests.fakes.voice.group import Committer, DaveGroup
 from tests.fakes.voice.recording import BotAudio
-from tests.fakes.voice.rtp import (
-    SUPPORTED_MODES,
-    TransportCipher,
-    ip_discovery_response,
-    is_ip_discovery_request,
-)
+from tests.fakes.voice.rtp import ip_discovery_response, is_ip_discovery_request
+from tests.fakes.voice.session import BotSession, VoiceChannel
 from tests.fakes.voice.speaker import SimulatedSpeaker
 
-HEARTBEAT_INTERVAL_MS = 13_750  # what Discord's voice servers advertise
-CLOSE_AUTHENTICATION_FAILED = 4004
-CLOSE_SESSION_INVALID = 4006
-CLOSE_SERVER_NOT_FOUND = 4011
-CLOSE_VOICE_SERVER_CRASHED = 4015  # discord.py 2.7.1 answers this with a RESUME
 # Discord stops relaying media to a UDP endpoint that has sent nothing for a while: hermes-agent's
 # bot went deaf after ~60 s (PR #1418), py-cord's after 5-9 min (#3388). The shorter one here.
 UDP_IDLE_TIMEOUT_S = 60.0
 KEEPALIVE_BYTES = 8  # discord.js's keepalive datagram: a u32 LE counter in 8 bytes
-
-
-@dataclass(slots=True)
-class VoiceChannel:
-    guild_id: int
-    channel_id: int
-    group: DaveGroup
-    speakers: dict[int, SimulatedSpeaker] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class BotSession:
-    """The bot's voice session in one guild, surviving websocket reconnects until closed."""
-
-    guild_id: int
-    channel_id: int
-    user_id: int
-    session_id: str
-    token: str
-    ssrc: int
-    secret_key: bytes = field(default_factory=lambda: os.urandom(32))
-    cipher: TransportCipher | None = None
-    ws: web.WebSocketResponse | None = None
-    bot_addr: tuple[str, int] | None = None
-    seq: int = 0
-    # Messages kept for v8 resume: the server replays everything after the client's seq_ack.
-    sent: deque[tuple[int, str | bytes]] = field(default_factory=lambda: deque(maxlen=256))
-    last_seq_ack: int | None = None
-    identifies: int = 0
-    resumes: int = 0
-    received_ops: list[tuple[int, Any]] = field(default_factory=list)
-    audio: BotAudio = field(default_factory=BotAudio)
-    last_datagram_at: float | None = None  # when the bot's UDP endpoint last sent anything
-    keepalives: int = 0
-    withheld: int = 0  # datagrams not relayed because the bot's endpoint had gone idle
 
 
 class FakeVoiceServer(asyncio.DatagramProtocol):
@@ -102,11 +57,13 @@ class FakeVoiceServer(asyncio.DatagramProtocol):
         self.undecryptable: list[bytes] = []
         self._state_changed = asyncio.Condition()
         self._notifications: set[asyncio.Task[None]] = set()
+        self._gateway = VoiceGateway(sessions=self._sessions, channel=self.channel,
+                                     media=lambda: (self._host, self.udp_port), keyed=self._changed)
 
     # ----- lifecycle -----
     async def start(self) -> FakeVoiceServer:
         app = web.Application()
-        app.router.add_get("/", self._voice_ws)
+        app.router.add_get("/", self._gateway.handle)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, 0, ssl_context=self._certs.server_context())
@@ -273,150 +230,11 @@ class FakeVoiceServer(asyncio.DatagramProtocol):
             return None
         return session
 
-    async def send_json(self, session: BotSession, op: int, data: dict[str, Any]) -> None:
-        session.seq += 1
-        text = json.dumps({"op": op, "d": data, "seq": session.seq})
-        session.sent.append((session.seq, text))
-        if session.ws is not None and not session.ws.closed:
-            await session.ws.send_str(text)
-
-    async def send_binary(self, session: BotSession, op: int, payload: bytes) -> None:
-        session.seq += 1
-        frame = struct.pack(">HB", session.seq & 0xFFFF, op) + payload
-        session.sent.append((session.seq, frame))
-        if session.ws is not None and not session.ws.closed:
-            await session.ws.send_bytes(frame)
-
     def _notify_bot(self, guild_id: int, channel_id: int, op: int, data: dict[str, Any]) -> None:
         session = self.bot_in_channel(guild_id, channel_id)
         if session is not None:
             channel = self.channel(guild_id, channel_id)
-            channel.group.spawn(self.send_json(session, op, data))
-
-    # ----- voice gateway -----
-    async def _voice_ws(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse()
-        await ws.prepare(request)
-        if request.query.get("v") != "8":
-            await ws.close(code=4012, message=b"unknown protocol version")  # Discord's 4012
-            return ws
-        await ws.send_str(json.dumps({"op": 8, "d": {"v": 8, "heartbeat_interval": HEARTBEAT_INTERVAL_MS}}))
-        session: BotSession | None = None
-        try:
-            async for message in ws:
-                if message.type is aiohttp.WSMsgType.BINARY and session is not None:
-                    self._on_binary(session, message.data)
-                elif message.type is aiohttp.WSMsgType.TEXT:
-                    session = await self._on_json(ws, session, json.loads(message.data))
-        finally:
-            if session is not None and session.ws is ws:
-                session.ws = None
-                self.channel(session.guild_id, session.channel_id).group.bot_disconnected()
-        return ws
-
-    async def _on_json(self, ws: web.WebSocketResponse, session: BotSession | None,
-                       message: dict[str, Any]) -> BotSession | None:
-        op, data = message["op"], message.get("d")
-        if session is not None:
-            session.received_ops.append((op, data))
-        if op == 3:  # heartbeat; v8 clients echo the last sequence they saw as seq_ack
-            if session is not None:
-                session.last_seq_ack = data.get("seq_ack")
-            await ws.send_str(json.dumps({"op": 6, "d": {"t": data["t"]}}))
-        elif op == 0:
-            return await self._identify(ws, data)
-        elif op == 7:
-            return await self._resume(ws, data)
-        elif session is None:
-            await ws.close(code=4003, message=b"not authenticated")
-        elif op == 1:
-            await self._select_protocol(session, data)
-        elif op == 5:
-            session.audio.speaking_updates.append(int(data.get("speaking", 0)))
-        elif op == 23:
-            self.channel(session.guild_id, session.channel_id).group.on_transition_ready(data["transition_id"])
-        return session
-
-    def _authenticate(self, data: dict[str, Any]) -> BotSession | None:
-        session = self._sessions.get(int(data.get("server_id", 0)))
-        if session is None or data.get("token") != session.token or data.get("session_id") != session.session_id:
-            return None
-        return session
-
-    async def _identify(self, ws: web.WebSocketResponse, data: dict[str, Any]) -> BotSession | None:
-        session = self._authenticate(data)
-        if session is None or int(data.get("user_id", 0)) != session.user_id:
-            await ws.close(code=CLOSE_AUTHENTICATION_FAILED)
-            return None
-        await self._replace_ws(session, ws)
-        session.identifies += 1
-        session.received_ops.append((0, data))
-        session.cipher = None
-        session.secret_key = os.urandom(32)
-        session.seq = 0
-        session.sent.clear()
-        channel = self.channel(session.guild_id, session.channel_id)
-        max_dave = int(data.get("max_dave_protocol_version", 0))
-        link = BotLink(session.user_id,
-                       lambda op, d: self.send_json(session, op, d),
-                       lambda op, p: self.send_binary(session, op, p))
-        link.awaiting_key_package = max_dave > 0 and channel.group.protocol_version > 0
-        channel.group.bot_connected(link)
-        await self.send_json(session, 2, {"ssrc": session.ssrc, "ip": self._host, "port": self.udp_port,
-                                          "modes": list(SUPPORTED_MODES), "heartbeat_interval": 1})
-        return session
-
-    async def _resume(self, ws: web.WebSocketResponse, data: dict[str, Any]) -> BotSession | None:
-        session = self._authenticate(data)
-        if session is None or session.cipher is None:
-            await ws.close(code=CLOSE_SESSION_INVALID)
-            return None
-        await self._replace_ws(session, ws)
-        session.resumes += 1
-        session.received_ops.append((7, data))
-        seq_ack = int(data.get("seq_ack", -1))
-        await ws.send_str(json.dumps({"op": 9, "d": None}))
-        for seq, frame in list(session.sent):  # replay what the client missed
-            if seq > seq_ack:
-                await (ws.send_str(frame) if isinstance(frame, str) else ws.send_bytes(frame))
-        return session
-
-    async def _replace_ws(self, session: BotSession, ws: web.WebSocketResponse) -> None:
-        old, session.ws = session.ws, ws
-        if old is not None and old is not ws and not old.closed:
-            await old.close(code=4014)
-
-    async def _select_protocol(self, session: BotSession, data: dict[str, Any]) -> None:
-        mode = data["data"]["mode"]
-        if mode not in SUPPORTED_MODES:
-            await self._close(session, 4016)  # Discord: unknown encryption mode
-            return
-        session.cipher = TransportCipher(mode, session.secret_key)
-        self._changed()
-        channel = self.channel(session.guild_id, session.channel_id)
-        group = channel.group
-        dave = group.protocol_version if group.bot is not None and group.bot.awaiting_key_package else 0
-        await self.send_json(session, 4, {"mode": mode, "secret_key": list(session.secret_key),
-                                          "audio_codec": "opus", "dave_protocol_version": dave})
-        if dave:
-            await self.send_binary(session, OP_EXTERNAL_SENDER, group.external_sender.package)
-        if channel.speakers:
-            await self.send_json(session, 11, {"user_ids": [str(uid) for uid in channel.speakers]})
-        for speaker in channel.speakers.values():
-            speaker.announced = False  # a new connection must learn every SSRC again
-
-    async def _close(self, session: BotSession, code: int) -> None:
-        if session.ws is not None:
-            await session.ws.close(code=code)
-
-    def _on_binary(self, session: BotSession, frame: bytes) -> None:
-        op, payload = frame[0], frame[1:]
-        session.received_ops.append((op, len(payload)))
-        group = self.channel(session.guild_id, session.channel_id).group
-        if op == 26:
-            group.on_key_package(payload)
-        elif op == 28:
-            group.on_commit_welcome(payload)
+            channel.group.spawn(session.send_json(op, data))
 
     # ----- UDP -----
     def connection_made(self, transport: asyncio.BaseTransport) -> None:

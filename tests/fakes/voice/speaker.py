@@ -32,7 +32,8 @@ from tests.fakes.voice.rtp import (
 )
 
 if TYPE_CHECKING:
-    from tests.fakes.voice.server import BotSession, FakeVoiceServer, VoiceChannel
+    from tests.fakes.voice.server import FakeVoiceServer
+    from tests.fakes.voice.session import BotSession, VoiceChannel
 
 FRAME_SECONDS = 0.020
 SPEAKING_MICROPHONE = 1
@@ -127,7 +128,7 @@ class SimulatedSpeaker:
         if session is None:
             return
         if speaking or self.announced:
-            await self._server.send_json(session, 5, {
+            await session.send_json(5, {
                 "user_id": str(self.user_id), "ssrc": self.ssrc,
                 "speaking": SPEAKING_MICROPHONE if speaking else 0})
             self.announced = True
@@ -160,7 +161,7 @@ class SimulatedSpeaker:
         if session is None or session.cipher is None:
             return 0
         video, rtx = self.video_ssrc, self.video_ssrc + 1
-        await self._server.send_json(session, 12, {
+        await session.send_json(12, {
             "user_id": str(self.user_id), "audio_ssrc": self.ssrc, "video_ssrc": video,
             "streams": [{"type": "screen", "rid": "100", "ssrc": video, "rtx_ssrc": rtx, "active": True,
                          "quality": 100, "max_bitrate": 2_500_000, "max_framerate": 30,
