@@ -10,8 +10,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from discord.errors import ConnectionClosed
-from discord.utils import MISSING
-from discord.voice_state import ConnectionFlowState, SocketReader, VoiceConnectionState
+from discord.voice_state import ConnectionFlowState, VoiceConnectionState
+
+from bot.voice.reader import ReceiveHub, SharedSocketReader, default_receive_hub
 
 log = logging.getLogger(__name__)
 
@@ -68,13 +69,13 @@ class VoxcordConnectionState(VoiceConnectionState):
     (reproduced against the fake voice server). So a resume is done as a fresh reconnect, like
     the other reconnecting closes below.
 
-    On a reconnect discord.py pauses its ``SocketReader``, closes the UDP socket and later makes a
-    new one (``_create_socket``). The reader thread, though, is still blocked in
-    ``select([old_socket], timeout=30)``: closing a socket does not wake a ``select`` on Linux, so
-    the reader ignores the new socket for up to 30 s (measured: nothing received 20 s after the
-    swap), stalling both our audio and discord.py's own IP discovery. Here the new socket gets a
-    fresh reader carrying the same listeners; the stuck one is told to stop and exits when its
-    ``select`` times out, with no listeners left to call.
+    The UDP socket is read by the process's ``ReceiveHub`` thread (``bot/voice/reader.py``), not by
+    a ``SocketReader`` thread per connection. That also settles discord.py's socket swap on a
+    reconnect: its reader thread stays blocked in ``select([old_socket], timeout=30)`` (closing a
+    socket does not wake a ``select`` on Linux), ignoring the new socket for up to 30 s and
+    stalling our audio and discord.py's own IP discovery; the hub stops watching the old socket
+    when discord.py pauses the reader (before it closes the socket) and watches the new one when
+    ``_create_socket`` resumes it.
 
     Reconnects (any close discord.py would answer with "reconnect after a backoff": 4006 session
     gone, 4009 timeout, a broken socket, a heartbeat timeout; and the 4015 resume above) happen
@@ -82,8 +83,10 @@ class VoxcordConnectionState(VoiceConnectionState):
     """
 
     def __init__(
-        self, *args: Any, backoff: ReconnectBackoff | None = None, sleep: Sleep = asyncio.sleep, **kwargs: Any
+        self, *args: Any, backoff: ReconnectBackoff | None = None, sleep: Sleep = asyncio.sleep,
+        receive_hub: ReceiveHub | None = None, **kwargs: Any,
     ) -> None:
+        self._receive_hub = receive_hub or default_receive_hub()  # before discord.py sets the reader
         super().__init__(*args, **kwargs)
         self.backoff = backoff or ReconnectBackoff()
         self._sleep = sleep
@@ -144,16 +147,16 @@ class VoxcordConnectionState(VoiceConnectionState):
             async with asyncio.timeout(timeout):
                 await self._state_event.wait()
 
-    def _create_socket(self) -> None:
-        reconnecting = self.socket is not MISSING
-        super()._create_socket()
-        if not reconnecting:
-            return
-        old = self._socket_reader
-        fresh = SocketReader(self, start_paused=False)
-        for callback in list(old._callbacks):
-            fresh.register(callback)
-        old._callbacks.clear()
-        old.stop()
-        self._socket_reader = fresh
-        fresh.start()
+    # discord.py's __init__ does ``self._socket_reader = SocketReader(self)`` and then ``.start()``:
+    # a Thread object not yet started (no OS thread exists until ``start``). The setter keeps a
+    # reader served by the hub instead, so ``start`` and everything after reach that one.
+    @property  # type: ignore[override]  # SocketReader's interface, not its class (it is a Thread)
+    def _socket_reader(self) -> SharedSocketReader:
+        return self._shared_reader
+
+    @_socket_reader.setter
+    def _socket_reader(self, reader: object) -> None:
+        if not isinstance(reader, SharedSocketReader):
+            start_paused = getattr(reader, "start_paused", True)
+            reader = SharedSocketReader(self, self._receive_hub, start_paused=start_paused)
+        self._shared_reader = reader

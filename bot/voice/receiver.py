@@ -1,12 +1,13 @@
 """UDP packets → per-speaker 16 kHz mono PCM, attached to discord.py's voice connection.
 
-Threading (discord.py 2.7.1 ``voice_state.py``): ``SocketReader`` is one daemon thread per
-``VoiceConnectionState`` that calls every registered listener with each datagram. All heavy work
-(transport decrypt, DAVE decrypt, jitter, Opus decode, downmix/resample) runs there, off the event
-loop. Finished chunks cross to the loop through ``handoff.Handoff``; who is who (the SSRC map,
-orphans, consent) is kept in ``speakers.Speakers``. This module is the packet path between them.
+Threading: the process's receive thread (``reader.ReceiveHub``, standing in for discord.py
+2.7.1's ``SocketReader`` thread per ``VoiceConnectionState``) calls every registered listener with
+each datagram. All heavy work (transport decrypt, DAVE decrypt, jitter, Opus decode,
+downmix/resample) runs there, off the event loop. Finished chunks cross to the loop through
+``handoff.Handoff``; who is who (the SSRC map, orphans, consent) is kept in ``speakers.Speakers``.
+This module is the packet path between them.
 
-Reconnects: the reader thread and its listener list survive ``disconnect(cleanup=False)`` /
+Reconnects: the reader and its listener list survive ``disconnect(cleanup=False)`` /
 ``soft_disconnect`` (they only ``pause()``; ``_create_socket`` resumes when listeners exist), so
 the listener stays registered. What changes is the secret key, mode, our SSRC and the DAVE
 session; all are read from the connection per packet (an identity check for the key), so
@@ -181,13 +182,13 @@ class VoiceReceiver:
 
     # ----------------------------------------------------------------- reader thread
     def on_packet(self, data: bytes) -> None:
-        """Socket listener: runs in discord.py's SocketReader thread for every datagram."""
+        """Socket listener: runs on the receive thread for every datagram."""
         try:
             with self._lock:
                 if self._active:
                     self._handle(data)
         except Exception:
-            # Our bug must not reach SocketReader, which would log a traceback per packet.
+            # Our bug must not reach the reader, which would log it (rate-limited) and count nothing.
             self.stats.internal_errors += 1
             self._rlog(logging.ERROR, "internal", "Voice receive failed on a packet", exc_info=True)
 

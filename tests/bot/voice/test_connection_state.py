@@ -172,3 +172,121 @@ async def test_a_normal_close_we_expected_ends_the_loop_without_a_second_disconn
     state._expecting_disconnect = True  # our own disconnect closed the socket
     await asyncio.wait_for(state._poll_voice_ws(reconnect=True), GUARD_S)
     assert state.calls == [] and state.ws.polls == 1
+
+
+# ---------------------------------------------------------------- who reads the sockets
+class Heard:
+    """A socket listener that keeps each datagram and wakes the test's loop."""
+
+    def __init__(self) -> None:
+        self.data: list[bytes] = []
+        self._loop = asyncio.get_running_loop()
+        self._changed = asyncio.Event()
+
+    def __call__(self, data: bytes) -> None:
+        self.data.append(data)
+        self._loop.call_soon_threadsafe(self._changed.set)
+
+    async def wait_for(self, n: int) -> None:
+        while len(self.data) < n:
+            self._changed.clear()
+            await asyncio.wait_for(self._changed.wait(), GUARD_S)
+
+
+def listening_connection() -> VoxcordConnectionState:
+    """A connection as discord.py leaves it after voice_server_update: a socket, reader resumed."""
+    state = VoxcordConnectionState(SimpleNamespace(stop=lambda: None, cleanup=lambda: None))
+    state._create_socket()
+    bind_new_socket(state)
+    return state
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def test_many_connections_are_read_by_one_thread() -> None:
+    threads_before = set(threading.enumerate())
+    connections = [listening_connection() for _ in range(8)]
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        heard = []
+        for i, state in enumerate(connections):
+            heard.append(Heard())
+            state.add_socket_listener(heard[-1])
+            sender.sendto(b"guild %d" % i, state.socket.getsockname())
+        for i, listener in enumerate(heard):
+            await listener.wait_for(1)
+            assert listener.data == [b"guild %d" % i]
+        # discord.py 2.7.1 starts a SocketReader thread per connection (8 here); one thread now,
+        # shared with every earlier connection in this process (so at most one more).
+        started = [t.name for t in set(threading.enumerate()) - threads_before]
+        assert len(started) <= 1, started
+    finally:
+        for state in connections:
+            await state.disconnect()
+        sender.close()
+
+
+async def test_a_raising_listener_stops_neither_the_others_nor_other_connections() -> None:
+    first, second = listening_connection(), listening_connection()
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+
+    def broken(_data: bytes) -> None:
+        raise RuntimeError("a listener's bug")
+
+    try:
+        after_broken, other_guild = Heard(), Heard()
+        first.add_socket_listener(broken)
+        first.add_socket_listener(after_broken)
+        second.add_socket_listener(other_guild)
+        for n in range(5):
+            sender.sendto(b"first %d" % n, first.socket.getsockname())
+            sender.sendto(b"second %d" % n, second.socket.getsockname())
+        await after_broken.wait_for(5)
+        await other_guild.wait_for(5)
+        assert after_broken.data == [b"first %d" % n for n in range(5)]
+        assert first._socket_reader.is_alive() and second._socket_reader.is_alive()
+    finally:
+        await first.disconnect()
+        await second.disconnect()
+        sender.close()
+
+
+async def test_listeners_survive_a_reconnect_and_hear_the_new_socket_even_on_the_old_fd_number() -> None:
+    state = listening_connection()
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        heard = Heard()
+        state.add_socket_listener(heard)
+        sender.sendto(b"before", state.socket.getsockname())
+        await heard.wait_for(1)
+        old_fd = state.socket.fileno()
+
+        await state.disconnect(cleanup=False)  # discord.py's reconnect: pause, close the socket
+        state._create_socket()  # the new handshake: a new socket (the lowest free fd), resumed
+        bind_new_socket(state)
+        assert state.socket.fileno() == old_fd  # the case a shared selector must get right
+        sender.sendto(b"after", state.socket.getsockname())
+        await heard.wait_for(2)
+        assert heard.data == [b"before", b"after"]
+    finally:
+        await state.disconnect()
+        sender.close()
+
+
+async def test_a_final_disconnect_releases_the_socket_and_the_reader() -> None:
+    fds_before = open_fds()
+    state = listening_connection()
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    heard = Heard()
+    state.add_socket_listener(heard)
+    sender.sendto(b"hello", state.socket.getsockname())
+    await heard.wait_for(1)
+    sock = state.socket
+
+    await state.disconnect()  # /leave, Discord's disconnect, SIGTERM's close: cleanup=True
+    sender.close()
+    assert sock.fileno() == -1
+    assert not state._socket_reader.is_alive()
+    assert open_fds() == fds_before
