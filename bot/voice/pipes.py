@@ -11,7 +11,6 @@ a pipe through ``call``, which wakes it.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import functools
 import logging
@@ -21,43 +20,18 @@ import threading
 from collections.abc import Callable
 from typing import IO, Any
 
+from bot.voice.selector_thread import SelectorThread
+
 log = logging.getLogger(__name__)
 
 READ_SIZE = 65_536
 
 
-class PipeHub:
+class PipeHub(SelectorThread):
     """Watches pipes from one daemon thread (started on first use)."""
 
     def __init__(self) -> None:
-        self._selector = selectors.DefaultSelector()
-        self._commands: collections.deque[Callable[[], None]] = collections.deque()
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        os.set_blocking(self._wake_w, False)
-        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
-        self._start_lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        # A caller writes the wake byte only when the hub is (about to be) asleep in ``select`` and
-        # no byte is on its way yet: every syscall on the event loop lets another thread take the
-        # GIL, and the loop then waits to get it back (~200 us per write at 50 guilds).
-        self._sleeping = False
-        self._woken = False
-
-    def call(self, command: Callable[[], None]) -> None:
-        """Run ``command`` on the hub's thread, in the order called. Any thread."""
-        self._commands.append(command)
-        if self._thread is None:
-            with self._start_lock:
-                if self._thread is None:
-                    self._thread = threading.Thread(target=self._run, name="ffmpeg-pipes", daemon=True)
-                    self._thread.start()
-        # The hub sets ``_sleeping`` before it looks at ``_commands``: if it was not asleep when the
-        # command went in, it sees the command before it sleeps.
-        if self._sleeping and not self._woken:
-            self._woken = True
-            with contextlib.suppress(BlockingIOError):  # the wake pipe is full: the hub is awake already
-                os.write(self._wake_w, b"\0")
+        super().__init__("ffmpeg-pipes")
 
     def watch_read(self, file: IO[bytes], on_readable: Callable[[], bool]) -> None:
         """``on_readable()`` whenever ``file`` is readable, until it returns False; then the hub
@@ -79,35 +53,13 @@ class PipeHub:
 
     def _run(self) -> None:
         while True:
-            self._sleeping = True
-            ready = self._selector.select(0 if self._commands else None)
-            self._sleeping = False
-            for key, _events in ready:
-                if key.data is None:
-                    self._drain_wake()
-                    continue
+            for key in self._select():
                 try:
                     key.data()
                 except Exception:  # one pipe's failure must not stop every guild's playback
                     log.exception("FFmpeg pipe handler failed; no longer watching it")
                     self.unregister(key.fileobj)
             self._run_commands()
-
-    def _drain_wake(self) -> None:
-        self._woken = False  # before reading: a byte written after this is read next time
-        try:
-            while os.read(self._wake_r, 4096):
-                pass
-        except BlockingIOError:
-            pass
-
-    def _run_commands(self) -> None:
-        while self._commands:
-            command = self._commands.popleft()
-            try:
-                command()
-            except Exception:
-                log.exception("FFmpeg pipe command failed")
 
 
 class PipeWriter:

@@ -21,17 +21,15 @@ number is reused).
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import functools
 import logging
-import os
 import selectors
 import socket
-import threading
 from collections.abc import Callable
 from typing import Any
 
+from bot.voice.selector_thread import SelectorThread
 from bot.voice.stats import RateLimitedLog
 
 log = logging.getLogger(__name__)
@@ -45,21 +43,12 @@ MAX_BATCH = 32
 Listener = Callable[[bytes], Any]
 
 
-class ReceiveHub:
+class ReceiveHub(SelectorThread):
     """Reads every watched voice socket from one daemon thread (started on first use)."""
 
     def __init__(self, *, max_batch: int = MAX_BATCH) -> None:
+        super().__init__("voice-receive")
         self._max_batch = max_batch
-        self._selector = selectors.DefaultSelector()
-        self._commands: collections.deque[Callable[[], None]] = collections.deque()
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        os.set_blocking(self._wake_w, False)
-        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
-        self._start_lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._sleeping = False  # as PipeHub: wake only a hub that is (about to be) asleep
-        self._woken = False
         self._watched: dict[SharedSocketReader, socket.socket] = {}  # the hub's thread only
         self._rlog = RateLimitedLog(log)
 
@@ -72,19 +61,6 @@ class ReceiveHub:
     def watching(self) -> int:
         """Sockets watched now (approximate from other threads)."""
         return len(self._watched)
-
-    def call(self, command: Callable[[], None]) -> None:
-        """Run ``command`` on the hub's thread, in the order called. Any thread."""
-        self._commands.append(command)
-        if self._thread is None:
-            with self._start_lock:
-                if self._thread is None:
-                    self._thread = threading.Thread(target=self._run, name="voice-receive", daemon=True)
-                    self._thread.start()
-        if self._sleeping and not self._woken:
-            self._woken = True
-            with contextlib.suppress(BlockingIOError):  # the wake pipe is full: the hub is awake already
-                os.write(self._wake_w, b"\0")
 
     def sync(self, reader: SharedSocketReader) -> None:
         """Watch what ``reader`` wants watched now (its connection's socket, or nothing). Any thread."""
@@ -125,14 +101,8 @@ class ReceiveHub:
     def _run(self) -> None:
         while True:
             try:
-                self._sleeping = True
-                ready = self._selector.select(0 if self._commands else None)
-                self._sleeping = False
-                for key, _events in ready:
-                    if key.data is None:
-                        self._drain_wake()
-                    else:
-                        self._read(key.fileobj, key.data)  # type: ignore[arg-type]
+                for key in self._select():
+                    self._read(key.fileobj, key.data)  # type: ignore[arg-type]
                 self._run_commands()
             except Exception:  # never let one bad pass stop every guild's hearing
                 self._rlog(logging.ERROR, "hub", "Voice receive pass failed", exc_info=True)
@@ -156,22 +126,6 @@ class ReceiveHub:
                 except Exception:  # one listener's bug must not stop the others, nor the thread
                     self._rlog(logging.ERROR, "listener", "Voice socket listener %r raised", listener,
                                exc_info=True)
-
-    def _drain_wake(self) -> None:
-        self._woken = False  # before reading: a byte written after this is read next time
-        try:
-            while os.read(self._wake_r, 4096):
-                pass
-        except BlockingIOError:
-            pass
-
-    def _run_commands(self) -> None:
-        while self._commands:
-            command = self._commands.popleft()
-            try:
-                command()
-            except Exception:
-                log.exception("Voice receive command failed")
 
 
 class SharedSocketReader:
