@@ -88,8 +88,11 @@ def point_discord_at(settings: Settings) -> None:
 # It also keeps only 20 idle connections and opens at most 100: a guild answering holds up to
 # three streams (chat, the sentence playing, the next one prefetched), so at 50 talking guilds
 # 96 of 100 TTS requests opened a new connection (bench/scaling.py, traced) and some queued for
-# a free one. Concurrency is already bounded by the guilds answering; the pool adds no limit.
-MISTRAL_CONNECTION_LIMITS = httpx2.Limits(max_connections=None, max_keepalive_connections=100, keepalive_expiry=55.0)
+# a free one. Concurrency is already bounded by the guilds answering; the pool adds no limit, and
+# keeps every connection the busiest moment needed for 55 s: a cap of 100 idle ones re-opened
+# connections past ~33 guilds answering at once (75 guilds: bot CPU per turn 68-69 ms with it,
+# 64 ms without; docs/decisions.md).
+MISTRAL_CONNECTION_LIMITS = httpx2.Limits(max_connections=None, max_keepalive_connections=None, keepalive_expiry=55.0)
 
 
 def make_tls_context() -> ssl.SSLContext:
