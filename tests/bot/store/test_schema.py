@@ -19,6 +19,14 @@ from .support import LATEST, FakeClock
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
+# A guild row naming only the v3 schema's columns, as the v3 code wrote it (v4 adds to it).
+V3_ROW: dict[str, Any] = {
+    "guild_id": 1, "persona": "pirate", "addressing_mode": "auto", "wake_word": None, "text_channel_id": 42,
+    "show_partial_transcripts": False, "retention_days": 30, "consent_mode": "opt_out",
+    "monthly_budget_usd": None, "turn_rate_per_minute": None, "updated_at": T0,
+    "member_turn_rate_per_minute": None, "member_command_rate_per_minute": None, "command_rate_per_minute": 90,
+}
+
 
 async def insert_row(database_url: str, table: Table, row: dict[str, Any]) -> None:
     """A row as an older version's code wrote it: the statement names exactly the columns given."""
@@ -89,12 +97,7 @@ async def test_v4_adds_the_captions_channel_off_for_every_existing_guild(databas
     # A database last opened by the v3 code, with a guild row naming only v3's columns.
     async with Database.open(database_url, clock=clock, migrations=MIGRATIONS[:3]):
         pass
-    v3_row = {
-        "guild_id": 1, "persona": "pirate", "addressing_mode": "auto", "wake_word": None, "text_channel_id": 42,
-        "show_partial_transcripts": False, "retention_days": 30, "consent_mode": "opt_out",
-        "monthly_budget_usd": None, "turn_rate_per_minute": None, "updated_at": T0,
-        "member_turn_rate_per_minute": None, "member_command_rate_per_minute": None, "command_rate_per_minute": 90,
-    }
+    v3_row = dict(V3_ROW)
     await insert_row(database_url, guild_settings, v3_row)
     async with Database.open(database_url, clock=clock) as db:
         assert await db.schema_version() == LATEST
@@ -110,13 +113,7 @@ async def test_v4_adds_the_captions_channel_off_for_every_existing_guild(databas
 async def test_v5_adds_turn_taking_settings_empty_for_every_existing_guild(database_url: str, clock: FakeClock) -> None:
     async with Database.open(database_url, clock=clock, migrations=MIGRATIONS[:4]):
         pass
-    v4_row = {
-        "guild_id": 1, "persona": "pirate", "addressing_mode": "auto", "wake_word": None, "text_channel_id": 42,
-        "show_partial_transcripts": False, "retention_days": 30, "consent_mode": "opt_out",
-        "monthly_budget_usd": None, "turn_rate_per_minute": None, "updated_at": T0,
-        "member_turn_rate_per_minute": None, "member_command_rate_per_minute": None, "command_rate_per_minute": None,
-        "captions_channel_id": 77,
-    }
+    v4_row = V3_ROW | {"command_rate_per_minute": None, "captions_channel_id": 77}
     await insert_row(database_url, guild_settings, v4_row)
     async with Database.open(database_url, clock=clock) as db:
         assert await db.schema_version() == LATEST
